@@ -1,0 +1,67 @@
+"""Reader for the IDX format of MNIST and Fashion-MNIST (gzip-compressed or raw)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read one IDX file into an array.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file, gzip-compressed (``.gz``, detected from its magic bytes) or raw.
+
+    Returns
+    -------
+    ndarray
+        Shape and dtype as the file's header says, e.g. (60000, 28, 28) uint8.
+
+    Raises
+    ------
+    DataError
+        If the file is not IDX, is truncated, or has trailing bytes.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"cannot read {path}: {exc}; delete it and fetch the dataset again") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic number); delete it and fetch the dataset again")
+    dtype = np.dtype(_DTYPES[raw[2]])
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path} is truncated (header cut short); delete it and fetch the dataset again")
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        problem = "truncated" if len(raw) < expected else "longer than its header says"
+        raise DataError(f"{path} is {problem} ({len(raw)} bytes, expected {expected}); "
+                        "delete it and fetch the dataset again")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> None:
+    """Write ``array`` as an IDX file (gzip if ``compress`` or the name ends in .gz)."""
+    path = Path(path)
+    array = np.ascontiguousarray(array)
+    codes = {np.dtype(v).newbyteorder(">") if np.dtype(v).itemsize > 1 else np.dtype(v): k for k, v in _DTYPES.items()}
+    big = array.astype(array.dtype.newbyteorder(">")) if array.dtype.itemsize > 1 else array
+    code = codes[big.dtype]
+    header = bytes([0, 0, code, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    data = header + big.tobytes()
+    if compress or (compress is None and path.suffix == ".gz"):
+        data = gzip.compress(data)
+    path.write_bytes(data)

@@ -1,0 +1,63 @@
+"""Where datasets are looked for, in order, and the error when none has them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import DataError
+
+ENV_DATA = "DRAW_STUDIO_DATA"
+ENV_NO_DOWNLOAD = "DRAW_STUDIO_NO_DOWNLOAD"
+
+
+def cache_dir() -> Path:
+    """The user's cache folder for downloaded datasets (XDG_CACHE_HOME honoured)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "draw-studio" / "data"
+
+
+def candidate_dirs(folder: str, data_dir: str | Path | None, system_dirs: tuple[str, ...] = ()) -> list[Path]:
+    """Folders that may hold dataset ``folder``, in the order they are searched.
+
+    ``--data-dir`` itself and its sub-folder ``folder``; ``$DRAW_STUDIO_DATA/folder``;
+    the cache folder; then system folders such as Debian's /usr/share/datasets.
+    """
+    dirs: list[Path] = []
+    if data_dir:
+        dirs += [Path(data_dir), Path(data_dir) / folder]
+    env = os.environ.get(ENV_DATA)
+    if env:
+        dirs.append(Path(env) / folder)
+    dirs.append(cache_dir() / folder)
+    dirs += [Path(d) for d in system_dirs]
+    return dirs
+
+
+def find_file(directory: Path, name: str) -> Path | None:
+    """``name`` or ``name.gz`` inside ``directory``, whichever exists."""
+    for candidate in (directory / name, directory / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def find_dir_with(files: list[str], dirs: list[Path]) -> Path | None:
+    """The first of ``dirs`` that holds every one of ``files`` (raw or .gz)."""
+    for directory in dirs:
+        if all(find_file(directory, name) for name in files):
+            return directory
+    return None
+
+
+def downloads_allowed(download: bool) -> bool:
+    """Downloads are on unless the caller or $DRAW_STUDIO_NO_DOWNLOAD turns them off."""
+    return download and os.environ.get(ENV_NO_DOWNLOAD, "") in ("", "0")
+
+
+def missing_error(pretty: str, dirs: list[Path], reason: str = "") -> DataError:
+    """One-line error naming every folder searched and how to fix it."""
+    where = ", ".join(str(d) for d in dict.fromkeys(dirs))
+    extra = f" ({reason})" if reason else ""
+    return DataError(f"{pretty} not found; looked in: {where}{extra}. Fix: pass --data-dir to a folder holding "
+                     f"its files, set {ENV_DATA}, or run once with network access to download it")
