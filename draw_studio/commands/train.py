@@ -1,0 +1,81 @@
+"""``draw-studio train``: train a model from a preset, or resume a checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..config import PRESETS, TrainConfig, get_preset
+from ..train import Trainer
+from .common import add_data, add_device, duration, status
+
+_TRAIN_DEFAULTS = TrainConfig()
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("train", help="train DRAW (or resume a run)", description=(
+        "Train DRAW with Adam on a dataset; checkpoints are written atomically every --checkpoint-every "
+        "steps and at the end (also on Ctrl-C)."))
+    p.add_argument("--preset", default="mnist-paper", choices=list(PRESETS), help="model preset")
+    p.add_argument("--dataset", default=None, help="dataset (default: the preset's)")
+    add_data(p)
+    p.add_argument("--steps", type=int, default=_TRAIN_DEFAULTS.steps, help="total optimiser steps")
+    p.add_argument("--epochs", type=float, default=0.0, help="train for this many epochs (overrides --steps)")
+    p.add_argument("--batch-size", type=int, default=_TRAIN_DEFAULTS.batch_size)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=_TRAIN_DEFAULTS.lr)
+    p.add_argument("--beta1", type=float, default=_TRAIN_DEFAULTS.beta1)
+    p.add_argument("--beta2", type=float, default=_TRAIN_DEFAULTS.beta2)
+    p.add_argument("--grad-clip", type=float, default=_TRAIN_DEFAULTS.grad_clip, help="gradient-norm clipping")
+    p.add_argument("--lr-schedule", default="constant", choices=("constant", "cosine", "step"))
+    p.add_argument("--lr-decay", type=float, default=_TRAIN_DEFAULTS.lr_decay, help="factor of the step schedule")
+    p.add_argument("--lr-decay-every", type=int, default=_TRAIN_DEFAULTS.lr_decay_every)
+    p.add_argument("--binarization", default=None, choices=("dynamic", "fixed", "none"),
+                   help="for a Bernoulli model: dynamic (default) or fixed")
+    p.add_argument("--validation-size", type=int, default=_TRAIN_DEFAULTS.validation_size,
+                   help="training images held out for validation")
+    p.add_argument("--validate-every", type=int, default=_TRAIN_DEFAULTS.validate_every)
+    p.add_argument("--validation-limit", type=int, default=_TRAIN_DEFAULTS.validation_limit,
+                   help="validation images used for the periodic bound")
+    p.add_argument("--checkpoint-every", type=int, default=_TRAIN_DEFAULTS.checkpoint_every)
+    p.add_argument("--report-every", type=int, default=50, help="print a line every this many steps")
+    p.add_argument("--out", required=True, help="checkpoint file to write")
+    p.add_argument("--resume", default=None, help="checkpoint to continue from (its settings are kept)")
+    add_device(p)
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    preset = get_preset(args.preset)
+    overrides = dict(preset.train_overrides)
+    if args.binarization:
+        overrides["binarization"] = args.binarization
+    config = dataclasses.replace(
+        TrainConfig(), preset=args.preset, dataset=args.dataset or preset.dataset, batch_size=args.batch_size,
+        steps=args.steps, epochs=args.epochs, lr=args.lr, beta1=args.beta1, beta2=args.beta2,
+        grad_clip=args.grad_clip, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
+        lr_decay_every=args.lr_decay_every, seed=args.seed, validation_size=args.validation_size,
+        validate_every=args.validate_every, validation_limit=args.validation_limit,
+        checkpoint_every=args.checkpoint_every, report_every=max(args.report_every, 1), **overrides)
+    trainer = Trainer(preset.model, config, data_dir=args.data_dir, out=args.out, resume=args.resume,
+                      device=args.device, download=not args.no_download)
+    try:
+        for report in trainer.run():
+            _print(report)
+    except KeyboardInterrupt:
+        path = trainer.save(wall_time=trainer.wall_time_before)
+        status(f"interrupted at step {trainer.step}; checkpoint saved to {path} (continue with --resume {path})")
+        return 130
+    return 0
+
+
+def _print(report) -> None:
+    if report.kind == "step":
+        status(f"step {report.step:>7}/{report.total_steps}  epoch {report.epoch:6.2f}  "
+               f"loss {report.loss:8.2f} (L_x {report.nll_x:7.2f} + L_z {report.kl:6.2f})  "
+               f"{report.images_per_s:6.0f} img/s  lr {report.lr:.2e}  ETA {duration(report.eta_s)}")
+    elif report.kind == "validation":
+        status(f"step {report.step:>7}  validation bound {report.bound:.2f} nats")
+    elif report.kind == "checkpoint":
+        status(f"step {report.step:>7}  checkpoint {report.path}")
+    elif report.kind in ("start", "nonfinite", "done") and report.message:
+        status(f"step {report.step:>7}  {report.message}")

@@ -1,0 +1,329 @@
+"""The training engine: a plain loop that reports its progress as it goes.
+
+``Trainer.run()`` is a generator of :class:`Report` objects. The CLI prints
+them; the GUI worker turns them into Qt signals. Pause and stop are flags
+(:class:`TrainingControl`) checked between steps.
+
+Every random choice of step s (data order, dynamic binarisation, the noise
+eps_t) is drawn from generators seeded by (seed, epoch) or (seed, s), so a run
+resumed from a checkpoint takes exactly the same steps as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .checkpoint import model_from_state, read_checkpoint, save_checkpoint
+from .config import ModelConfig, TrainConfig
+from .data import ImageSet, load_split
+from .data.binarize import dynamic_binarization, fixed_binarization
+from .device import make_generator, mix_seed, resolve_device
+from .errors import DrawStudioError
+from .evaluate import evaluate, model_inputs
+from .model import DRAW
+
+MAX_NONFINITE_IN_A_ROW = 20
+RESTORE_AFTER_NONFINITE = 3
+
+
+@dataclass
+class Report:
+    """One progress report of the training loop.
+
+    Attributes
+    ----------
+    kind : str
+        ``"start"``, ``"step"`` (every ``report_every`` steps), ``"validation"``,
+        ``"checkpoint"``, ``"nonfinite"``, ``"paused"``, ``"resumed"`` or
+        ``"done"``.
+    step : int
+        Optimiser steps completed.
+    loss, nll_x, kl : float
+        Training bound and its terms (nats per image), mean over the steps
+        since the last ``"step"`` report.
+    """
+
+    kind: str
+    step: int
+    total_steps: int
+    epoch: float = 0.0
+    loss: float = float("nan")
+    nll_x: float = float("nan")
+    kl: float = float("nan")
+    images_per_s: float = 0.0
+    lr: float = 0.0
+    wall_time: float = 0.0
+    eta_s: float = float("nan")
+    bound: float = float("nan")
+    message: str = ""
+    path: str = ""
+    step_losses: list = field(default_factory=list)
+
+
+class TrainingControl:
+    """Flags the loop checks between steps; safe to set from another thread."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_while_paused(self, timeout: float = 0.1) -> None:
+        self._running.wait(timeout)
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate at ``step`` under the configured schedule."""
+    if config.lr_schedule == "cosine":
+        progress = min(step / max(total_steps, 1), 1.0)
+        low = config.lr * config.lr_min_factor
+        return low + 0.5 * (config.lr - low) * (1 + math.cos(math.pi * progress))
+    if config.lr_schedule == "step":
+        return config.lr * config.lr_decay ** (step // max(config.lr_decay_every, 1))
+    return config.lr
+
+
+class Trainer:
+    """Trains one DRAW model.
+
+    Parameters
+    ----------
+    model_config, train_config : ModelConfig, TrainConfig
+        What to build and how to train it. With ``resume`` they come from
+        the checkpoint and only ``train_config.steps`` / ``epochs`` of the
+        arguments are used.
+    data_dir : str, optional
+        Searched first for the dataset.
+    out : str or Path, optional
+        Checkpoint written every ``checkpoint_every`` steps and at the end.
+    resume : str or Path, optional
+        Checkpoint to continue from.
+    device : str
+        ``auto``, ``cpu``, ``cuda``...
+    train_set, valid_set : ImageSet, optional
+        Data given directly (the dataset is then not loaded).
+    """
+
+    def __init__(self, model_config: ModelConfig | None, train_config: TrainConfig, data_dir: str | None = None,
+                 out: str | Path | None = None, resume: str | Path | None = None, device: str = "auto",
+                 train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
+                 download: bool = True) -> None:
+        self.device = resolve_device(device)
+        self.out = Path(out) if out else None
+        self.step = 0
+        self.wall_time_before = 0.0
+        resumed = read_checkpoint(resume) if resume else None
+        if resumed is not None:
+            saved = TrainConfig.from_dict(resumed.get("train_config") or {})
+            train_config = dataclasses.replace(saved, steps=train_config.steps, epochs=train_config.epochs)
+            model_config = ModelConfig.from_dict(resumed["model_config"])
+        self.config = train_config
+        self.train_set = train_set or load_split(train_config.dataset, "train", data_dir,
+                                                 train_config.validation_size, download)
+        self.valid_set = valid_set or load_split(train_config.dataset, "valid", data_dir,
+                                                 train_config.validation_size, download)
+        model_config = (model_config or ModelConfig()).with_image_shape(*self.train_set.shape)
+        if resumed is not None:
+            self.model = model_from_state(resumed, resume).to(self.device)
+            if model_config != self.model.config:
+                raise DrawStudioError(f"{resume} was trained on images of shape {self.model.config.channels}x"
+                                      f"{self.model.config.height}x{self.model.config.width}, the data is "
+                                      f"{'x'.join(map(str, self.train_set.shape))}; resume on the same dataset")
+        else:
+            torch.manual_seed(train_config.seed)
+            self.model = DRAW(model_config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr,
+                                          betas=(train_config.beta1, train_config.beta2))
+        if resumed is not None:
+            if resumed.get("optimizer") is None:
+                raise DrawStudioError(f"{resume} holds no optimiser state (a shipped model?); "
+                                      "fine-tune from it with a fresh run or resume from a training checkpoint")
+            self.optimizer.load_state_dict(resumed["optimizer"])
+            self.step = int(resumed["step"])
+            self.wall_time_before = float(resumed.get("extra", {}).get("wall_time", 0.0))
+        # The whole training split lives on the device as uint8: (n, C, H, W)
+        pixels, self.binary = self.train_set.images, self.train_set.binary
+        if train_config.binarization == "fixed" and model_config.likelihood == "bernoulli" and not self.binary:
+            pixels, self.binary = fixed_binarization(pixels, mix_seed(train_config.seed, 2)), True
+        self.train_pixels = torch.as_tensor(pixels).to(self.device)
+        valid_pixels, self.valid_binarization, _ = model_inputs(
+            self.valid_set.subset(slice(0, train_config.validation_limit)), model_config.likelihood)
+        self.valid_pixels = torch.as_tensor(valid_pixels)
+        self.steps_per_epoch = max(len(self.train_set) // train_config.batch_size, 1)
+        if train_config.batch_size > len(self.train_set):
+            raise DrawStudioError(f"batch size {train_config.batch_size} is larger than the "
+                                  f"{len(self.train_set)} training images; use a smaller --batch-size")
+        self.total_steps = (math.ceil(train_config.epochs * self.steps_per_epoch)
+                            if train_config.epochs > 0 else train_config.steps)
+        self._good_state = self._snapshot()
+        self.last_bound = float("nan")
+
+    # ------------------------------------------------------------------ batches
+    def batch(self, step: int) -> torch.Tensor:
+        """The training batch of optimiser step ``step`` (batch, C, H, W) in [0, 1]."""
+        cfg = self.config
+        epoch, position = divmod(step, self.steps_per_epoch)
+        order = torch.randperm(len(self.train_set), generator=make_generator(torch.device("cpu"),
+                                                                              mix_seed(cfg.seed, epoch, 1)))
+        index = order[position * cfg.batch_size:(position + 1) * cfg.batch_size].to(self.device)
+        grey = self.train_pixels[index].float()  # (batch, C, H, W)
+        if self.binary:
+            return grey
+        grey = grey / 255.0
+        if self.model.config.likelihood != "bernoulli" or cfg.binarization == "none":
+            return grey
+        return dynamic_binarization(grey, make_generator(self.device, mix_seed(cfg.seed, step, 3)))
+
+    # ------------------------------------------------------------------ state
+    def _snapshot(self) -> dict:
+        return {"model": copy.deepcopy(self.model.state_dict()),
+                "optimizer": copy.deepcopy(self.optimizer.state_dict())}
+
+    def _restore(self, snapshot: dict) -> None:
+        self.model.load_state_dict(snapshot["model"])
+        self.optimizer.load_state_dict(snapshot["optimizer"])
+
+    def save(self, path: str | Path | None = None, wall_time: float = 0.0) -> Path:
+        """Write a checkpoint of the current state (default: ``out``)."""
+        path = Path(path) if path else self.out
+        if path is None:
+            raise DrawStudioError("no checkpoint path: pass --out FILE")
+        extra = {"wall_time": float(wall_time), "valid_bound": float(self.last_bound),
+                 "torch_rng": torch.get_rng_state(), "dataset": self.config.dataset,
+                 "train_images": int(len(self.train_set)), "steps_per_epoch": int(self.steps_per_epoch)}
+        save_checkpoint(path, self.model, self.config, self.optimizer, self.step, extra)
+        return path
+
+    def validate(self) -> float:
+        """Bound (nats per image) on the first ``validation_limit`` validation images."""
+        was_training = self.model.training
+        self.model.eval()
+        result = evaluate(self.model, self.valid_pixels, batch_size=500, seed=self.config.seed,
+                          binarization=self.valid_binarization)
+        self.model.train(was_training)
+        self.last_bound = result.bound
+        return result.bound
+
+    # ------------------------------------------------------------------ loop
+    def train_step(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
+        """One optimiser step; returns (loss, nll_x, kl) as detached scalars and whether it was applied."""
+        cfg = self.config
+        x = self.batch(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(cfg, step, self.total_steps)
+        terms, _ = self.model(x, generator=make_generator(self.device, mix_seed(cfg.seed, step, 4)))
+        loss = terms.bound.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        finite = bool(torch.isfinite(loss) & torch.isfinite(grad_norm))
+        if finite:
+            self.optimizer.step()
+        return loss.detach(), terms.nll_x.mean().detach(), terms.kl.mean().detach(), finite
+
+    def run(self, control: TrainingControl | None = None) -> Iterator[Report]:
+        """Train until ``total_steps`` or a stop request, yielding reports.
+
+        The final checkpoint is written at the end and on stop. A
+        non-finite loss or gradient skips that update; after
+        ``RESTORE_AFTER_NONFINITE`` in a row the state of the last checkpoint
+        is restored, and after ``MAX_NONFINITE_IN_A_ROW`` training stops with
+        an error; a non-finite state is never written to a checkpoint.
+        """
+        control = control or TrainingControl()
+        cfg = self.config
+        self.model.train()
+        started = time.perf_counter()
+        window_start, window_images = started, 0
+        sums = torch.zeros(3, device=self.device)
+        counted = 0
+        nonfinite_in_a_row = 0
+        yield self._report("start", started, message=f"training on {self.device} from step {self.step}")
+        while self.step < self.total_steps and not control.stop_requested:
+            if control.paused:
+                yield self._report("paused", started)
+                while control.paused and not control.stop_requested:
+                    control.wait_while_paused()
+                window_start, window_images = time.perf_counter(), 0
+                yield self._report("resumed", started)
+                continue
+            loss, nll_x, kl, applied = self.train_step(self.step)
+            if not applied:
+                nonfinite_in_a_row += 1
+                restored = nonfinite_in_a_row % RESTORE_AFTER_NONFINITE == 0
+                if restored:
+                    self._restore(self._good_state)
+                yield self._report("nonfinite", started, message=(
+                    f"non-finite loss or gradient at step {self.step}: update skipped"
+                    + (", last good state restored" if restored else "")))
+                if nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW:
+                    raise DrawStudioError(f"{nonfinite_in_a_row} non-finite steps in a row at step {self.step}; "
+                                          "lower --lr or --grad-clip (the last checkpoint is intact)")
+                self.step += 1
+                continue
+            nonfinite_in_a_row = 0
+            self.step += 1
+            sums += torch.stack((loss, nll_x, kl))
+            counted += 1
+            window_images += cfg.batch_size
+            if self.step % cfg.report_every == 0 or self.step == self.total_steps:
+                means = (sums / counted).tolist()  # the one host synchronisation per report
+                now = time.perf_counter()
+                rate = window_images / max(now - window_start, 1e-9)
+                yield self._report("step", started, loss=means[0], nll_x=means[1], kl=means[2],
+                                   images_per_s=rate)
+                sums.zero_()
+                counted, window_start, window_images = 0, now, 0
+            if cfg.validate_every and self.step % cfg.validate_every == 0:
+                bound = self.validate()
+                yield self._report("validation", started, bound=bound)
+                window_start, window_images = time.perf_counter(), 0
+            if self.out is not None and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                self._good_state = self._snapshot()
+                path = self.save(wall_time=self._wall(started))
+                yield self._report("checkpoint", started, path=str(path))
+        if self.out is not None and not (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
+            path = self.save(wall_time=self._wall(started))
+            yield self._report("checkpoint", started, path=str(path))
+        yield self._report("done", started, message="stopped" if control.stop_requested else "finished")
+
+    def _wall(self, started: float) -> float:
+        return self.wall_time_before + time.perf_counter() - started
+
+    def _report(self, kind: str, started: float, **values) -> Report:
+        wall = self._wall(started)
+        rate = values.get("images_per_s", 0.0)
+        remaining = (self.total_steps - self.step) * self.config.batch_size
+        eta = remaining / rate if rate > 0 else float("nan")
+        return Report(kind=kind, step=self.step, total_steps=self.total_steps,
+                      epoch=self.step / self.steps_per_epoch, wall_time=wall, eta_s=eta,
+                      lr=learning_rate(self.config, self.step, self.total_steps), **values)
+
+
