@@ -50,6 +50,9 @@ class Report:
     loss, nll_x, kl : float
         Training bound and its terms (nats per image), mean over the steps
         since the last ``"step"`` report.
+    step_losses : list of (step, wall_time, loss, nll_x, kl)
+        Every step since the last ``"step"`` report (wall time is that of
+        the report), so that no point of the curves is lost.
     """
 
     kind: str
@@ -262,8 +265,8 @@ class Trainer:
         self.model.train()
         started = time.perf_counter()
         window_start, window_images = started, 0
-        sums = torch.zeros(3, device=self.device)
-        counted = 0
+        window_losses: list[torch.Tensor] = []  # per-step (loss, nll_x, kl), pulled to the host once per report
+        window_steps: list[int] = []
         nonfinite_in_a_row = 0
         yield self._report("start", started, message=f"training on {self.device} from step {self.step}")
         while self.step < self.total_steps and not control.stop_requested:
@@ -290,17 +293,20 @@ class Trainer:
                 continue
             nonfinite_in_a_row = 0
             self.step += 1
-            sums += torch.stack((loss, nll_x, kl))
-            counted += 1
+            window_losses.append(torch.stack((loss, nll_x, kl)))
+            window_steps.append(self.step)
             window_images += cfg.batch_size
             if self.step % cfg.report_every == 0 or self.step == self.total_steps:
-                means = (sums / counted).tolist()  # the one host synchronisation per report
+                rows = torch.stack(window_losses).cpu().tolist()  # the one host synchronisation per report
+                means = [sum(column) / len(rows) for column in zip(*rows)]
                 now = time.perf_counter()
                 rate = window_images / max(now - window_start, 1e-9)
+                wall = self._wall(started)
                 yield self._report("step", started, loss=means[0], nll_x=means[1], kl=means[2],
-                                   images_per_s=rate)
-                sums.zero_()
-                counted, window_start, window_images = 0, now, 0
+                                   images_per_s=rate,
+                                   step_losses=[(s, wall, *row) for s, row in zip(window_steps, rows)])
+                window_losses, window_steps = [], []
+                window_start, window_images = now, 0
             if cfg.validate_every and self.step % cfg.validate_every == 0:
                 bound = self.validate()
                 yield self._report("validation", started, bound=bound)
