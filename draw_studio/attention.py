@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 PARAM_COLUMNS = ("gx", "gy", "delta", "sigma2", "gamma")
-_EPS = 1e-8
 
 
 def attention_params(raw: torch.Tensor, height: int, width: int, n: int) -> torch.Tensor:
@@ -58,8 +57,10 @@ def filterbank_1d(centre: torch.Tensor, delta: torch.Tensor, sigma2: torch.Tenso
     grid = torch.arange(1, n + 1, device=centre.device, dtype=centre.dtype)  # (n,) i = 1..N
     mu = centre[:, None] + (grid - n / 2 - 0.5) * delta[:, None]  # (batch, n)
     pixels = torch.arange(1, size + 1, device=centre.device, dtype=centre.dtype)  # (size,) a = 1..A
-    filters = torch.exp(-((pixels - mu[:, :, None]) ** 2) / (2 * sigma2[:, None, None]))  # (batch, n, size)
-    return filters / filters.sum(dim=-1, keepdim=True).clamp_min(_EPS)
+    exponent = -((pixels - mu[:, :, None]) ** 2) / (2 * sigma2[:, None, None])  # (batch, n, size)
+    # exp(.) / Z_X computed as a softmax: the same numbers, but a filter whose centre lies far outside
+    # the image keeps its mass on the nearest pixels instead of underflowing to 0 / 0.
+    return torch.softmax(exponent, dim=-1)
 
 
 def filterbanks(params: torch.Tensor, height: int, width: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,92 +1,39 @@
 """Datasets: where they are found, how they are read, and how they are binarised.
 
 Every loader returns an :class:`ImageSet` of uint8 images (n, C, H, W). The
-public entry point is :func:`load_split`.
+public entry point is :func:`load_split`. Each dataset lives in its own module
+(``mnist``, ``fashion_mnist``, ``binarized_mnist``, ``two_digit``, ``svhn``,
+``cifar10``, ``folder``) and is registered in :data:`DATASETS`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from ..errors import DataError
 from .binarize import FIXED_BINARIZATION_SEED, fixed_binarization
-from .locate import cache_dir, candidate_dirs, downloads_allowed, find_dir_with, find_file, missing_error
-from .idx import read_idx
+from .binarized_mnist import BINARIZED_MNIST
+from .cifar10 import CIFAR10
+from .fashion_mnist import FASHION_MNIST
+from .folder import FOLDER
+from .imageset import DatasetSpec, ImageSet
+from .locate import cache_dir, candidate_dirs, downloads_allowed, find_dir_with, missing_error
+from .mnist import MNIST
+from .svhn import SVHN
+from .two_digit import TWO_DIGIT_MNIST
 
 SPLITS = ("train", "valid", "test")
 
-
-@dataclass
-class ImageSet:
-    """Images of one split.
-
-    Attributes
-    ----------
-    images : ndarray, shape (n, C, H, W), uint8
-        Grey levels 0..255, or 0/1 when ``binary`` is true.
-    labels : ndarray, shape (n,), int64, or None
-    binary : bool
-        Pixels are already 0/1 (e.g. the Salakhutdinov-Murray files).
-    source : str
-        Where the data came from, for messages and logs.
-    """
-
-    images: np.ndarray
-    labels: np.ndarray | None
-    binary: bool
-    source: str
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one image."""
-        return tuple(self.images.shape[1:])
-
-    def subset(self, index) -> "ImageSet":
-        labels = None if self.labels is None else self.labels[index]
-        return ImageSet(self.images[index], labels, self.binary, self.source)
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """How to find and read one dataset.
-
-    ``load(directory, part)`` reads part ``"train"`` or ``"test"`` from a folder
-    holding ``files``; ``download(directory)`` fetches them (or is None).
-    """
-
-    pretty: str
-    folder: str
-    files: tuple[str, ...]
-    load: Callable[[Path, str], ImageSet]
-    download: Callable[[Path], None] | None = None
-    system_dirs: tuple[str, ...] = ()
-    has_validation_file: bool = False
-
-
-def _load_idx_pair(directory: Path, part: str) -> ImageSet:
-    prefix = "train" if part == "train" else "t10k"
-    images_path = find_file(directory, f"{prefix}-images-idx3-ubyte")
-    labels_path = find_file(directory, f"{prefix}-labels-idx1-ubyte")
-    images = read_idx(images_path)
-    labels = read_idx(labels_path).astype(np.int64)
-    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-        raise DataError(f"{images_path} and {labels_path} do not match: {images.shape} images, "
-                        f"{labels.shape} labels; replace them with the original files")
-    return ImageSet(images[:, None], labels, False, str(directory))
-
-
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-
 DATASETS: dict[str, DatasetSpec] = {
-    "mnist": DatasetSpec("MNIST", "mnist", MNIST_FILES, _load_idx_pair),
+    "mnist": MNIST,
+    "fashion-mnist": FASHION_MNIST,
+    "binarized-mnist": BINARIZED_MNIST,
+    "two-digit-mnist": TWO_DIGIT_MNIST,
+    "svhn": SVHN,
+    "cifar10": CIFAR10,
+    "folder": FOLDER,
 }
 
 
@@ -107,19 +54,30 @@ def locate(name: str, data_dir: str | Path | None = None, download: bool = True)
         One line naming every folder searched and the fix.
     """
     spec = get_dataset(name)
+    if spec.needs_data_dir:
+        return _own_folder(spec, data_dir)
     dirs = candidate_dirs(spec.folder, data_dir, spec.system_dirs)
     found = find_dir_with(list(spec.files), dirs)
     if found is not None:
         return found
     if spec.download is None or not downloads_allowed(download):
         reason = "downloads are off" if spec.download is not None else "it cannot be downloaded automatically"
-        raise missing_error(spec.pretty, dirs, reason)
+        raise missing_error(spec.pretty, dirs, reason, spec.hint, spec.download is not None)
     target = cache_dir() / spec.folder
     try:
         spec.download(target)
     except DataError as exc:
-        raise missing_error(spec.pretty, dirs, f"download failed: {exc}") from None
+        raise missing_error(spec.pretty, dirs, f"download failed: {exc}", spec.hint) from None
     return target
+
+
+def _own_folder(spec: DatasetSpec, data_dir: str | Path | None) -> Path:
+    """``--data-dir`` itself, for a dataset that is a folder of the user's own files."""
+    if not data_dir:
+        raise DataError(f"the {spec.pretty} dataset reads the images of --data-dir; pass --data-dir FOLDER")
+    if not Path(data_dir).is_dir():
+        raise DataError(f"--data-dir {data_dir} is not a folder; pass --data-dir to a folder of images")
+    return Path(data_dir)
 
 
 def load_split(name: str, split: str, data_dir: str | Path | None = None, validation_size: int = 10_000,
@@ -145,11 +103,23 @@ def load_split(name: str, split: str, data_dir: str | Path | None = None, valida
         raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     spec = get_dataset(name)
     directory = locate(name, data_dir, download)
-    if spec.has_validation_file or split == "test":
+    images = _source_split(spec, directory, split, validation_size)
+    return spec.derive(images, split) if spec.derive is not None else images
+
+
+def _source_split(spec: DatasetSpec, directory: Path, split: str, validation_size: int) -> ImageSet:
+    """Split ``split`` of what ``spec.load`` reads: its own file, or a cut of the training part."""
+    if spec.has_validation_file:
         return spec.load(directory, split)
+    if split == "test":
+        test = spec.load(directory, "test")
+        if test is not None:
+            return test
+        split = "valid"  # no test part: the validation split stands in for it
     full = spec.load(directory, "train")
     if not 0 < validation_size < len(full):
-        raise DataError(f"validation size {validation_size} must be between 1 and {len(full) - 1} for {spec.pretty}")
+        raise DataError(f"validation size {validation_size} must be between 1 and {len(full) - 1} for "
+                        f"{spec.pretty} ({len(full)} training images); pass a validation size in that range")
     cut = len(full) - validation_size
     return full.subset(slice(0, cut) if split == "train" else slice(cut, None))
 

@@ -20,12 +20,14 @@ def cache_dir() -> Path:
 def candidate_dirs(folder: str, data_dir: str | Path | None, system_dirs: tuple[str, ...] = ()) -> list[Path]:
     """Folders that may hold dataset ``folder``, in the order they are searched.
 
-    ``--data-dir`` itself and its sub-folder ``folder``; ``$DRAW_STUDIO_DATA/folder``;
-    the cache folder; then system folders such as Debian's /usr/share/datasets.
+    ``--data-dir``'s sub-folder ``folder``, then ``--data-dir`` itself (sub-folder
+    first, so a parent of both mnist/ and fashion-mnist/ picks the right one);
+    ``$DRAW_STUDIO_DATA/folder``; the cache folder; then system folders such as
+    Debian's /usr/share/datasets.
     """
     dirs: list[Path] = []
     if data_dir:
-        dirs += [Path(data_dir), Path(data_dir) / folder]
+        dirs += [Path(data_dir) / folder, Path(data_dir)]
     env = os.environ.get(ENV_DATA)
     if env:
         dirs.append(Path(env) / folder)
@@ -55,9 +57,18 @@ def downloads_allowed(download: bool) -> bool:
     return download and os.environ.get(ENV_NO_DOWNLOAD, "") in ("", "0")
 
 
-def missing_error(pretty: str, dirs: list[Path], reason: str = "") -> DataError:
-    """One-line error naming every folder searched and how to fix it."""
+def missing_error(pretty: str, dirs: list[Path], reason: str = "", hint: str = "",
+                  downloadable: bool = True) -> DataError:
+    """One-line error naming every folder searched and how to fix it.
+
+    ``hint`` (e.g. where to get the files by hand) is appended to the fix.
+    """
     where = ", ".join(str(d) for d in dict.fromkeys(dirs))
     extra = f" ({reason})" if reason else ""
-    return DataError(f"{pretty} not found; looked in: {where}{extra}. Fix: pass --data-dir to a folder holding "
-                     f"its files, set {ENV_DATA}, or run once with network access to download it")
+    if downloadable:
+        fix = (f"pass --data-dir to a folder holding its files, set {ENV_DATA}, or run once with network "
+               "access to download it")
+    else:
+        fix = f"pass --data-dir to a folder holding its files or set {ENV_DATA}"
+    fix += f"; {hint}" if hint else ""
+    return DataError(f"{pretty} not found; looked in: {where}{extra}. Fix: {fix}")

@@ -1,0 +1,93 @@
+"""The command line end to end, in a temporary folder, on real MNIST."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from tiny_data import MNIST_DIR, REPO
+
+
+def draw_studio(*args, cwd, env_extra=None):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DRAW_STUDIO_NO_DOWNLOAD": "1",
+           "XDG_CACHE_HOME": str(cwd / "cache"), **(env_extra or {})}
+    env.pop("DRAW_STUDIO_DATA", None)
+    return subprocess.run([sys.executable, "-m", "draw_studio", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli")
+    result = draw_studio("train", "--preset", "tiny", "--data-dir", MNIST_DIR, "--steps", 12, "--batch-size", 16,
+                         "--seed", 1, "--out", "X.ckpt", "--validate-every", 6, "--validation-limit", 100,
+                         "--report-every", 4, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_train_writes_a_checkpoint_and_reports(trained):
+    assert (trained / "X.ckpt").is_file()
+
+
+def test_eval_json_is_finite_and_repeats_exactly(trained):
+    args = ("eval", "X.ckpt", "--data-dir", MNIST_DIR, "--split", "test", "--limit", 100, "--json")
+    first, second = draw_studio(*args, cwd=trained), draw_studio(*args, cwd=trained)
+    assert first.returncode == 0, first.stderr
+    a, b = json.loads(first.stdout), json.loads(second.stdout)
+    assert a == b
+    assert a["n"] == 100 and 0 < a["bound"] < 1000
+    assert a["bound"] == pytest.approx(a["nll_x"] + a["kl"])
+    assert a["binarization"] == "fixed"
+
+
+def test_importance_weighted_bound_is_not_looser(trained):
+    result = draw_studio("eval", "X.ckpt", "--data-dir", MNIST_DIR, "--limit", 50, "--importance-samples", 8,
+                         "--json", cwd=trained)
+    values = json.loads(result.stdout)
+    assert values["iw_bound"] <= values["bound"] + 1.0
+
+
+def test_sample_writes_a_grid_png(trained):
+    result = draw_studio("sample", "X.ckpt", "-n", 16, "--out", "grid.png", "--scale", 2, cwd=trained)
+    assert result.returncode == 0, result.stderr
+    with Image.open(trained / "grid.png") as image:
+        assert image.size == ((4 * 29 + 1) * 2, (4 * 29 + 1) * 2)
+
+
+def test_resume_from_the_cli_continues_the_step_count(trained):
+    result = draw_studio("train", "--preset", "tiny", "--data-dir", MNIST_DIR, "--steps", 16, "--batch-size", 16,
+                         "--out", "Y.ckpt", "--resume", "X.ckpt", "--validate-every", 0, "--report-every", 4,
+                         cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "from step 12" in result.stderr and "step      16/16" in result.stderr
+
+
+def one_line_error(result):
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_truncated_checkpoint_is_one_clear_line(trained):
+    data = (trained / "X.ckpt").read_bytes()
+    (trained / "cut.ckpt").write_bytes(data[:1000])
+    line = one_line_error(draw_studio("eval", "cut.ckpt", "--data-dir", MNIST_DIR, "--json", cwd=trained))
+    assert "cut.ckpt" in line and "truncated or corrupt" in line
+
+
+def test_missing_dataset_is_one_clear_line(tmp_path):
+    line = one_line_error(draw_studio("train", "--preset", "tiny", "--data-dir", tmp_path / "nowhere",
+                                      "--steps", 2, "--out", "Z.ckpt", cwd=tmp_path))
+    assert "MNIST not found" in line and "nowhere" in line and "--data-dir" in line
+    assert not (tmp_path / "Z.ckpt").exists()
+
+
+def test_bad_arguments_are_one_clear_line(tmp_path):
+    line = one_line_error(draw_studio("train", "--preset", "tiny", "--data-dir", MNIST_DIR, "--batch-size", 0,
+                                      "--out", "Z.ckpt", cwd=tmp_path))
+    assert "batch size" in line

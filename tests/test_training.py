@@ -1,0 +1,140 @@
+"""The training engine and checkpoints: resume, NaN guard, pause/stop, corrupt files."""
+
+import dataclasses
+import threading
+
+import pytest
+import torch
+
+from draw_studio.checkpoint import load_model, read_checkpoint, save_checkpoint
+from draw_studio.config import TrainConfig, get_preset
+from draw_studio.errors import CheckpointError, DrawStudioError
+from draw_studio.model import DRAW
+from draw_studio.train import Trainer, TrainingControl, learning_rate
+
+from tiny_data import mnist_slice
+
+TINY = get_preset("tiny").model
+
+
+def config(**changes) -> TrainConfig:
+    base = TrainConfig(preset="tiny", batch_size=16, steps=6, seed=3, validate_every=0, checkpoint_every=0,
+                       report_every=1, validation_limit=64)
+    return dataclasses.replace(base, **changes)
+
+
+def trainer(train_config, **kwargs) -> Trainer:
+    return Trainer(TINY, train_config, train_set=mnist_slice("train", 200), valid_set=mnist_slice("valid", 64),
+                   device="cpu", **kwargs)
+
+
+def step_losses(reports):
+    return [row[2] for report in reports if report.kind == "step" for row in report.step_losses]
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
+    whole = step_losses(trainer(config(steps=8)).run())
+    first = trainer(config(steps=4), out=tmp_path / "half.ckpt")
+    first_losses = step_losses(first.run())
+    second_losses = step_losses(trainer(config(steps=8), resume=tmp_path / "half.ckpt").run())
+    assert len(whole) == 8
+    assert first_losses + second_losses == whole  # bit for bit
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tmp_path):
+    model = DRAW(TINY)
+    save_checkpoint(tmp_path / "m.ckpt", model, config(), step=7)
+    loaded, state = load_model(tmp_path / "m.ckpt")
+    assert state["step"] == 7
+    assert loaded.config == model.config
+    x = torch.rand(3, 1, 28, 28).round()
+    a = model(x, generator=torch.Generator().manual_seed(1))[0].bound
+    b = loaded(x, generator=torch.Generator().manual_seed(1))[0].bound
+    assert torch.equal(a, b)
+    assert torch.equal(model.generate(2, torch.Generator().manual_seed(2))[0],
+                       loaded.generate(2, torch.Generator().manual_seed(2))[0])
+
+
+def test_truncated_corrupt_and_foreign_checkpoints_get_clear_errors(tmp_path):
+    path = tmp_path / "m.ckpt"
+    save_checkpoint(path, DRAW(TINY), config())
+    data = path.read_bytes()
+    (tmp_path / "truncated.ckpt").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint at all" * 10)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.ckpt")
+    for name, pattern in [("truncated", "truncated or corrupt"), ("garbage", "truncated or corrupt"),
+                          ("foreign", "not a DRAW Studio checkpoint"), ("missing", "does not exist")]:
+        with pytest.raises(CheckpointError, match=pattern):
+            load_model(tmp_path / f"{name}.ckpt")
+
+
+def test_mismatched_weights_get_a_clear_error(tmp_path):
+    path = tmp_path / "m.ckpt"
+    save_checkpoint(path, DRAW(TINY), config())
+    state = read_checkpoint(path)
+    state["model_config"]["z_size"] = 9
+    torch.save(state, tmp_path / "edited.ckpt")
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_model(tmp_path / "edited.ckpt")
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path):
+    path = tmp_path / "m.ckpt"
+    model = DRAW(TINY)
+    save_checkpoint(path, model, config(), step=1)
+    before = path.read_bytes()
+    with torch.no_grad():
+        model.write_out.weight[0, 0] = float("nan")
+    with pytest.raises(DrawStudioError, match="non-finite"):
+        save_checkpoint(path, model, config(), step=2)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.ckpt"]
+
+
+def test_nonfinite_steps_are_skipped_and_the_good_state_restored(tmp_path):
+    run = trainer(config(steps=6), out=tmp_path / "m.ckpt")
+    with torch.no_grad():
+        run.model.latent.weight[0, 0] = float("inf")  # the state after construction was good
+    reports = list(run.run())
+    kinds = [r.kind for r in reports]
+    assert kinds.count("nonfinite") == 3
+    assert "restored" in [r for r in reports if r.kind == "nonfinite"][-1].message
+    assert all(torch.isfinite(p).all() for p in run.model.parameters())
+    finite_losses = step_losses(reports)
+    assert len(finite_losses) == 3 and all(map(lambda v: v == v, finite_losses))
+    model, _ = load_model(tmp_path / "m.ckpt")
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_stop_and_pause_flags_are_checked_between_steps(tmp_path):
+    control = TrainingControl()
+    run = trainer(config(steps=1000), out=tmp_path / "m.ckpt")
+    seen = []
+    for report in run.run(control):
+        seen.append(report.kind)
+        if report.kind == "step" and report.step == 2:
+            control.pause()
+            threading.Timer(0.2, control.resume).start()
+        if report.kind == "step" and report.step == 4:
+            control.stop()
+    assert "paused" in seen and "resumed" in seen
+    assert seen[-1] == "done" and run.step == 4
+    assert read_checkpoint(tmp_path / "m.ckpt")["step"] == 4
+
+
+def test_validation_and_periodic_checkpoints(tmp_path):
+    run = trainer(config(steps=4, validate_every=2, checkpoint_every=2), out=tmp_path / "m.ckpt")
+    reports = list(run.run())
+    bounds = [r.bound for r in reports if r.kind == "validation"]
+    assert len(bounds) == 2 and all(400 < b < 700 for b in bounds)
+    assert [r.step for r in reports if r.kind == "checkpoint"] == [2, 4]
+
+
+def test_learning_rate_schedules():
+    assert learning_rate(config(lr=0.01), 50, 100) == 0.01
+    cosine = config(lr=0.01, lr_schedule="cosine", lr_min_factor=0.1)
+    assert learning_rate(cosine, 0, 100) == pytest.approx(0.01)
+    assert learning_rate(cosine, 50, 100) == pytest.approx(0.0055)
+    assert learning_rate(cosine, 100, 100) == pytest.approx(0.001)
+    stepped = config(lr=0.01, lr_schedule="step", lr_decay=0.5, lr_decay_every=10)
+    assert learning_rate(stepped, 25, 100) == pytest.approx(0.0025)
