@@ -39,6 +39,9 @@ def atomic_write(path: str | Path, write) -> None:
     os.close(fd)
     try:
         write(temp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp made it private; give it the usual permissions
         os.replace(temp, path)
     except OSError as exc:
         raise DrawStudioError(f"could not write {path}: {exc.strerror or exc}; free some space or choose "

@@ -29,7 +29,9 @@ from .data.binarize import dynamic_binarization, fixed_binarization
 from .device import make_generator, mix_seed, resolve_device
 from .errors import DrawStudioError
 from .evaluate import evaluate, model_inputs
+from .fast import fast_backward
 from .model import DRAW
+from .training_log import TrainingLogWriter
 
 MAX_NONFINITE_IN_A_ROW = 20
 RESTORE_AFTER_NONFINITE = 3
@@ -113,6 +115,12 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.lr
 
 
+def default_log_path(checkpoint: str | Path) -> Path:
+    """The training log written beside a checkpoint: ``X.ckpt`` -> ``X.log.h5``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".log.h5")
+
+
 class Trainer:
     """Trains one DRAW model.
 
@@ -132,13 +140,23 @@ class Trainer:
         ``auto``, ``cpu``, ``cuda``...
     train_set, valid_set : ImageSet, optional
         Data given directly (the dataset is then not loaded).
+    log : str, Path, bool or None
+        Training log (HDF5, SWMR) to write; ``True`` (default) puts it beside
+        ``out`` (``X.ckpt`` -> ``X.log.h5``), ``None``/``False`` writes none.
+    fast : bool
+        Use ``draw_studio.fast.fast_backward`` (same numbers, faster) rather
+        than autograd through ``DRAW.forward``.
     """
 
     def __init__(self, model_config: ModelConfig | None, train_config: TrainConfig, data_dir: str | None = None,
                  out: str | Path | None = None, resume: str | Path | None = None, device: str = "auto",
                  train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
-                 download: bool = True) -> None:
+                 download: bool = True, fast: bool = True, log: str | Path | None | bool = True) -> None:
         self.device = resolve_device(device)
+        self.fast = fast
+        if log is True:
+            log = default_log_path(out) if out else None
+        self.log_path = Path(log) if log else None
         self.out = Path(out) if out else None
         self.step = 0
         self.wall_time_before = 0.0
@@ -241,10 +259,14 @@ class Trainer:
         x = self.batch(step)
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(cfg, step, self.total_steps)
-        terms, _ = self.model(x, generator=make_generator(self.device, mix_seed(cfg.seed, step, 4)))
-        loss = terms.bound.mean()
+        generator = make_generator(self.device, mix_seed(cfg.seed, step, 4))
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.fast:
+            terms = fast_backward(self.model, x, generator)
+        else:
+            terms, _ = self.model(x, generator=generator)
+            terms.bound.mean().backward()
+        loss = terms.bound.mean()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         finite = bool(torch.isfinite(loss) & torch.isfinite(grad_norm))
         if finite:
@@ -260,7 +282,18 @@ class Trainer:
         is restored, and after ``MAX_NONFINITE_IN_A_ROW`` training stops with
         an error; a non-finite state is never written to a checkpoint.
         """
-        control = control or TrainingControl()
+        log = (TrainingLogWriter(self.log_path, self.model.config, self.config, resume_step=self.step)
+               if self.log_path else None)
+        try:
+            for report in self._run(control or TrainingControl()):
+                if log is not None:
+                    log.handle(report)
+                yield report
+        finally:
+            if log is not None:
+                log.close()
+
+    def _run(self, control: TrainingControl) -> Iterator[Report]:
         cfg = self.config
         self.model.train()
         started = time.perf_counter()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import torch
+
 from ..config import PRESETS, TrainConfig, get_preset
 from ..train import Trainer
 from .common import add_data, add_device, duration, status
@@ -38,6 +40,10 @@ def add_parser(subparsers) -> None:
                    help="validation images used for the periodic bound")
     p.add_argument("--checkpoint-every", type=int, default=_TRAIN_DEFAULTS.checkpoint_every)
     p.add_argument("--report-every", type=int, default=50, help="print a line every this many steps")
+    p.add_argument("--plain", action="store_true", help="plain autograd step instead of the fast path (same numbers)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    p.add_argument("--log", default=None, help="training log (HDF5) to write (default: beside --out, X.log.h5)")
+    p.add_argument("--no-log", action="store_true", help="write no training log")
     p.add_argument("--out", required=True, help="checkpoint file to write")
     p.add_argument("--resume", default=None, help="checkpoint to continue from (its settings are kept)")
     add_device(p)
@@ -56,8 +62,11 @@ def run(args) -> int:
         lr_decay_every=args.lr_decay_every, seed=args.seed, validation_size=args.validation_size,
         validate_every=args.validate_every, validation_limit=args.validation_limit,
         checkpoint_every=args.checkpoint_every, report_every=max(args.report_every, 1), **overrides)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     trainer = Trainer(preset.model, config, data_dir=args.data_dir, out=args.out, resume=args.resume,
-                      device=args.device, download=not args.no_download)
+                      device=args.device, download=not args.no_download, fast=not args.plain,
+                      log=False if args.no_log else (args.log or True))
     try:
         for report in trainer.run():
             _print(report)

@@ -1,0 +1,222 @@
+"""Pictures of a trace: one PNG per step, an animated GIF or an MP4.
+
+Frame s (s = 0..T) shows the mean image sigmoid(c_s) of every image of the
+trace, tiled, with nearest-neighbour upscaling. With ``windows=True`` frame
+s >= 1 also shows the attention windows of the step that produced it, step
+s - 1: where it read (red) and where it wrote (green). Frame 0 (the empty
+canvas) has no windows. A window is drawn as the extent of its filter grid,
+gx +- delta (N - 1) / 2 by gy +- delta (N - 1) / 2 (the outer filter centres,
+1-based pixel coordinates, pixel a centred on a), with a border as wide as
+the filters: sqrt(sigma2) picture pixels at scale 1 (at least 1 pixel).
+
+Every file is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .checkpoint import atomic_write
+from .errors import DrawStudioError
+from .images import tile, to_uint8, upscale
+from .trace import Trace
+
+READ_COLOUR = (255, 0, 0)
+WRITE_COLOUR = (0, 255, 0)
+PADDING = 1
+
+Progress = Callable[[int, int], None]
+
+
+def frame_layout(trace: Trace, columns: int | None = None) -> tuple[int, int]:
+    """(columns, rows) of the image grid of a frame."""
+    columns = columns or max(1, int(np.ceil(np.sqrt(trace.n))))
+    if columns < 1:
+        raise DrawStudioError(f"columns must be at least 1, got {columns}")
+    return columns, int(np.ceil(trace.n / columns))
+
+
+def render_frame(trace: Trace, step: int, scale: int = 4, windows: bool = False,
+                 columns: int | None = None) -> np.ndarray:
+    """The picture of frame ``step`` (0..T).
+
+    Returns
+    -------
+    ndarray, shape (H', W', C'), uint8
+        C' is the trace's channels, or 3 when windows are drawn.
+    """
+    if not 0 <= step <= trace.steps:
+        raise DrawStudioError(f"frame {step} does not exist; a trace of {trace.steps} steps has frames "
+                              f"0..{trace.steps}")
+    if scale < 1:
+        raise DrawStudioError(f"scale must be a whole number of at least 1, got {scale}")
+    columns, _ = frame_layout(trace, columns)
+    images = to_uint8(trace.mean_images(step))  # (n, C, H, W)
+    if windows and images.shape[1] == 1:
+        images = images.repeat(3, axis=1)
+    picture = upscale(tile(images, columns, padding=PADDING), scale)
+    if windows and step >= 1:
+        for params, size, colour in ((trace.read_params, trace.model_config.read_n, READ_COLOUR),
+                                     (trace.write_params, trace.model_config.write_n, WRITE_COLOUR)):
+            if params is not None:
+                for i in range(trace.n):
+                    _draw_window(picture, i, columns, trace, params[i, step - 1], size, scale, colour)
+    return picture
+
+
+def window_box(params: np.ndarray, n: int) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1): the extent of the filter grid in 1-based pixel coordinates."""
+    gx, gy, delta, _, _ = (float(v) for v in params)
+    half = delta * (n - 1) / 2
+    return gx - half, gx + half, gy - half, gy + half
+
+
+def border_width(sigma2: float, scale: int) -> int:
+    """Border of a window in picture pixels: the filter width sqrt(sigma2) times ``scale``, at least 1."""
+    return max(1, int(round(np.sqrt(max(float(sigma2), 0.0)) * scale)))
+
+
+def _draw_window(picture: np.ndarray, index: int, columns: int, trace: Trace, params: np.ndarray, n: int,
+                 scale: int, colour: tuple[int, int, int]) -> None:
+    """Paint the border of one window onto image ``index`` of the tiled picture, clipped to that image."""
+    cfg = trace.model_config
+    top = (PADDING + (index // columns) * (cfg.height + PADDING)) * scale
+    left = (PADDING + (index % columns) * (cfg.width + PADDING)) * scale
+    x0, x1, y0, y1 = window_box(params, n)
+    # 1-based coordinate u maps to picture offset (u - 0.5) * scale inside the image (pixel a covers a +- 0.5)
+    x0, x1, y0, y1 = ((v - 0.5) * scale for v in (x0, x1, y0, y1))
+    half = border_width(params[3], scale) / 2
+    xs = np.arange(cfg.width * scale) + 0.5  # pixel centres of the image's picture columns
+    ys = np.arange(cfg.height * scale) + 0.5
+    in_x = (xs >= x0 - half) & (xs <= x1 + half)
+    in_y = (ys >= y0 - half) & (ys <= y1 + half)
+    inner_x = (xs > x0 + half) & (xs < x1 - half)
+    inner_y = (ys > y0 + half) & (ys < y1 - half)
+    band = (in_y[:, None] & in_x[None, :]) & ~(inner_y[:, None] & inner_x[None, :])  # (H*scale, W*scale)
+    region = picture[top:top + cfg.height * scale, left:left + cfg.width * scale]
+    region[band] = colour
+
+
+def frames(trace: Trace, scale: int = 4, windows: bool = False, columns: int | None = None,
+           multiple: int = 1) -> Iterator[np.ndarray]:
+    """Frames 0..T, each padded at the bottom and right to a multiple of ``multiple`` pixels."""
+    for step in range(trace.steps + 1):
+        picture = render_frame(trace, step, scale, windows, columns)
+        if multiple > 1:
+            h, w = picture.shape[:2]
+            pad = ((0, -h % multiple), (0, -w % multiple), (0, 0))
+            picture = np.pad(picture, pad, constant_values=64)
+        yield picture
+
+
+def _pil(picture: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(np.ascontiguousarray(picture[:, :, 0] if picture.shape[2] == 1 else picture))
+
+
+def export_frames(trace: Trace, out_dir: str | Path, scale: int = 4, windows: bool = False,
+                  columns: int | None = None, progress: Progress | None = None) -> list[Path]:
+    """Write ``frame_000.png`` .. one PNG per canvas state c_0..c_T into ``out_dir``.
+
+    The frames are written into a temporary folder inside ``out_dir`` and
+    moved in only when all are done, so an interrupted export leaves no
+    partial PNG and no new frame. ``progress(done, total)`` is called after
+    each frame. Returns the paths written.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.parent.is_dir():
+        raise DrawStudioError(f"cannot write frames into {out_dir}: folder {out_dir.parent} does not exist")
+    out_dir.mkdir(exist_ok=True)
+    total = trace.steps + 1
+    digits = max(3, len(str(trace.steps)))
+    temp = Path(tempfile.mkdtemp(prefix=".frames-", dir=out_dir))
+    try:
+        names = []
+        for step, picture in enumerate(frames(trace, scale, windows, columns)):
+            name = f"frame_{step:0{digits}d}.png"
+            _pil(picture).save(temp / name, format="PNG")
+            names.append(name)
+            if progress is not None:
+                progress(step + 1, total)
+        for name in names:
+            os.replace(temp / name, out_dir / name)
+    except OSError as exc:
+        raise DrawStudioError(f"could not write frames into {out_dir}: {exc}; free some space or choose "
+                              "another folder") from None
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+    return [out_dir / name for name in names]
+
+
+def export_gif(trace: Trace, path: str | Path, fps: float = 8, loop: int = 0, scale: int = 4,
+               windows: bool = False, columns: int | None = None, hold_last: float = 1.0,
+               progress: Progress | None = None) -> None:
+    """Write the frames as an animated GIF.
+
+    Parameters
+    ----------
+    fps : float
+        Frames per second.
+    loop : int
+        0 repeats forever, k plays k + 1 times (Pillow's convention).
+    hold_last : float
+        Seconds the last frame stays up before the animation starts again.
+    """
+    if fps <= 0:
+        raise DrawStudioError(f"fps must be positive, got {fps}")
+    total = trace.steps + 1
+    pictures = []
+    for step, picture in enumerate(frames(trace, scale, windows, columns)):
+        pictures.append(_pil(picture))
+        if progress is not None:
+            progress(step + 1, total)
+    duration = [int(round(1000 / fps))] * total
+    duration[-1] = max(duration[-1], int(round(1000 * hold_last)))
+    atomic_write(path, lambda temp: pictures[0].save(temp, format="GIF", save_all=True,
+                                                     append_images=pictures[1:], duration=duration,
+                                                     loop=int(loop), optimize=False))
+
+
+def export_mp4(trace: Trace, path: str | Path, fps: float = 8, scale: int = 4, windows: bool = False,
+               columns: int | None = None, progress: Progress | None = None) -> None:
+    """Write the frames as an H.264 MP4 (needs the ``imageio-ffmpeg`` package).
+
+    Frames are padded to a multiple of 16 pixels (the codec's block size)
+    and streamed to the encoder one at a time.
+    """
+    if fps <= 0:
+        raise DrawStudioError(f"fps must be positive, got {fps}")
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise DrawStudioError("MP4 export needs the ffmpeg plugin of imageio; run: pip install imageio-ffmpeg "
+                              "(or export a GIF or frames instead)") from None
+    total = trace.steps + 1
+
+    def write(temp: str) -> None:
+        writer = None
+        try:
+            for step, picture in enumerate(frames(trace, scale, windows, columns, multiple=16)):
+                if picture.shape[2] == 1:
+                    picture = picture.repeat(3, axis=2)
+                if writer is None:
+                    writer = imageio_ffmpeg.write_frames(
+                        temp, (picture.shape[1], picture.shape[0]), fps=fps, codec="libx264", pix_fmt_in="rgb24",
+                        pix_fmt_out="yuv420p", macro_block_size=16, output_params=["-f", "mp4"],
+                        ffmpeg_log_level="error")
+                    writer.send(None)  # start the encoder
+                writer.send(np.ascontiguousarray(picture).tobytes())
+                if progress is not None:
+                    progress(step + 1, total)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    atomic_write(path, write)
