@@ -1,0 +1,66 @@
+"""Timing helpers: warm-up, then the median of several timed windows."""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+import time
+from typing import Callable
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def median_rate(work: Callable[[], None], items_per_call: int, windows: int = 5, calls_per_window: int = 2,
+                warmup: int = 1) -> float:
+    """Items per second: median over ``windows`` timed windows after ``warmup`` calls."""
+    for _ in range(warmup):
+        work()
+    rates = []
+    for _ in range(windows):
+        start = time.perf_counter()
+        for _ in range(calls_per_window):
+            work()
+        rates.append(items_per_call * calls_per_window / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def median_seconds(work: Callable[[], None], repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of one call, after ``warmup`` calls."""
+    for _ in range(warmup):
+        work()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 7, device: torch.device | None = None) -> float:
+    """The machine's fp32 matrix-multiply throughput (GFLOP/s): median of square products."""
+    device = device or torch.device("cpu")
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+
+    def product() -> None:
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    seconds = median_seconds(product, repeats=repeats, warmup=2)
+    return 2 * size ** 3 / seconds / 1e9
+
+
+def count_flops(work: Callable[[], None]) -> int:
+    """Floating-point operations of one call, counted by PyTorch's FLOP counter."""
+    with FlopCounterMode(display=False) as counter:
+        work()
+    return int(counter.get_total_flops())
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (MB)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
