@@ -111,8 +111,9 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: {first[:120]}); "
+        text = str(exc).strip()
+        first = text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: {first[:100]}); "
                               "use an earlier checkpoint or train again") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a DRAW Studio checkpoint (no '{FORMAT}' marker); "
