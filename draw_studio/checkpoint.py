@@ -152,3 +152,24 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_MODEL = "mnist-attention"
+
+
+def default_checkpoint() -> Path | None:
+    """The shipped ``models/mnist-attention.ckpt`` if it is there, else None."""
+    path = SHIPPED_MODELS / f"{DEFAULT_MODEL}.ckpt"
+    return path if path.is_file() else None
+
+
+def checkpoint_or_default(path: str | Path | None) -> Path:
+    """``path`` itself, or the shipped default model when ``path`` is None."""
+    if path:
+        return Path(path)
+    shipped = default_checkpoint()
+    if shipped is None:
+        raise CheckpointError(f"no checkpoint given and no shipped model at {SHIPPED_MODELS / DEFAULT_MODEL}.ckpt; "
+                              "pass a checkpoint file (train one with draw-studio train)")
+    return shipped

@@ -91,3 +91,13 @@ def test_bad_arguments_are_one_clear_line(tmp_path):
     line = one_line_error(draw_studio("train", "--preset", "tiny", "--data-dir", MNIST_DIR, "--batch-size", 0,
                                       "--out", "Z.ckpt", cwd=tmp_path))
     assert "batch size" in line
+
+
+def test_publish_writes_a_smaller_weights_only_copy(trained):
+    result = draw_studio("publish", "X.ckpt", "--out", "small.ckpt", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert (trained / "small.ckpt").stat().st_size < (trained / "X.ckpt").stat().st_size
+    args = ("--data-dir", MNIST_DIR, "--limit", 50, "--json")
+    full = json.loads(draw_studio("eval", "X.ckpt", *args, cwd=trained).stdout)
+    small = json.loads(draw_studio("eval", "small.ckpt", *args, cwd=trained).stdout)
+    assert full["bound"] == small["bound"]

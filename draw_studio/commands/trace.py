@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..checkpoint import checkpoint_or_default
 from ..errors import DrawStudioError
 from ..trace import save_trace_from_checkpoint
 from .common import add_data, add_device, duration, status
@@ -15,7 +16,8 @@ def add_parser(subparsers) -> None:
         "Reconstruct images of a split (the fixed binarisation that eval uses), picture files, or draw "
         "samples from the prior (--generate), and write every step (canvas, attention, glimpses, "
         "latents) to an HDF5 trace file."))
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="checkpoint (default: the shipped models/mnist-attention.ckpt)")
     p.add_argument("--out", required=True, help="trace file to write (.h5)")
     p.add_argument("--generate", action="store_true", help="draw samples from the prior instead")
     p.add_argument("-n", type=int, default=None, help="number of images: the first N of the split, or N samples "
@@ -52,7 +54,7 @@ def run(args) -> int:
         status(f"traced {done}/{total} images ({duration(time.perf_counter() - started)})")
 
     count = save_trace_from_checkpoint(
-        args.checkpoint, args.out, seed=args.seed, batch_size=args.batch_size, device=args.device,
+        checkpoint_or_default(args.checkpoint), args.out, seed=args.seed, batch_size=args.batch_size, device=args.device,
         progress=progress, generate=args.generate, n=args.n, indices=indices, image_files=args.images,
         dataset=args.dataset, split=args.split, data_dir=args.data_dir, download=not args.no_download)
     size = Path(args.out).stat().st_size / 1e6
