@@ -15,8 +15,19 @@ from .errors import DrawStudioError
 LIKELIHOODS = ("bernoulli", "logistic")
 
 
+class _JsonConfig:
+    """Serialisation shared by the configuration dataclasses."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_JsonConfig):
     """Shape and sizes of one DRAW model.
 
     Attributes
@@ -69,12 +80,6 @@ class ModelConfig:
         """Return a copy sized for images of shape (channels, height, width)."""
         return dataclasses.replace(self, channels=channels, height=height, width=width)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
         known = {f.name for f in dataclasses.fields(cls)}
@@ -85,7 +90,7 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_JsonConfig):
     """How a model is trained: data, optimiser and schedule.
 
     Attributes
@@ -132,12 +137,6 @@ class TrainConfig:
             raise DrawStudioError(f"unknown lr schedule {self.lr_schedule!r}; use constant, cosine or step")
         if self.lr <= 0:
             raise DrawStudioError(f"learning rate must be positive, got {self.lr}")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import SOFTWARE
+from .checkpoint import atomic_write
 from .errors import DrawStudioError, TraceFormatError
 
 FORMAT = "draw-studio/training-log"
@@ -110,9 +109,7 @@ class TrainingLogWriter:
             attrs["started"] = old.started
         # A fresh file is built under a temporary name and renamed, then opened for SWMR writing: this also
         # clears the "open for writing" mark that a crashed writer leaves in an HDF5 file.
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        os.close(fd)
-        try:
+        def build(temp: str) -> None:
             with h5py.File(temp, "w", libver="latest") as f:
                 f.attrs["format"] = FORMAT
                 f.attrs["format_version"] = FORMAT_VERSION
@@ -124,13 +121,8 @@ class TrainingLogWriter:
                         data = rows[group][index] if rows else np.zeros(0, dtype)
                         f.create_dataset(f"{group}/{name}", data=np.asarray(data, dtype), maxshape=(None,),
                                          chunks=(CHUNK_ROWS,), fillvalue=fill)
-            os.replace(temp, self.path)
-        except OSError as exc:
-            raise DrawStudioError(f"could not write training log {self.path}: {exc}; free some space or "
-                                  "choose another folder") from None
-        finally:
-            if os.path.exists(temp):
-                os.remove(temp)
+
+        atomic_write(self.path, build)
         self._file = h5py.File(self.path, "a", libver="latest")
         self._file.swmr_mode = True
 

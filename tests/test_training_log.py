@@ -116,12 +116,14 @@ def test_second_process_reads_while_appending(tmp_path):
     reader = subprocess.Popen([sys.executable, "-c", READER, str(path), "200"], cwd=REPO,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        first = reader.stdout.readline()  # the reader has the file open and has seen the first rows
         step = 11
         while step <= 200:
             log.append_steps(rows(step, 10))
             step += 10
             time.sleep(0.03)
-        out, err = reader.communicate(timeout=20)
+        out, err = reader.communicate(timeout=60)
+        out = first + out
     finally:
         reader.kill()
         log.close()
