@@ -129,7 +129,8 @@ class Trainer:
     model_config, train_config : ModelConfig, TrainConfig
         What to build and how to train it. With ``resume`` they come from
         the checkpoint and only ``train_config.steps`` / ``epochs`` of the
-        arguments are used.
+        arguments are used, plus the fields named in ``resume_changes``
+        (e.g. a lower learning rate for the rest of a run).
     data_dir : str, optional
         Searched first for the dataset.
     out : str or Path, optional
@@ -151,7 +152,8 @@ class Trainer:
     def __init__(self, model_config: ModelConfig | None, train_config: TrainConfig, data_dir: str | None = None,
                  out: str | Path | None = None, resume: str | Path | None = None, device: str = "auto",
                  train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
-                 download: bool = True, fast: bool = True, log: str | Path | None | bool = True) -> None:
+                 download: bool = True, fast: bool = True, log: str | Path | None | bool = True,
+                 resume_changes: dict | None = None) -> None:
         self.device = resolve_device(device)
         self.fast = fast
         if log is True:
@@ -163,7 +165,8 @@ class Trainer:
         resumed = read_checkpoint(resume) if resume else None
         if resumed is not None:
             saved = TrainConfig.from_dict(resumed.get("train_config") or {})
-            train_config = dataclasses.replace(saved, steps=train_config.steps, epochs=train_config.epochs)
+            train_config = dataclasses.replace(saved, steps=train_config.steps, epochs=train_config.epochs,
+                                               **(resume_changes or {}))
             model_config = ModelConfig.from_dict(resumed["model_config"])
         self.config = train_config
         self.train_set = train_set or load_split(train_config.dataset, "train", data_dir,

@@ -101,3 +101,11 @@ def test_publish_writes_a_smaller_weights_only_copy(trained):
     full = json.loads(draw_studio("eval", "X.ckpt", *args, cwd=trained).stdout)
     small = json.loads(draw_studio("eval", "small.ckpt", *args, cwd=trained).stdout)
     assert full["bound"] == small["bound"]
+
+
+def test_resume_can_lower_the_learning_rate(trained):
+    result = draw_studio("train", "--preset", "tiny", "--data-dir", MNIST_DIR, "--steps", 14, "--batch-size", 16,
+                         "--out", "W.ckpt", "--resume", "X.ckpt", "--lr", "0.0001", "--validate-every", 0,
+                         "--report-every", 2, cwd=trained)
+    assert result.returncode == 0, result.stderr
+    assert "lr 1.00e-04" in result.stderr

@@ -11,6 +11,8 @@ from ..train import Trainer
 from .common import add_data, add_device, duration, status
 
 _TRAIN_DEFAULTS = TrainConfig()
+CHANGEABLE_ON_RESUME = ("lr", "beta1", "beta2", "grad_clip", "lr_schedule", "lr_decay", "lr_decay_every",
+                        "validate_every", "validation_limit", "checkpoint_every", "report_every")
 
 
 def add_parser(subparsers) -> None:
@@ -24,28 +26,33 @@ def add_parser(subparsers) -> None:
     p.add_argument("--epochs", type=float, default=0.0, help="train for this many epochs (overrides --steps)")
     p.add_argument("--batch-size", type=int, default=_TRAIN_DEFAULTS.batch_size)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=_TRAIN_DEFAULTS.lr)
-    p.add_argument("--beta1", type=float, default=_TRAIN_DEFAULTS.beta1)
-    p.add_argument("--beta2", type=float, default=_TRAIN_DEFAULTS.beta2)
-    p.add_argument("--grad-clip", type=float, default=_TRAIN_DEFAULTS.grad_clip, help="gradient-norm clipping")
-    p.add_argument("--lr-schedule", default="constant", choices=("constant", "cosine", "step"))
-    p.add_argument("--lr-decay", type=float, default=_TRAIN_DEFAULTS.lr_decay, help="factor of the step schedule")
-    p.add_argument("--lr-decay-every", type=int, default=_TRAIN_DEFAULTS.lr_decay_every)
+    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate ({_TRAIN_DEFAULTS.lr})")
+    p.add_argument("--beta1", type=float, default=None, help=f"Adam beta1 ({_TRAIN_DEFAULTS.beta1})")
+    p.add_argument("--beta2", type=float, default=None, help=f"Adam beta2 ({_TRAIN_DEFAULTS.beta2})")
+    p.add_argument("--grad-clip", type=float, default=None, help=f"gradient-norm clipping ({_TRAIN_DEFAULTS.grad_clip})")
+    p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine", "step"),
+                   help="learning-rate schedule (default constant)")
+    p.add_argument("--lr-decay", type=float, default=None, help="factor of the step schedule")
+    p.add_argument("--lr-decay-every", type=int, default=None)
     p.add_argument("--binarization", default=None, choices=("dynamic", "fixed", "none"),
                    help="for a Bernoulli model: dynamic (default) or fixed")
     p.add_argument("--validation-size", type=int, default=_TRAIN_DEFAULTS.validation_size,
                    help="training images held out for validation")
-    p.add_argument("--validate-every", type=int, default=_TRAIN_DEFAULTS.validate_every)
-    p.add_argument("--validation-limit", type=int, default=_TRAIN_DEFAULTS.validation_limit,
+    p.add_argument("--validate-every", type=int, default=None,
+                   help=f"validation bound every N steps ({_TRAIN_DEFAULTS.validate_every}; 0: never)")
+    p.add_argument("--validation-limit", type=int, default=None,
                    help="validation images used for the periodic bound")
-    p.add_argument("--checkpoint-every", type=int, default=_TRAIN_DEFAULTS.checkpoint_every)
-    p.add_argument("--report-every", type=int, default=50, help="print a line every this many steps")
+    p.add_argument("--checkpoint-every", type=int, default=None,
+                   help=f"checkpoint every N steps ({_TRAIN_DEFAULTS.checkpoint_every}; 0: only at the end)")
+    p.add_argument("--report-every", type=int, default=None, help="print a line every this many steps (50)")
     p.add_argument("--plain", action="store_true", help="plain autograd step instead of the fast path (same numbers)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default: PyTorch's choice)")
     p.add_argument("--log", default=None, help="training log (HDF5) to write (default: beside --out, X.log.h5)")
     p.add_argument("--no-log", action="store_true", help="write no training log")
     p.add_argument("--out", required=True, help="checkpoint file to write")
-    p.add_argument("--resume", default=None, help="checkpoint to continue from (its settings are kept)")
+    p.add_argument("--resume", default=None, help=(
+        "checkpoint to continue from: its data, batch size and seed are kept; optimiser, schedule, "
+        "validation and checkpoint options given here replace the saved ones"))
     add_device(p)
     p.set_defaults(run=run)
 
@@ -55,18 +62,18 @@ def run(args) -> int:
     overrides = dict(preset.train_overrides)
     if args.binarization:
         overrides["binarization"] = args.binarization
+    changes = {name: getattr(args, name) for name in CHANGEABLE_ON_RESUME if getattr(args, name) is not None}
+    changes["report_every"] = max(changes.get("report_every", 50), 1)
     config = dataclasses.replace(
         TrainConfig(), preset=args.preset, dataset=args.dataset or preset.dataset, batch_size=args.batch_size,
-        steps=args.steps, epochs=args.epochs, lr=args.lr, beta1=args.beta1, beta2=args.beta2,
-        grad_clip=args.grad_clip, lr_schedule=args.lr_schedule, lr_decay=args.lr_decay,
-        lr_decay_every=args.lr_decay_every, seed=args.seed, validation_size=args.validation_size,
-        validate_every=args.validate_every, validation_limit=args.validation_limit,
-        checkpoint_every=args.checkpoint_every, report_every=max(args.report_every, 1), **overrides)
+        steps=args.steps, epochs=args.epochs, seed=args.seed, validation_size=args.validation_size,
+        **overrides, **changes)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     trainer = Trainer(preset.model, config, data_dir=args.data_dir, out=args.out, resume=args.resume,
                       device=args.device, download=not args.no_download, fast=not args.plain,
-                      log=False if args.no_log else (args.log or True))
+                      log=False if args.no_log else (args.log or True),
+                      resume_changes=changes)
     try:
         for report in trainer.run():
             _print(report)
