@@ -1,0 +1,97 @@
+"""Starting the window: the Qt application, the first file, and ``--screenshot``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from ..errors import DrawStudioError
+
+GUI_SWITCH_INTERVAL_S = 0.001  # let the window take the GIL back from the training thread within ~1 ms
+
+
+def require_qt() -> None:
+    """Raise a clear error when PySide6 or pyqtgraph is not installed."""
+    try:
+        import pyqtgraph  # noqa: F401
+        import PySide6  # noqa: F401
+    except ImportError as exc:
+        raise DrawStudioError(f"the window needs PySide6 and pyqtgraph ({exc.name} is missing); "
+                              "run: pip install 'draw-studio[gui]'") from None
+
+
+def ensure_application():
+    """The QApplication (created once), set up for pixel-true images."""
+    from PySide6.QtWidgets import QApplication
+
+    from . import configure_pyqtgraph
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setOrganizationName("DRAW Studio")
+        app.setApplicationName("DRAW Studio")
+    configure_pyqtgraph()
+    return app
+
+
+def run_window(path: str | None = None, screenshot: str | None = None, device: str = "auto",
+               settings_file: str | None = None) -> int:
+    """Open the window on ``path`` (or the startup model) and run until it closes.
+
+    With ``screenshot`` the window is rendered at least 1280x800, saved as a
+    PNG, and the function returns 0 (1 if the PNG could not be written)
+    without entering the event loop.
+    """
+    if path is not None and not Path(path).exists():
+        raise DrawStudioError(f"{path} does not exist; pass a checkpoint, a trace or a training log")
+    if screenshot is not None and not Path(screenshot).resolve().parent.is_dir():
+        raise DrawStudioError(f"cannot write the screenshot {screenshot}: its folder does not exist")
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
+    import torch
+
+    from .worker import training_threads
+
+    torch.set_num_threads(training_threads())  # one core stays free for the window
+    app = ensure_application()
+    from PySide6.QtCore import QSettings
+
+    from .main_window import MainWindow
+
+    settings = QSettings(settings_file, QSettings.Format.IniFormat) if settings_file else None
+    window = MainWindow(settings=settings, interactive=screenshot is None)
+    window.training.device.setCurrentText(device)
+    window.show()
+    app.processEvents()
+    opened = window.open_startup(path)
+    if screenshot is not None:
+        window.redraw_now()
+        ok = window.save_screenshot(screenshot)
+        window.close()
+        if not opened:
+            print(f"draw-studio gui: could not open {path}; the screenshot shows the empty window",
+                  file=sys.stderr)
+        return 0 if ok else 1
+    return app.exec()
+
+
+def offscreen_if_headless() -> None:
+    """Use Qt's offscreen platform when there is no display (e.g. over ssh, in CI).
+
+    Its virtual screen is made 1920x1200 (Qt's default, 800x800, would
+    squeeze the window before the screenshot is taken).
+    """
+    headless = sys.platform.startswith("linux") and not (os.environ.get("DISPLAY")
+                                                         or os.environ.get("WAYLAND_DISPLAY"))
+    platform = os.environ.get("QT_QPA_PLATFORM") or ("offscreen" if headless else "")
+    if platform != "offscreen":
+        return
+    import json
+    import tempfile
+
+    config = os.path.join(tempfile.mkdtemp(prefix="draw-studio-qt-"), "screen.json")
+    with open(config, "w") as handle:
+        json.dump({"screens": [{"name": "offscreen", "x": 0, "y": 0, "width": 1920, "height": 1200,
+                                "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}]}, handle)
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={config}"

@@ -1,0 +1,111 @@
+"""Exports from the window: the view as PNG, and the current trace as frames, GIF, MP4 or HDF5.
+
+Trace exports run as a background job (:class:`~draw_studio.gui.jobs.JobRunner`)
+with a progress bar in the status bar.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QProgressBar
+
+from .jobs import JobRunner
+from .state import StudioState
+
+KINDS = ("frames", "gif", "mp4", "trace")
+FILTERS = {"gif": "GIF (*.gif)", "mp4": "MP4 (*.mp4)", "trace": "HDF5 trace (*.h5)"}
+
+
+class Exporter(QObject):
+    """Export actions of ``window`` (which provides ``show_status``, ``show_error`` and ``redraw_now``)."""
+
+    def __init__(self, window: QMainWindow, state: StudioState) -> None:
+        super().__init__(window)
+        self.window = window
+        self.state = state
+        self.jobs = JobRunner(self)
+        self.label = QLabel()
+        self.progress = QProgressBar(objectName="exportProgress")
+        self.progress.setMaximumWidth(220)
+        self.progress.hide()
+        window.statusBar().addPermanentWidget(self.label)
+        window.statusBar().addPermanentWidget(self.progress)
+        self.jobs.started.connect(self._on_started)
+        self.jobs.progress.connect(self._on_progress)
+        self.jobs.done.connect(window.show_status)
+        self.jobs.failed.connect(lambda text: window.show_error(f"Export failed: {text}"))
+        self.jobs.idle.connect(self._on_idle)
+
+    def view_png(self, path: str | Path) -> bool:
+        """Save the window as it looks now (``QWidget.grab``) to a PNG."""
+        self.window.redraw_now()
+        ok = self.window.grab().save(str(path), "PNG")
+        if ok:
+            self.window.show_status(f"saved the view to {path}")
+        else:
+            self.window.show_error(f"could not write {path}; check the folder exists and is writable")
+        return ok
+
+    def trace(self, kind: str, path: str | Path, fps: float = 8.0) -> bool:
+        """Export the current trace (all its images) as ``frames`` (a folder), ``gif``, ``mp4`` or ``trace``.
+
+        Frames show sigmoid(c_s) of every image with the attention windows.
+        Returns False if there is no trace or another export still runs.
+        """
+        from .. import export
+        from ..trace import write_trace
+
+        if kind not in KINDS:
+            raise ValueError(f"unknown export kind {kind!r}; use one of {', '.join(KINDS)}")
+        trace = self.state.trace
+        if trace is None:
+            self.window.show_error("nothing to export: open a checkpoint or a trace first")
+            return False
+        path = str(path)
+        options = {"scale": 4 if trace.canvas.shape[-1] <= 64 else 2,
+                   "windows": trace.read_params is not None or trace.write_params is not None}
+
+        def run(progress) -> str:
+            if kind == "frames":
+                return f"wrote {len(export.export_frames(trace, path, progress=progress, **options))} frames to {path}"
+            if kind == "gif":
+                export.export_gif(trace, path, fps=fps, progress=progress, **options)
+            elif kind == "mp4":
+                export.export_mp4(trace, path, fps=fps, progress=progress, **options)
+            else:
+                write_trace(path, trace, progress=progress)
+            return f"wrote {path}"
+
+        if not self.jobs.run(f"exporting {kind}…", run):
+            self.window.show_status("another export is still running; wait for it to finish")
+            return False
+        return True
+
+    def ask_view_png(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save view", "draw-studio.png", "PNG (*.png)")
+        if path:
+            self.view_png(path)
+
+    def ask_trace(self, kind: str) -> None:
+        if kind == "frames":
+            path = QFileDialog.getExistingDirectory(self.window, "Folder for the frames")
+        else:
+            default = f"trace.{'h5' if kind == 'trace' else kind}"
+            path, _ = QFileDialog.getSaveFileName(self.window, f"Export {kind}", default, FILTERS[kind])
+        if path:
+            self.trace(kind, path)
+
+    def _on_started(self, description: str) -> None:
+        self.label.setText(description)
+        self.progress.setRange(0, 0)
+        self.progress.show()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _on_idle(self) -> None:
+        self.label.setText("")
+        self.progress.hide()

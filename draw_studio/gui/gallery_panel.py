@@ -1,0 +1,127 @@
+"""Gallery: samples from the prior and reconstructions of chosen test images.
+
+Clicking an image makes it the one every panel shows (its trace becomes
+the current trace).
+"""
+
+from __future__ import annotations
+
+import random
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+
+from ..trace import Trace
+from .image_view import TileGrid
+from .panel import Panel
+from .state import StudioState
+from .trace_view import images_of
+
+
+class GalleryPanel(Panel):
+    """Two grids of final images; a click selects an image for every panel.
+
+    Signals
+    -------
+    samples_requested(int seed, int count)
+    reconstructions_requested(int first, int count)
+    """
+
+    title = "Gallery"
+    dock_name = "galleryDock"
+    samples_requested = Signal(int, int)
+    reconstructions_requested = Signal(int, int)
+
+    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
+        self.samples: Trace | None = None
+        self.reconstructions: Trace | None = None
+        self.sample_seed = 0
+        self.sample_count = 16
+
+        self.samples_grid = TileGrid("samples from the prior")
+        self.samples_grid.setObjectName("samplesGrid")
+        self.new_samples = QPushButton("New samples", objectName="newSamplesButton")
+        self.new_samples.setToolTip("draw new samples with a new seed")
+        self.seed_label = QLabel("", objectName="sampleSeedLabel")
+
+        self.reconstructions_grid = TileGrid("reconstructions (click: show in every panel)")
+        self.reconstructions_grid.setObjectName("reconstructionsGrid")
+        self.first_image = QSpinBox(objectName="firstTestImage")
+        self.first_image.setRange(0, 1_000_000)
+        self.first_image.setPrefix("test image #")
+        self.count = QSpinBox(objectName="reconstructionCount")
+        self.count.setRange(1, 64)
+        self.count.setValue(8)
+        self.count.setPrefix("× ")
+        self.reconstruct = QPushButton("Reconstruct", objectName="reconstructButton")
+        self.first_image.setMinimumWidth(70)
+        self.count.setMinimumWidth(50)
+
+        sample_row = QHBoxLayout()
+        sample_row.addWidget(self.new_samples)
+        sample_row.addWidget(self.seed_label, 1)
+        recon_row = QHBoxLayout()
+        recon_row.addWidget(self.first_image, 1)
+        recon_row.addWidget(self.count)
+        recon_row.addWidget(self.reconstruct)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.samples_grid, 1)
+        layout.addLayout(sample_row)
+        layout.addWidget(self.reconstructions_grid, 1)
+        layout.addLayout(recon_row)
+
+        self.new_samples.clicked.connect(self.ask_new_samples)
+        self.reconstruct.clicked.connect(
+            lambda: self.reconstructions_requested.emit(self.first_image.value(), self.count.value()))
+        self.samples_grid.tile_clicked.connect(lambda i: self.select(self.samples, i))
+        self.reconstructions_grid.tile_clicked.connect(lambda i: self.select(self.reconstructions, i))
+
+    def ask_new_samples(self) -> None:
+        """Ask for samples with a fresh seed."""
+        self.sample_seed = random.randrange(1, 2 ** 31 - 1)
+        self.samples_requested.emit(self.sample_seed, self.sample_count)
+
+    def set_model_available(self, available: bool, why: str = "") -> None:
+        """Enable sampling and reconstruction only when a model can run."""
+        for button in (self.new_samples, self.reconstruct):
+            button.setEnabled(available)
+            button.setToolTip("" if available else why)
+
+    def show_trace(self, trace: Trace) -> None:
+        """Put ``trace`` in the grid of its mode (samples or reconstructions)."""
+        if trace.mode == "generate":
+            self.samples = trace
+            self.seed_label.setText(f"seed {trace.seed}")
+        else:
+            self.reconstructions = trace
+        self.mark_dirty()
+
+    def select(self, trace: Trace | None, index: int) -> None:
+        """Make image ``index`` of ``trace`` the image every panel shows."""
+        if trace is None:
+            return
+        if self.state.trace is trace:
+            self.state.set_image(index)
+        else:
+            self.state.set_trace(trace, image_index=index)
+        self.mark_dirty()
+
+    def redraw(self) -> None:
+        current = self.state.trace
+        for trace, grid, empty in ((self.samples, self.samples_grid, "no samples yet: press New samples"),
+                                   (self.reconstructions, self.reconstructions_grid,
+                                    "no reconstructions yet: choose test images and press Reconstruct")):
+            if trace is None:
+                grid.show_message(empty)
+                continue
+            highlight = self.state.image_index if trace is current else -1
+            if grid.count != trace.n or getattr(grid, "shown_trace", None) is not trace:
+                grid.show_tiles(images_of(trace), columns=min(8, trace.n), highlight=highlight)
+                grid.shown_trace = trace
+            else:
+                grid.set_highlight(highlight)
+        if self.reconstructions is not None:
+            source = self.reconstructions.source or "images"
+            self.reconstructions_grid.set_title(f"reconstructions of {source} (click: show everywhere)")

@@ -1,0 +1,108 @@
+"""Latents: the posterior mean mu and spread sigma of every step as T x Z heatmaps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+
+from .image_view import DIVERGING
+from .panel import Panel
+from .state import StudioState
+
+
+class LatentMap:
+    """One T x Z heatmap in a plot, with a colour bar and a frame on the current step's row."""
+
+    def __init__(self, plot: pg.PlotItem, colormap: pg.ColorMap, label: str) -> None:
+        self.plot = plot
+        plot.setMenuEnabled(False)
+        plot.setLabel("bottom", "latent k")
+        plot.setLabel("left", "step t")
+        plot.invertY(True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        plot.addItem(self.image)
+        self.bar = pg.ColorBarItem(colorMap=colormap, interactive=False, width=10)
+        self.bar.setImageItem(self.image, insert_in=plot)
+        self.row = QGraphicsRectItem()
+        pen = QPen(QColor("#ffd400"))
+        pen.setCosmetic(True)
+        pen.setWidthF(2.0)
+        self.row.setPen(pen)
+        self.row.setZValue(10)
+        plot.addItem(self.row)
+        self._shape = ()
+
+    def show(self, values: np.ndarray, levels: tuple[float, float], title: str) -> None:
+        """Show ``values`` (T, Z): row t-1 is step t."""
+        steps, size = values.shape
+        self.image.setImage(values.astype(np.float32), autoLevels=False, levels=levels)
+        self.image.setRect(QRectF(0, 0.5, size, steps))  # row t-1 spans t-0.5..t+0.5
+        self.bar.setLevels(levels)
+        self.plot.setTitle(title, size="9pt")
+        if values.shape != self._shape:
+            self._shape = values.shape
+            self.plot.setRange(xRange=(0, size), yRange=(0.5, steps + 0.5), padding=0)
+
+    def highlight(self, step: int, size: int) -> None:
+        """Frame the row of step ``step`` (1..T); hide at step 0."""
+        self.row.setVisible(step >= 1)
+        self.row.setRect(QRectF(0, step - 0.5, size, 1))
+
+    def clear(self, title: str) -> None:
+        self.image.clear()
+        self.row.hide()
+        self.plot.setTitle(title, size="9pt")
+
+
+class LatentsPanel(Panel):
+    """mu (diverging colours, symmetric levels) and sigma (0..max) of the selected image."""
+
+    title = "Latents"
+    dock_name = "latentsDock"
+
+    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setObjectName("latentPlots")
+        self.mu_map = LatentMap(self.view.addPlot(row=0, col=0), DIVERGING, "mu")
+        self.sigma_map = LatentMap(self.view.addPlot(row=0, col=1), pg.colormap.get("viridis"), "sigma")
+        self.sigma_map.plot.setLabel("left", "")
+        for latent_map in (self.mu_map, self.sigma_map):
+            latent_map.plot.getAxis("left").setWidth(44)
+            latent_map.bar.getAxis("right").setWidth(36)
+        self.message = QLabel(objectName="latentsMessage")
+        self.message.setStyleSheet("color: #9a9a9a;")
+        self.message.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.message)
+        layout.addWidget(self.view, 1)
+
+    def redraw(self) -> None:
+        trace, state = self.state.trace, self.state
+        if trace is None:
+            self.mu_map.clear("mu")
+            self.sigma_map.clear("sigma")
+            self.message.hide()
+            return
+        i = state.image_index
+        if trace.mu is not None and trace.sigma is not None:
+            self.message.hide()
+            mu, sigma = trace.mu[i], trace.sigma[i]  # (T, Z) each
+            top = max(float(np.abs(mu).max()), 1e-6)
+            self.mu_map.show(mu, (-top, top), f"posterior mean mu, image {i}")
+            self.sigma_map.show(sigma, (0.0, max(float(sigma.max()), 1.0)), "posterior std sigma")
+        else:
+            self.message.setText("generated from the prior: no posterior; showing the sampled z")
+            self.message.show()
+            z = trace.z[i]  # (T, Z)
+            top = max(float(np.abs(z).max()), 1e-6)
+            self.mu_map.show(z, (-top, top), f"sampled z, image {i}")
+            self.sigma_map.clear("sigma: none (prior N(0, I))")
+        size = trace.z.shape[2]
+        self.mu_map.highlight(state.step, size)
+        if trace.sigma is not None:
+            self.sigma_map.highlight(state.step, size)

@@ -1,0 +1,43 @@
+"""What every panel shares: redraw only when something changed, from the window's timer."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QWidget
+
+from .state import StudioState
+
+
+class Panel(QWidget):
+    """A dock's content. Subclasses implement :meth:`redraw`; signals only :meth:`mark_dirty`.
+
+    The window's redraw timer (at most ~30 Hz) calls :meth:`refresh`, so a
+    burst of changes costs one redraw.
+    """
+
+    title = ""
+    dock_name = ""
+
+    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self._dirty = True
+        state.trace_changed.connect(self.mark_dirty)
+        state.image_changed.connect(self.mark_dirty)
+        state.step_changed.connect(self.mark_dirty)
+
+    def mark_dirty(self, *_) -> None:
+        self._dirty = True
+
+    def refresh(self) -> None:
+        """Redraw if anything changed since the last redraw."""
+        if self._dirty:
+            self._dirty = False
+            self.redraw()
+
+    def redraw(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def step_index(self) -> int:
+        """Index into per-step arrays (T axis) of the current step, or -1 at step 0."""
+        return self.state.step - 1

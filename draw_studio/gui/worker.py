@@ -1,0 +1,224 @@
+"""Training in a ``QThread``: a worker fed by ``Trainer.run()`` that never touches a widget.
+
+The worker owns the model while it trains. Everything else that needs the
+model (a live trace, samples, a checkpoint) is asked for with a request that
+the worker serves between two optimiser steps, or every 0.1 s while paused.
+Reports are coalesced: at most one ``reports`` signal every
+``REPORT_INTERVAL_S`` carries every report since the last one.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PySide6.QtCore import QObject, Signal, Slot
+
+from ..config import ModelConfig, TrainConfig
+from ..data import ImageSet
+from ..errors import DrawStudioError
+from ..evaluate import model_inputs
+from ..trace import record_trace
+from ..train import Trainer, TrainingControl
+
+REPORT_INTERVAL_S = 0.1
+URGENT_KINDS = ("start", "validation", "checkpoint", "nonfinite", "paused", "resumed", "done")
+
+
+def training_threads() -> int:
+    """Torch threads for the training worker: all cores but one, kept for the window (at least 1)."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass
+class TrainingJob:
+    """Everything the worker needs to build a :class:`~draw_studio.train.Trainer`.
+
+    ``train_set`` / ``valid_set`` (optional) replace loading the dataset.
+    ``trace_every_s`` is how often a live trace of ``trace_images``
+    validation images is recorded (0: never).
+    """
+
+    model_config: ModelConfig
+    train_config: TrainConfig
+    data_dir: str | None = None
+    device: str = "auto"
+    out: str | None = None
+    train_set: ImageSet | None = None
+    valid_set: ImageSet | None = None
+    download: bool = False
+    trace_every_s: float = 5.0
+    trace_images: int = 8
+    threads: int = 0
+
+
+@dataclass
+class TraceRequest:
+    """A trace the window wants from the model being trained."""
+
+    purpose: str
+    images: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    source_index: np.ndarray | None = None
+    generate_n: int | None = None
+    seed: int = 0
+    source: str = ""
+
+
+class ServingControl(TrainingControl):
+    """Pause/stop flags whose wait, while paused, also serves the worker's requests."""
+
+    def __init__(self, serve) -> None:
+        super().__init__()
+        self._serve = serve
+
+    def wait_while_paused(self, timeout: float = 0.1) -> None:
+        self._serve()
+        super().wait_while_paused(timeout)
+
+
+class TrainingWorker(QObject):
+    """Runs one training job; lives on its own ``QThread``.
+
+    Signals
+    -------
+    reports(list) : coalesced :class:`~draw_studio.train.Report` objects
+    live_trace(Trace, int) : a trace of validation images and the step it was taken at
+    trace_ready(str, Trace) : a requested trace, with the request's purpose
+    saved(str) : a checkpoint was written on request
+    request_failed(str, str) : a request (its purpose, or "save") failed with this message
+    failed(str) : training stopped with this message (the last checkpoint is intact)
+    finished() : the worker is done (after ``failed`` if it failed)
+    """
+
+    reports = Signal(object)
+    live_trace = Signal(object, int)
+    trace_ready = Signal(str, object)
+    saved = Signal(str)
+    request_failed = Signal(str, str)
+    failed = Signal(str)
+    finished = Signal()
+
+    def __init__(self, job: TrainingJob) -> None:
+        super().__init__()
+        self.job = job
+        self.control = ServingControl(self._serve_requests)
+        self.trainer: Trainer | None = None
+        self._lock = threading.Lock()
+        self._trace_requests: list[TraceRequest] = []
+        self._save_requests: list[str] = []
+        self._live_now = False
+        self._pending: list = []
+        self._last_emit = 0.0
+        self._last_trace = 0.0
+        self._last_wall = 0.0
+        self._trace_pixels: np.ndarray | None = None  # (k, C, H, W) validation images for live traces
+        self._trace_labels: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ requests (any thread)
+    def request_trace(self, request: TraceRequest) -> None:
+        """Record ``request`` between two steps and emit ``trace_ready``."""
+        with self._lock:
+            self._trace_requests.append(request)
+
+    def request_save(self, path: str) -> None:
+        """Write a checkpoint to ``path`` between two steps and emit ``saved``."""
+        with self._lock:
+            self._save_requests.append(str(path))
+
+    def request_live_trace(self) -> None:
+        """Record a live trace now rather than at the next interval."""
+        with self._lock:
+            self._live_now = True
+
+    def skip_final_save(self) -> None:
+        """Do not write the final checkpoint when stopped (the periodic ones stay)."""
+        if self.trainer is not None:
+            self.trainer.out = None
+        self.job.out = None
+
+    # ------------------------------------------------------------------ the thread
+    @Slot()
+    def run(self) -> None:
+        """Build the trainer (loading the data) and train until done, stopped or failed."""
+        try:
+            torch.set_num_threads(self.job.threads or training_threads())
+            if self.control.stop_requested:
+                return
+            job = self.job
+            self.trainer = Trainer(job.model_config, job.train_config, data_dir=job.data_dir, out=job.out,
+                                   device=job.device, train_set=job.train_set, valid_set=job.valid_set,
+                                   download=job.download)
+            if job.out is None:
+                self.trainer.out = None
+            count = min(job.trace_images, len(self.trainer.valid_set))
+            if job.trace_every_s > 0 and count > 0:
+                chosen = self.trainer.valid_set.subset(slice(0, count))
+                self._trace_pixels, _, _ = model_inputs(chosen, self.trainer.model.config.likelihood)
+                self._trace_labels = chosen.labels
+            for report in self.trainer.run(self.control):
+                self._queue(report)
+                self._serve_requests()
+            self._flush()
+            if self._trace_pixels is not None:
+                self.request_live_trace()  # a last look at the trained model
+                self._serve_requests()
+        except DrawStudioError as exc:
+            self._flush()
+            self.failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the window, not kill the thread
+            traceback.print_exc()
+            self._flush()
+            self.failed.emit(f"training stopped by an unexpected error: {type(exc).__name__}: {exc}")
+        finally:
+            self._flush()
+            self.finished.emit()
+
+    def _queue(self, report) -> None:
+        self._pending.append(report)
+        self._last_wall = report.wall_time
+        now = time.perf_counter()
+        if report.kind in URGENT_KINDS or now - self._last_emit >= REPORT_INTERVAL_S:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._last_emit = time.perf_counter()
+            self.reports.emit(batch)
+
+    def _serve_requests(self) -> None:
+        """Serve saves, requested traces and the periodic live trace (worker thread only)."""
+        trainer = self.trainer
+        if trainer is None:
+            return
+        with self._lock:
+            saves, self._save_requests = self._save_requests, []
+            traces, self._trace_requests = self._trace_requests, []
+            live_now, self._live_now = self._live_now, False
+        for path in saves:
+            try:
+                trainer.save(path, wall_time=self._last_wall)
+            except DrawStudioError as exc:
+                self.request_failed.emit("save", str(exc))
+                continue
+            self.saved.emit(path)
+        for request in traces:
+            try:
+                trace = record_trace(trainer.model, request.images, request.labels, request.generate_n,
+                                     request.seed, source=request.source, source_index=request.source_index)
+            except DrawStudioError as exc:
+                self.request_failed.emit(request.purpose, str(exc))
+                continue
+            self.trace_ready.emit(request.purpose, trace)
+        due = self.job.trace_every_s > 0 and time.perf_counter() - self._last_trace >= self.job.trace_every_s
+        if self._trace_pixels is not None and (due or live_now):
+            self._last_trace = time.perf_counter()
+            trace = record_trace(trainer.model, self._trace_pixels, self._trace_labels, seed=0,
+                                 source=f"{trainer.config.dataset}/valid")
+            self.live_trace.emit(trace, int(trainer.step))

@@ -1,0 +1,66 @@
+"""Shared fixtures. The GUI tests run Qt offscreen, with settings in a temporary INI file."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import pytest
+
+
+def _offscreen_with_a_large_screen() -> None:
+    """Run Qt offscreen (before anything imports Qt) on a 1920x1200 virtual screen.
+
+    Qt's default offscreen screen is 800x800, which would clamp restored window geometry.
+    """
+    if os.environ.get("QT_QPA_PLATFORM", "offscreen") != "offscreen":
+        return  # a real display was asked for
+    config = os.path.join(tempfile.mkdtemp(prefix="draw-studio-qt-"), "screen.json")
+    with open(config, "w") as handle:
+        json.dump({"screens": [{"name": "test", "x": 0, "y": 0, "width": 1920, "height": 1200,
+                                "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1}]}, handle)
+    os.environ["QT_QPA_PLATFORM"] = f"offscreen:configfile={config}"
+
+
+_offscreen_with_a_large_screen()
+
+import draw_studio.gui  # noqa: E402,F401 - its import guards None against PySide6 6.12 (gui/compat.py)
+
+
+@pytest.fixture
+def gui_settings(tmp_path):
+    """An isolated QSettings (INI file under tmp_path): the user's settings are never touched."""
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "draw-studio.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def make_window(qtbot, gui_settings):
+    """Build main windows on the isolated settings; training left running is stopped at teardown."""
+    from draw_studio.gui.main_window import MainWindow
+
+    windows = []
+
+    def make(settings=None):
+        window = MainWindow(settings=settings or gui_settings, interactive=False)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        try:
+            window.controller.stop(save_final=False)
+            window.controller.wait(30_000)
+            window.jobs.wait(30_000)
+        except RuntimeError:  # the C++ object is already gone (window closed by the test)
+            pass
+
+
+@pytest.fixture
+def window(make_window):
+    """One main window on isolated settings."""
+    return make_window()
