@@ -1,0 +1,65 @@
+"""``python -m draw_studio.gui.latency_run``: the window's event-loop latency while it trains.
+
+Used by ``draw-studio bench`` in a subprocess (offscreen). Opens the real main
+window with isolated settings, trains the mnist-paper preset at batch 64 in
+the window's worker on MNIST, and prints one JSON object with
+``gui_latency_p50_ms``, ``gui_latency_p99_ms`` (lateness of a 10 ms timer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m draw_studio.gui.latency_run")
+    parser.add_argument("--seconds", type=float, default=12.0, help="how long to probe")
+    parser.add_argument("--data-dir", default=None, help="folder with MNIST (default: the usual search)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+
+    from ..data import locate
+    from ..errors import DrawStudioError
+    try:
+        mnist = locate("mnist", args.data_dir, download=False)
+    except DrawStudioError as exc:
+        print(f"MNIST is needed to train in the window: {exc}", file=sys.stderr)
+        return 2
+
+    from .app import GUI_SWITCH_INTERVAL_S, ensure_application, offscreen_if_headless
+    offscreen_if_headless()
+    sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
+    import torch
+    from PySide6.QtCore import QSettings
+
+    from .latency import measure_while_training
+    from .main_window import MainWindow
+    from .worker import training_threads
+
+    torch.set_num_threads(training_threads())
+    ensure_application()
+    folder = Path(tempfile.mkdtemp(prefix="draw-studio-latency-"))
+    window = MainWindow(settings=QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat),
+                        interactive=False)
+    window.show()
+    panel = window.training
+    panel.preset.setCurrentText("mnist-paper")
+    panel.batch_size.setValue(64)
+    panel.data_dir.setText(str(mnist))
+    panel.checkpoint.setText(str(folder / "latency.ckpt"))
+    summary = measure_while_training(window, seconds=args.seconds)
+    window.close()
+    result = {"gui_latency_p50_ms": summary["p50"], "gui_latency_p90_ms": summary["p90"],
+              "gui_latency_p99_ms": summary["p99"], "gui_latency_max_ms": summary["max"],
+              "gui_latency_ticks": summary["count"], "gui_latency_train_steps": summary["steps"],
+              "gui_latency_seconds": args.seconds}
+    print(json.dumps(result) if args.json else result)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
