@@ -122,8 +122,10 @@ def test_second_process_reads_while_appending(tmp_path):
             log.append_steps(rows(step, 10))
             step += 10
             time.sleep(0.03)
-        out, err = reader.communicate(timeout=60)
-        out = first + out
+        # read through the same buffered stream as readline() above (communicate() would bypass its buffer)
+        out = first + reader.stdout.read()
+        reader.wait(timeout=60)
+        err = reader.stderr.read()
     finally:
         reader.kill()
         log.close()
