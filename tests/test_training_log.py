@@ -94,7 +94,7 @@ READER = """
 import sys, time
 from draw_studio.training_log import read_training_log
 path, want = sys.argv[1], int(sys.argv[2])
-seen, deadline = [], time.time() + 15
+seen, deadline = [], time.time() + 60
 while time.time() < deadline:
     log = read_training_log(path)
     n = len(log.step)
@@ -102,10 +102,10 @@ while time.time() < deadline:
     assert (log.loss == 500.0 - log.step).all() and (log.kl == 50.0).all(), "partial row"
     if not seen or seen[-1] != n:
         seen.append(n)
+        print(n, flush=True)  # the writer waits for the first of these before it goes on
     if n >= want:
         break
     time.sleep(0.02)
-print(" ".join(map(str, seen)))
 """
 
 
