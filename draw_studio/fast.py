@@ -103,26 +103,50 @@ def _store_columns(target: torch.Tensor, parts: tuple[torch.Tensor, ...]) -> Non
         start += part.shape[1]
 
 
-def _lstm_forward(gates: torch.Tensor, cell_prev: torch.Tensor, cell_out: torch.Tensor, tanh_out: torch.Tensor,
-                  hidden_out: torch.Tensor) -> None:
-    """LSTM update. ``gates`` (batch, 4H) holds the pre-activations i, f, g, o (PyTorch's order) and gets
-    the activations in place; c_t, tanh(c_t) and h_t (batch, H) are written into the ``*_out`` tensors."""
+def _into(target: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
+    """Store ``value`` in ``target`` (a buffer the backward reads) and return it."""
+    if target is not None:
+        target.copy_(value)
+    return value
+
+
+def _linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target: torch.Tensor,
+            keep: bool = True) -> torch.Tensor:
+    """inputs @ weight^T + bias; eagerly straight into ``target``, compiled into it only if ``keep`` (otherwise
+    the caller stores something derived from it there)."""
+    if not torch.compiler.is_compiling():
+        return torch.addmm(bias, inputs, weight.t(), out=target)
+    return _into(target if keep else None, torch.addmm(bias, inputs, weight.t()))
+
+
+def _cat_into(target: torch.Tensor, parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """cat(parts, 1), stored in ``target`` (batch, sum of widths)."""
+    if not torch.compiler.is_compiling():
+        return torch.cat(parts, 1, out=target)
+    return _into(target, torch.cat(parts, 1))
+
+
+def _lstm_forward(gates: torch.Tensor, cell_prev: torch.Tensor, acts_out: torch.Tensor, cell_out: torch.Tensor,
+                  tanh_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LSTM update from pre-activations (batch, 4H) in PyTorch's order i, f, g, o; returns (h_t, c_t).
+
+    Stores the activations in ``acts_out`` (may be ``gates`` itself), c_t and tanh(c_t) in ``cell_out``,
+    ``tanh_out`` (batch, H).
+    """
     size = cell_prev.shape[1]
     in_forget = gates[:, :2 * size].sigmoid()
     candidate = _tanh(gates[:, 2 * size:3 * size])
     out_gate = gates[:, 3 * size:].sigmoid()
-    cell = torch.addcmul(in_forget[:, size:] * cell_prev, in_forget[:, :size], candidate)
-    tanh_cell = _tanh(cell)
-    hidden_out.copy_(out_gate * tanh_cell)
-    cell_out.copy_(cell)
-    tanh_out.copy_(tanh_cell)
-    _store_columns(gates, (in_forget, candidate, out_gate))
+    cell = _into(cell_out, torch.addcmul(in_forget[:, size:] * cell_prev, in_forget[:, :size], candidate))
+    tanh_cell = _into(tanh_out, _tanh(cell))
+    _store_columns(acts_out, (in_forget, candidate, out_gate))
+    return out_gate * tanh_cell, cell
 
 
 def _lstm_backward(d_hidden: torch.Tensor, d_cell: torch.Tensor, gates: torch.Tensor, cell_prev: torch.Tensor,
-                   tanh_cell: torch.Tensor) -> torch.Tensor:
-    """Backward of ``_lstm_forward``: ``gates`` (batch, 4H) holds the activations and gets d pre-activations in
-    place; returns d c_{t-1}."""
+                   tanh_cell: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Backward of ``_lstm_forward``: ``gates`` (batch, 4H) holds the activations and gets the gradient of the
+    pre-activations in place; returns (that gradient, d c_{t-1})."""
     size = cell_prev.shape[1]
     in_gate, forget = gates[:, :size], gates[:, size:2 * size]
     candidate, out_gate = gates[:, 2 * size:3 * size], gates[:, 3 * size:]
@@ -132,12 +156,15 @@ def _lstm_backward(d_hidden: torch.Tensor, d_cell: torch.Tensor, gates: torch.Te
     d_candidate = d_cell * in_gate * (1 - candidate.square())
     d_out = d_hidden * tanh_cell * out_gate * (1 - out_gate)
     d_cell_prev = d_cell * forget
+    if torch.compiler.is_compiling():
+        return _into(gates, torch.cat((d_in, d_forget, d_candidate, d_out), 1)), d_cell_prev
     _store_columns(gates, (d_in, d_forget, d_candidate, d_out))
-    return d_cell_prev
+    return gates, d_cell_prev
 
 
-def _latent_terms(latent: torch.Tensor, eps: torch.Tensor, z: torch.Tensor, weight: torch.Tensor):
-    """KL and log p(z) - log q(z | x) per image (batch,), and dz / d log sigma (T, batch, Z).
+def _latent_terms(latent: torch.Tensor, eps: torch.Tensor, z: torch.Tensor, weight: torch.Tensor,
+                  sigma_eps_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """KL and log p(z) - log q(z | x) per image (batch,); dz / d log sigma (T, batch, Z) into ``sigma_eps_out``.
 
     ``latent`` (T, batch, 2Z) holds (mu, log sigma) and gets ``weight`` times the KL term's
     gradient in place: the start of the latent layer's output gradient.
@@ -145,11 +172,11 @@ def _latent_terms(latent: torch.Tensor, eps: torch.Tensor, z: torch.Tensor, weig
     size = eps.shape[-1]
     mu, log_sigma = latent[..., :size], latent[..., size:]
     sigma = log_sigma.exp()
-    kl = 0.5 * (mu.square() + sigma.square() - 2 * log_sigma - 1).sum((0, 2))
-    log_ratio = (0.5 * (eps.square() - z.square()) + log_sigma).sum((0, 2))
-    sigma_eps = sigma * eps
+    kl = (0.5 * (mu.square() + sigma.square() - 2 * log_sigma - 1)).sum(2).sum(0)
+    log_ratio = (0.5 * (eps.square() - z.square()) + log_sigma).sum(2).sum(0)
+    sigma_eps_out.copy_(sigma * eps)
     latent.copy_(torch.cat((mu * weight, (sigma.square() - 1) * weight), dim=-1))
-    return kl, log_ratio, sigma_eps
+    return kl, log_ratio
 
 
 def _grid_constants(shape: _Shape, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
@@ -203,52 +230,45 @@ def _filterbanks_backward(shape: _Shape, constants: tuple, d_fx: torch.Tensor, d
 
 
 def _attention_forward(shape: _Shape, constants: tuple, out: torch.Tensor, canvas: torch.Tensor,
-                       x: torch.Tensor, read_out: torch.Tensor, saved: tuple, write: bool = True) -> None:
+                       x: torch.Tensor, saved: tuple, write: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Everything that follows the output layer on h_dec_s (batch, O) up to r_{s+1}.
 
-    With ``write``: c_s = c_{s-1} + write(h_dec_s) (eq 29); then sigmoid(c_s), x_hat and the read
-    r_{s+1} (eq 27), written into ``read_out`` (batch, R). ``saved`` are the tensors written for the
-    backward: (c_s, sigmoid(c_s), params (batch, K, 5), F_X (batch, rows, A), F_Y (batch, rows, B),
-    w F_X (batch, C, Nw, A), F_Y [x, x_hat] (batch, 2C, Nr, A)); None where a part does not exist.
+    With ``write``: c_s = c_{s-1} + write(h_dec_s) (eq 29). Then sigmoid(c_s), x_hat and the read r_{s+1}
+    (eq 27). Returns (c_s, r_{s+1} (batch, R)) and stores for the backward in ``saved``: sigmoid(c_s),
+    params (batch, K, 5), F_X (batch, rows, A), F_Y (batch, rows, B), w F_X (batch, C, Nw, A) and
+    F_Y [x, x_hat] (batch, 2C, Nr, A) (None where a part does not exist).
     """
     batch, c = shape.batch, shape.channels
-    canvas_out, sigmoid_out, params_out, fx_out, fy_out, right_out, left_out = saved
+    sigmoid_out, params_out, fx_out, fy_out, right_out, left_out = saved
     if shape.kinds:
         params, fx, fy = _filterbanks(shape, constants, out[:, :5 * shape.kinds].view(batch, shape.kinds, 5))
-        params_out.copy_(params)
-        fx_out.copy_(fx)
-        fy_out.copy_(fy)
+        params, fx, fy = _into(params_out, params), _into(fx_out, fx), _into(fy_out, fy)
     if write and shape.write_attn:
         patch = out[:, 5 * shape.kinds:].view(batch, c, shape.write_n, shape.write_n)
         fx_w, fy_w, gamma = fx[:, shape.write_rows], fy[:, shape.write_rows], params[:, 0, 4]
-        right = _matmul(patch, fx_w[:, None])  # (batch, C, Nw, A)
-        right_out.copy_(right)
+        right = _into(right_out, _matmul(patch, fx_w[:, None]))  # (batch, C, Nw, A)
         canvas = canvas + _matmul(fy_w[:, None].transpose(-1, -2), right) / gamma[:, None, None, None]
     elif write:
         canvas = canvas + out[:, 5 * shape.kinds:].view(canvas.shape)
-    canvas_out.copy_(canvas)
-    sigmoid = canvas.sigmoid()
-    sigmoid_out.copy_(sigmoid)
+    sigmoid = _into(sigmoid_out, canvas.sigmoid())
     both = torch.cat((x, x - sigmoid), dim=1)  # (batch, 2C, H, W)
-    if shape.read_attn:
-        fx_r, fy_r, gamma = fx[:, shape.read_rows], fy[:, shape.read_rows], params[:, -1, 4]
-        left = _matmul(fy_r[:, None], both)  # (batch, 2C, Nr, A)
-        left_out.copy_(left)
-        read_out.copy_((_matmul(left, fx_r[:, None].transpose(-1, -2)) * gamma[:, None, None, None]).flatten(1))
-    else:
-        read_out.copy_(both.flatten(1))
+    if not shape.read_attn:
+        return canvas, both.flatten(1)
+    fx_r, fy_r, gamma = fx[:, shape.read_rows], fy[:, shape.read_rows], params[:, -1, 4]
+    left = _into(left_out, _matmul(fy_r[:, None], both))  # (batch, 2C, Nr, A)
+    return canvas, (_matmul(left, fx_r[:, None].transpose(-1, -2)) * gamma[:, None, None, None]).flatten(1)
 
 
 def _attention_backward(shape: _Shape, constants: tuple, d_read: torch.Tensor, d_canvas: torch.Tensor,
                         x: torch.Tensor, out: torch.Tensor, read: torch.Tensor, saved: tuple,
-                        d_out: torch.Tensor, write: bool = True) -> torch.Tensor:
+                        d_out: torch.Tensor, write: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Backward of ``_attention_forward`` for h_dec_s.
 
-    Parameters: d r_{s+1} (batch, R), d c_s, the output layer ``out`` (batch, O), r_{s+1} ``read``
-    and the forward's ``saved`` tensors. Writes d out into ``d_out`` (batch, O); returns d c_{s-1}.
+    Parameters: d r_{s+1} (batch, R), d c_s, the output layer ``out`` (batch, O), r_{s+1} ``read`` and
+    the forward's ``saved`` tensors. Returns (d c_{s-1}, d out), the latter also stored in ``d_out``.
     """
     batch, c = shape.batch, shape.channels
-    _, sigmoid, params, fx, fy, right, left = saved
+    sigmoid, params, fx, fy, right, left = saved
     zero = d_canvas.new_zeros(())
     grads = {}  # kind -> (d F_X, d F_Y, d gamma)
     if shape.read_attn:
@@ -288,8 +308,53 @@ def _attention_backward(shape: _Shape, constants: tuple, d_read: torch.Tensor, d
                                       torch.cat([p[1] for p in parts], 1), torch.stack([p[2] for p in parts], 1),
                                       params, fx, fy)
         d_values = torch.cat((d_raw.flatten(1), d_values), dim=1)
-    d_out.copy_(d_values)
-    return d_canvas
+    return d_canvas, _into(d_out, d_values)
+
+
+# ---------------------------------------------------------------------------- one step, forward and backward
+def _forward_step(shape: _Shape, constants: tuple, weights: tuple, x: torch.Tensor, eps: torch.Tensor,
+                  state: tuple, stores: tuple) -> tuple:
+    """Step t: state (r_t, h_enc_{t-1}, c_enc_{t-1}, h_dec_{t-1}, c_dec_{t-1}, c_{t-1}) -> the same for t+1.
+
+    ``stores`` are where the backward finds what it needs: the row [r_t, h_enc_{t-1}, h_dec_{t-1}] of
+    the encoder's input, z_t, the encoder's activations, c_t, tanh(c_t), (mu, log sigma), the decoder's
+    activations, c_t, tanh(c_t), the output layer and the attention's ``saved`` tensors.
+    """
+    w_enc, b_enc, w_lat, b_lat, w_dec, b_dec, w_out, b_out = weights
+    read, h_enc, c_enc, h_dec, c_dec, canvas = state
+    row, z_out, gates_enc, cell_enc, tanh_enc, latent, gates_dec, cell_dec, tanh_dec, out, saved = stores
+    size = shape.z
+    enc_in = _cat_into(row, (read, h_enc, h_dec))  # (batch, R+E+D)
+    h_enc, c_enc = _lstm_forward(_linear(enc_in, w_enc, b_enc, gates_enc, keep=False), c_enc, gates_enc,
+                                 cell_enc, tanh_enc)
+    lat = _linear(h_enc, w_lat, b_lat, latent)  # (batch, 2Z): mu, log sigma
+    z = _into(z_out, lat[:, :size] + lat[:, size:].exp() * eps)
+    h_dec_in = h_dec
+    h_dec, c_dec = _lstm_forward(_linear(torch.cat((h_dec_in, z), 1), w_dec, b_dec, gates_dec, keep=False), c_dec,
+                                 gates_dec, cell_dec, tanh_dec)
+    canvas, read = _attention_forward(shape, constants, _linear(h_dec, w_out, b_out, out), canvas, x, saved)
+    return read, h_enc, c_enc, h_dec, c_dec, canvas
+
+
+def _backward_step(shape: _Shape, constants: tuple, weights: tuple, x: torch.Tensor, grads: tuple,
+                   saved: tuple, stores: tuple) -> tuple:
+    """Backward of step t: grads (d r_{t+1}, d c_t, d h_enc_t, d c_enc_t, d h_dec_t, d c_dec_t) -> the same
+    for t. ``saved``: the output layer, r_{t+1}, the attention's saved tensors, c_{t-1} and tanh(c_t) of
+    both LSTMs, sigma * eps_t; ``stores``: d out, and (in place) the decoder's and encoder's activations
+    and the latent layer's KL gradient, which become the gradients of those layers' outputs."""
+    w_enc, _, w_lat, _, w_dec, _, w_out, _ = weights
+    d_read, d_canvas, d_h_enc, d_c_enc, d_h_dec, d_c_dec = grads
+    out, read, attention, cell_enc, tanh_enc, cell_dec, tanh_dec, sigma_eps = saved
+    d_out, gates_dec, latent, gates_enc = stores
+    r, e, d, size = shape.read, shape.enc, shape.dec, shape.z
+    d_canvas, d_out = _attention_backward(shape, constants, d_read, d_canvas, x, out, read, attention, d_out)
+    d_gates, d_c_dec = _lstm_backward(torch.addmm(d_h_dec, d_out, w_out), d_c_dec, gates_dec, cell_dec, tanh_dec)
+    d_dec_in = d_gates @ w_dec  # (batch, D+Z): d h_dec_{t-1}, d z_t
+    d_z = d_dec_in[:, d:]
+    d_lat = _into(latent, latent + torch.cat((d_z, d_z * sigma_eps), 1))
+    d_gates, d_c_enc = _lstm_backward(torch.addmm(d_h_enc, d_lat, w_lat), d_c_enc, gates_enc, cell_enc, tanh_enc)
+    d_enc_in = d_gates @ w_enc  # (batch, R+E+D): d r_t, d h_enc_{t-1}, d h_dec_{t-1}
+    return d_enc_in[:, :r], d_canvas, d_enc_in[:, r:r + e], d_c_enc, d_enc_in[:, r + e:] + d_dec_in[:, :d], d_c_dec
 
 
 # ---------------------------------------------------------------------------- compiling them (optional)
@@ -297,64 +362,30 @@ _compile_failed = False
 
 
 class _CompiledOrEager:
-    """Calls the compiled function; if compiling fails, warns once and calls ``eager`` from then on."""
+    """Calls the compiled ``eager`` function; if compiling fails, warns once and runs eagerly from then on."""
 
     def __init__(self, eager) -> None:
         self.eager = eager
         self.compiled = torch.compile(eager, dynamic=False, fullgraph=True)
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args):
         global _compile_failed
         if not _compile_failed:
             try:
-                return self.compiled(*args, **kwargs)
+                return self.compiled(*args)
             except Exception as exc:  # noqa: BLE001 - no C++ compiler, unsupported device, ...: run eagerly
                 _compile_failed = True
-                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:300]}); "
                               f"the fast path runs eagerly", RuntimeWarning, stacklevel=2)
-        return self.eager(*args, **kwargs)
+        return self.eager(*args)
 
 
-_COMPILED = {name: _CompiledOrEager(function) for name, function in (
-    ("lstm_forward", _lstm_forward), ("lstm_backward", _lstm_backward), ("latent_terms", _latent_terms),
-    ("attention_forward", _attention_forward), ("attention_backward", _attention_backward))}
-
-
-class _Pieces:
-    """The functions between the matrix products for one shape, eager or compiled.
-
-    (Compiled: one cache entry per shape in each function's cache. Not ``functools.partial``:
-    torch.compile would compile the one wrapper all partials share.)
-    """
-
-    def __init__(self, shape: _Shape, device: torch.device, dtype: torch.dtype, compiled: bool) -> None:
-        self.shape, self.constants = shape, _grid_constants(shape, device, dtype)
-        pieces = _COMPILED if compiled else {name: piece.eager for name, piece in _COMPILED.items()}
-        self.lstm_forward, self.lstm_backward = pieces["lstm_forward"], pieces["lstm_backward"]
-        self.latent_terms = pieces["latent_terms"]
-        self._attention_forward, self._attention_backward = pieces["attention_forward"], pieces["attention_backward"]
-
-    def attention_forward(self, *args) -> None:
-        self._attention_forward(self.shape, self.constants, *args)
-
-    def attention_backward(self, *args) -> torch.Tensor:
-        return self._attention_backward(self.shape, self.constants, *args)
-
-    def attention_start(self, *args) -> None:
-        """``_attention_forward`` of h_dec_0: the read filters only (eager: once per pass)."""
-        _attention_forward(self.shape, self.constants, *args, write=False)
-
-    def attention_backward_start(self, *args) -> torch.Tensor:
-        return _attention_backward(self.shape, self.constants, *args, write=False)
-
-
-@functools.lru_cache(maxsize=8)
-def _pieces(shape: _Shape, device: torch.device, dtype: torch.dtype, compiled: bool) -> _Pieces:
-    return _Pieces(shape, device, dtype, compiled)
+_COMPILED = {function.__name__: _CompiledOrEager(function)
+             for function in (_forward_step, _backward_step, _latent_terms)}  # one cache entry per shape each
 
 
 def compile_wanted(model: DRAW, x: torch.Tensor, requested: bool | None = None) -> bool:
-    """Whether ``fast_backward(model, x, compile=requested)`` compiles its pointwise pieces.
+    """Whether ``fast_backward(model, x, compile=requested)`` compiles its steps.
 
     ``requested`` True / False decides; None reads ``$DRAW_STUDIO_COMPILE`` ("1" / "0"), and
     unset or "auto" compiles on a CPU, in the main thread (not in a window's worker, where the
@@ -377,156 +408,141 @@ def compile_wanted(model: DRAW, x: torch.Tensor, requested: bool | None = None) 
 
 
 # ---------------------------------------------------------------------------- one pass
-_workspaces = threading.local()  # per thread: the big buffers of the last pass, reused when the sizes match
+class _Workspace:
+    """The buffers of a pass of one size (kept between calls: allocating and page-faulting ~100 MB per
+    pass is slow) and, per step, the tuples of views the step functions get (built once)."""
+
+    def __init__(self, shape: _Shape, steps: int, out_size: int, like: torch.Tensor) -> None:
+        def empty(*size: int) -> torch.Tensor:
+            return torch.empty(size, device=like.device, dtype=like.dtype)
+
+        batch, r, e, d, z = shape.batch, shape.read, shape.enc, shape.dec, shape.z
+        c, h, w = shape.channels, shape.height, shape.width
+        rows_k, kinds = shape.write_rows.stop + shape.read_n * shape.read_attn, shape.kinds
+        self.eps, self.sigma_eps = empty(steps, batch, z), empty(steps, batch, z)
+        self.rows = empty(steps + 1, batch, r + e + d)  # [r_t, h_enc_{t-1}, h_dec_{t-1}]: the encoder's inputs
+        self.z = empty(steps, batch, z)
+        self.gates_enc, self.gates_dec = empty(steps, batch, 4 * e), empty(steps, batch, 4 * d)  # activations, then
+        self.cells_enc, self.cells_dec = empty(steps + 1, batch, e), empty(steps + 1, batch, d)  # their gradients
+        self.tanh_enc, self.tanh_dec = empty(steps, batch, e), empty(steps, batch, d)
+        self.latent = empty(steps, batch, 2 * z)  # (mu, log sigma), then their gradients
+        self.outs, self.d_outs = empty(steps + 1, batch, out_size), empty(steps + 1, batch, out_size)
+        attention = (empty(steps + 1, batch, c, h, w), empty(steps + 1, batch, kinds, 5) if kinds else None,
+                     empty(steps + 1, batch, rows_k, w) if kinds else None,
+                     empty(steps + 1, batch, rows_k, h) if kinds else None,
+                     empty(steps + 1, batch, c, shape.write_n, w) if shape.write_attn else None,
+                     empty(steps + 1, batch, 2 * c, shape.read_n, w) if shape.read_attn else None)
+        self.attention = [tuple(None if b is None else b[s] for b in attention) for s in range(steps + 1)]
+        self.forward_stores = [(self.rows[t], self.z[t], self.gates_enc[t], self.cells_enc[t + 1], self.tanh_enc[t],
+                                self.latent[t], self.gates_dec[t], self.cells_dec[t + 1], self.tanh_dec[t],
+                                self.outs[t + 1], self.attention[t + 1]) for t in range(steps)]
+        self.backward_saved = [(self.outs[t + 1], self.rows[t + 1, :, :r], self.attention[t + 1], self.cells_enc[t],
+                                self.tanh_enc[t], self.cells_dec[t], self.tanh_dec[t], self.sigma_eps[t])
+                               for t in range(steps)]
+        self.backward_stores = [(self.d_outs[t + 1], self.gates_dec[t], self.latent[t], self.gates_enc[t])
+                                for t in range(steps)]
+        self.eps_steps = list(self.eps)
 
 
-def _buffer(name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """An uninitialised buffer kept between calls: allocating (and page-faulting) ~100 MB per pass is slow."""
-    cache = _workspaces.__dict__.setdefault("buffers", {})
-    buffer = cache.get(name)
-    if buffer is None or buffer.shape != shape or buffer.device != like.device or buffer.dtype != like.dtype:
-        buffer = cache[name] = torch.empty(shape, device=like.device, dtype=like.dtype)
-    return buffer
+_workspaces = threading.local()  # per thread: the workspace of the last pass
+
+
+def _workspace(shape: _Shape, steps: int, out_size: int, like: torch.Tensor) -> _Workspace:
+    key = (shape, steps, out_size, like.device, like.dtype)
+    if getattr(_workspaces, "key", None) != key:
+        _workspaces.workspace = None  # free the old buffers first
+        _workspaces.workspace, _workspaces.key = _Workspace(shape, steps, out_size, like), key
+    return _workspaces.workspace
+
+
+@functools.lru_cache(maxsize=8)
+def _constants(shape: _Shape, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, ...]:
+    return _grid_constants(shape, device, dtype)
 
 
 class _Pass:
-    """One forward and backward pass of ``model`` on ``x`` with noise ``eps`` (T, batch, Z)."""
+    """One forward and backward pass of ``model`` on ``x``; ``generator`` draws the noise as DRAW.forward does."""
 
-    def __init__(self, model: DRAW, x: torch.Tensor, eps: torch.Tensor, compiled: bool) -> None:
+    def __init__(self, model: DRAW, x: torch.Tensor, generator: torch.Generator | None, compiled: bool) -> None:
         cfg = model.config
-        self.model, self.x, self.eps, self.steps = model, x, eps, cfg.steps
+        self.model, self.x, self.steps = model, x, cfg.steps
         self.shape = shape = _Shape(x.shape[0], cfg.channels, cfg.height, cfg.width, cfg.read_n, cfg.write_n,
                                     model.read_head is not None, model.write_head is not None,
                                     cfg.enc_size, cfg.dec_size, cfg.z_size)
-        self.pieces = _pieces(shape, x.device, x.dtype, compiled)
-        r, e, d = shape.read, shape.enc, shape.dec
-        self.h_enc_cols, self.h_dec_cols = slice(r, r + e), slice(r + e, r + e + d)  # blocks of one buffer row
-        self.z_cols = slice(r + e + d, r + e + d + shape.z)
+        self.constants = _constants(shape, x.device, x.dtype)
+        self.pieces = _COMPILED if compiled else {name: piece.eager for name, piece in _COMPILED.items()}
+        r = shape.read
         enc, dec = model.encoder, model.decoder
-        self.w_enc = torch.cat((enc.weight_ih[:, :r], enc.weight_hh, enc.weight_ih[:, r:]), 1).detach()  # (4E, R+E+D)
-        self.b_enc = (enc.bias_ih + enc.bias_hh).detach()
-        self.w_dec = torch.cat((dec.weight_hh, dec.weight_ih), 1).detach()  # (4D, D+Z)
-        self.b_dec = (dec.bias_ih + dec.bias_hh).detach()
-        self.w_lat, self.b_lat = model.latent.weight.detach(), model.latent.bias.detach()  # (2Z, E)
         self.out_layers = [layer for layer in (model.write_head and model.write_head.linear,
                                                model.read_head and model.read_head.linear, model.write_out) if layer]
-        self.w_out = torch.cat([layer.weight for layer in self.out_layers]).detach()  # (O, D)
-        self.b_out = torch.cat([layer.bias for layer in self.out_layers]).detach()
-
-    def _empty(self, name: str, *shape: int) -> torch.Tensor:
-        return _buffer(name, shape, self.x)
-
-    def _alternating(self, name: str, count: int, *shape: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two buffers for items 0, 2, 4, ... and 1, 3, 5, ...: a piece reading item t and writing item t+1
-        then gets views of different tensors (compiled code treats views of one tensor as aliases)."""
-        return self._empty(name + "_even", (count + 2) // 2, *shape), self._empty(name + "_odd", (count + 1) // 2, *shape)
-
-    def _saved_attention(self, s: int) -> tuple:
-        """Where the attention pieces of h_dec_s keep what their backward needs (see ``_attention_forward``)."""
-        return (self.canvases[s % 2], self.sigmoids[s]) + tuple(
-            None if buffer is None else buffer[s] for buffer in (self.params, self.fx, self.fy, self.right, self.left))
+        self.weights = tuple(w.detach() for w in (
+            torch.cat((enc.weight_ih[:, :r], enc.weight_hh, enc.weight_ih[:, r:]), 1),  # (4E, R+E+D)
+            enc.bias_ih + enc.bias_hh, model.latent.weight, model.latent.bias,  # (2Z, E)
+            torch.cat((dec.weight_hh, dec.weight_ih), 1), dec.bias_ih + dec.bias_hh,  # (4D, D+Z)
+            torch.cat([layer.weight for layer in self.out_layers]),  # (O, D)
+            torch.cat([layer.bias for layer in self.out_layers])))
+        self.work = _workspace(shape, cfg.steps, self.weights[6].shape[0], x)
+        torch.randn(self.work.eps.shape, generator=generator, out=self.work.eps)  # (T, batch, Z), as DRAW.forward
 
     def forward(self) -> torch.Tensor:
         """Run the T steps; returns the final canvas c_T (batch, C, H, W)."""
-        model, x, steps, shape, pieces = self.model, self.x, self.steps, self.shape, self.pieces
-        batch, r, e, d, z = shape.batch, shape.read, shape.enc, shape.dec, shape.z
-        c, h, w = shape.channels, shape.height, shape.width
-        self.rows = rows = self._empty("rows", steps + 1, batch, r + e + d + z)  # the products' inputs
-        self.gates_enc = self._empty("gates_enc", steps, batch, 4 * e)  # pre-activations, activations, gradients
-        self.gates_dec = self._empty("gates_dec", steps, batch, 4 * d)
-        self.cells_enc, self.cells_dec = self._alternating("cells_enc", steps, batch, e), \
-            self._alternating("cells_dec", steps, batch, d)
-        self.tanh_enc, self.tanh_dec = self._empty("tanh_enc", steps, batch, e), self._empty("tanh_dec", steps, batch, d)
-        self.latent = self._empty("latent", steps, batch, 2 * z)  # (mu, log sigma), later their gradients
-        self.outs = self._empty("outs", steps + 1, batch, self.w_out.shape[0])  # output layer on h_dec_0 .. h_dec_T
-        self.canvases = (self._empty("canvas_even", batch, c, h, w), self._empty("canvas_odd", batch, c, h, w))
-        self.sigmoids = self._empty("sigmoids", steps + 1, batch, c, h, w)
-        rows_k, kinds = shape.write_rows.stop + shape.read_n * shape.read_attn, shape.kinds
-        self.params = self._empty("params", steps + 1, batch, kinds, 5) if kinds else None
-        self.fx = self._empty("fx", steps + 1, batch, rows_k, w) if kinds else None
-        self.fy = self._empty("fy", steps + 1, batch, rows_k, h) if kinds else None
-        self.right = self._empty("right", steps + 1, batch, c, shape.write_n, w) if shape.write_attn else None
-        self.left = self._empty("left", steps + 1, batch, 2 * c, shape.read_n, w) if shape.read_attn else None
+        model, x, shape, work = self.model, self.x, self.shape, self.work
+        batch, e, d = shape.batch, shape.enc, shape.dec
         init = model.state_init.detach()
-        rows[0, :, self.h_enc_cols], rows[0, :, self.h_dec_cols] = init[0, :e], init[2, :d]
-        self.cell_enc(0).copy_(init[1, :e])
-        self.cell_dec(0).copy_(init[3, :d])
-        self.canvases[0].copy_(model.canvas_init.detach())
-        torch.addmm(self.b_out, rows[0, :, self.h_dec_cols], self.w_out.t(), out=self.outs[0])  # used by read only
-        pieces.attention_start(self.outs[0], self.canvases[0], x, rows[0, :, :r], self._saved_attention(0))
-        for t in range(steps):
-            torch.addmm(self.b_enc, rows[t, :, :r + e + d], self.w_enc.t(), out=self.gates_enc[t])
-            pieces.lstm_forward(self.gates_enc[t], self.cell_enc(t), self.cell_enc(t + 1), self.tanh_enc[t],
-                                rows[t + 1, :, self.h_enc_cols])
-            lat = torch.addmm(self.b_lat, rows[t + 1, :, self.h_enc_cols], self.w_lat.t(), out=self.latent[t])
-            torch.addcmul(lat[:, :z], lat[:, z:].exp(), self.eps[t], out=rows[t, :, self.z_cols])  # z_t
-            torch.addmm(self.b_dec, rows[t, :, r + e:], self.w_dec.t(), out=self.gates_dec[t])
-            pieces.lstm_forward(self.gates_dec[t], self.cell_dec(t), self.cell_dec(t + 1), self.tanh_dec[t],
-                                rows[t + 1, :, self.h_dec_cols])
-            torch.addmm(self.b_out, rows[t + 1, :, self.h_dec_cols], self.w_out.t(), out=self.outs[t + 1])
-            pieces.attention_forward(self.outs[t + 1], self.canvases[t % 2], x, rows[t + 1, :, :r],
-                                     self._saved_attention(t + 1))
-        return self.canvases[steps % 2].clone()
-
-    def cell_enc(self, t: int) -> torch.Tensor:
-        """c_t of the encoder (batch, E)."""
-        return self.cells_enc[t % 2][t // 2]
-
-    def cell_dec(self, t: int) -> torch.Tensor:
-        """c_t of the decoder (batch, D)."""
-        return self.cells_dec[t % 2][t // 2]
+        h_enc, h_dec = init[0, :e].expand(batch, e).contiguous(), init[2, :d].expand(batch, d).contiguous()
+        c_enc, c_dec = work.cells_enc[0].copy_(init[1, :e]).clone(), work.cells_dec[0].copy_(init[3, :d]).clone()
+        canvas = model.canvas_init.detach().expand(batch, *model.canvas_init.shape).contiguous()
+        out = torch.addmm(self.weights[7], h_dec, self.weights[6].t(), out=work.outs[0])  # used by read only
+        _, read = _attention_forward(shape, self.constants, out, canvas, x, work.attention[0], write=False)
+        state = (read, h_enc, c_enc, h_dec, c_dec, canvas)
+        step, constants, weights = self.pieces["_forward_step"], self.constants, self.weights
+        for eps, stores in zip(work.eps_steps, work.forward_stores):
+            state = step(shape, constants, weights, x, eps, state, stores)
+        read, h_enc, _, h_dec, _, canvas = state
+        _cat_into(work.rows[self.steps], (read, h_enc, h_dec))
+        return canvas
 
     def backward(self, d_canvas: torch.Tensor, weight: float) -> dict[str, torch.Tensor]:
         """Gradients of ``weight * (nll.sum() + kl.sum())``, given ``d_canvas`` = weight * d nll / d c_T.
 
-        Leaves the layers' output gradients in the buffers (for ``weight_grads``) and returns the
+        Leaves the layers' output gradients in the workspace (for ``weight_grads``) and returns the
         loss terms ``kl`` and ``log_ratio`` (batch,) and the gradients of the initial state:
         ``canvas``, ``h_enc``, ``c_enc``, ``h_dec``, ``c_dec`` (each (batch, ...)).
         """
-        steps, shape, pieces, x = self.steps, self.shape, self.pieces, self.x
-        batch, r, e, d, z = shape.batch, shape.read, shape.enc, shape.dec, shape.z
-        kl, log_ratio, sigma_eps = pieces.latent_terms(self.latent, self.eps, self.rows[:steps, :, self.z_cols],
-                                                       x.new_tensor(weight))
-        self.d_outs = self._empty("d_outs", *self.outs.shape)
-        d_read = x.new_zeros(batch, self.w_enc.shape[1])[:, :r]  # d r_T (r_T is not used); strides as below
-        d_h_enc, d_c_enc, d_h_dec, d_c_dec = (x.new_zeros(batch, n) for n in (e, e, d, d))
-        for t in reversed(range(steps)):
-            d_canvas = pieces.attention_backward(d_read, d_canvas, x, self.outs[t + 1], self.rows[t + 1, :, :r],
-                                                 self._saved_attention(t + 1), self.d_outs[t + 1])
-            d_h_dec = torch.addmm(d_h_dec, self.d_outs[t + 1], self.w_out)
-            d_c_dec = pieces.lstm_backward(d_h_dec, d_c_dec, self.gates_dec[t], self.cell_dec(t), self.tanh_dec[t])
-            d_dec_in = self.gates_dec[t] @ self.w_dec  # (batch, D+Z): d h_dec_{t-1}, d z_t
-            d_lat = self.latent[t]
-            d_lat[:, :z] += d_dec_in[:, d:]
-            d_lat[:, z:].addcmul_(d_dec_in[:, d:], sigma_eps[t])
-            d_h_enc = torch.addmm(d_h_enc, d_lat, self.w_lat)
-            d_c_enc = pieces.lstm_backward(d_h_enc, d_c_enc, self.gates_enc[t], self.cell_enc(t), self.tanh_enc[t])
-            d_enc_in = self.gates_enc[t] @ self.w_enc  # (batch, R+E+D): d r_t, d h_enc_{t-1}, d h_dec_{t-1}
-            d_read, d_h_enc = d_enc_in[:, :r], d_enc_in[:, r:r + e]
-            d_h_dec = d_enc_in[:, r + e:] + d_dec_in[:, :d]
-        d_canvas = pieces.attention_backward_start(d_read, d_canvas, x, self.outs[0], self.rows[0, :, :r],
-                                                   self._saved_attention(0), self.d_outs[0])
-        d_h_dec = torch.addmm(d_h_dec, self.d_outs[0], self.w_out)
+        shape, x, work = self.shape, self.x, self.work
+        batch, r, e, d = shape.batch, shape.read, shape.enc, shape.dec
+        kl, log_ratio = self.pieces["_latent_terms"](work.latent, work.eps, work.z, x.new_tensor(weight),
+                                                     work.sigma_eps)
+        d_inputs = x.new_zeros(batch, r + e + d)  # strides as the gradients the steps return
+        grads = (d_inputs[:, :r], d_canvas, d_inputs[:, r:r + e], x.new_zeros(batch, e), x.new_zeros(batch, d),
+                 x.new_zeros(batch, d))  # d r_T (r_T is not used), d c_T, d h_enc_T, ...
+        step, constants, weights = self.pieces["_backward_step"], self.constants, self.weights
+        for saved, stores in zip(reversed(work.backward_saved), reversed(work.backward_stores)):
+            grads = step(shape, constants, weights, x, grads, saved, stores)
+        d_read, d_canvas, d_h_enc, d_c_enc, d_h_dec, d_c_dec = grads
+        d_canvas, d_out = _attention_backward(shape, constants, d_read, d_canvas, x, work.outs[0],
+                                              work.rows[0, :, :r], work.attention[0], work.d_outs[0], write=False)
+        d_h_dec = torch.addmm(d_h_dec, d_out, weights[6])
         return {"kl": kl, "log_ratio": log_ratio, "canvas": d_canvas, "h_enc": d_h_enc, "c_enc": d_c_enc,
                 "h_dec": d_h_dec, "c_dec": d_c_dec}
 
     def weight_grads(self) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
-        """(parameter, gradient) of every layer: one product over all steps per layer."""
-        steps, model = self.steps, self.model
-        r, e, d = self.shape.read, self.shape.enc, self.shape.dec
-        inputs = self.rows[:steps].flatten(0, 1)  # (T*batch, width): row blocks of steps 1..T
-        outputs = self.rows[1:].flatten(0, 1)
-        d_enc, d_dec = self.gates_enc.flatten(0, 1), self.gates_dec.flatten(0, 1)  # now the gradients
-        d_lat, d_out = self.latent.flatten(0, 1), self.d_outs.flatten(0, 1)
-        g_enc, g_dec = d_enc.t() @ inputs[:, :r + e + d], d_dec.t() @ inputs[:, r + e:]  # (4E, R+E+D), (4D, D+Z)
+        """(parameter, gradient) of every layer: one product over all steps per layer and input block."""
+        steps, model, work = self.steps, self.model, self.work
+        r, e = self.shape.read, self.shape.enc
+        inputs = work.rows[:steps].flatten(0, 1)  # (T*batch, R+E+D): [r_t, h_enc_{t-1}, h_dec_{t-1}]
+        d_enc, d_dec = work.gates_enc.flatten(0, 1), work.gates_dec.flatten(0, 1)  # now the gradients
+        d_lat, d_out = work.latent.flatten(0, 1), work.d_outs.flatten(0, 1)
+        g_enc = d_enc.t() @ inputs  # (4E, R+E+D)
         b_enc, b_dec = d_enc.sum(0), d_dec.sum(0)
         grads = [(model.encoder.weight_ih, torch.cat((g_enc[:, :r], g_enc[:, r + e:]), 1)),
                  (model.encoder.weight_hh, g_enc[:, r:r + e]), (model.encoder.bias_ih, b_enc),
-                 (model.encoder.bias_hh, b_enc), (model.decoder.weight_hh, g_dec[:, :d]),
-                 (model.decoder.weight_ih, g_dec[:, d:]), (model.decoder.bias_ih, b_dec),
+                 (model.encoder.bias_hh, b_enc), (model.decoder.weight_hh, d_dec.t() @ inputs[:, r + e:]),
+                 (model.decoder.weight_ih, d_dec.t() @ work.z.flatten(0, 1)), (model.decoder.bias_ih, b_dec),
                  (model.decoder.bias_hh, b_dec),
-                 (model.latent.weight, d_lat.t() @ outputs[:, self.h_enc_cols]), (model.latent.bias, d_lat.sum(0))]
-        g_out, b_out = d_out.t() @ self.rows.flatten(0, 1)[:, self.h_dec_cols], d_out.sum(0)
+                 (model.latent.weight, d_lat.t() @ work.rows[1:].flatten(0, 1)[:, r:r + e]),
+                 (model.latent.bias, d_lat.sum(0))]
+        g_out, b_out = d_out.t() @ work.rows.flatten(0, 1)[:, r + e:], d_out.sum(0)
         row = 0
         for layer in self.out_layers:
             size = layer.weight.shape[0]
@@ -569,9 +585,8 @@ def fast_backward(model: DRAW, x: torch.Tensor, generator: torch.Generator | Non
     model._check_images(x)
     cfg = model.config
     batch = x.shape[0]
-    eps = torch.randn((cfg.steps, batch, cfg.z_size), generator=generator, device=x.device, dtype=x.dtype)
     weight = 1.0 / batch if loss_weight is None else loss_weight
-    run = _Pass(model, x, eps, compile_wanted(model, x, compile))
+    run = _Pass(model, x, generator, compile_wanted(model, x, compile))
     with torch.no_grad():
         canvas = run.forward()
     canvas = canvas.detach().requires_grad_(True)
