@@ -5,21 +5,21 @@ autograd graph) and leaves in every parameter's ``.grad`` what
 ``model(x, generator=generator)[0].bound.mean().backward()`` would, to float32 rounding
 (tests/test_fast.py checks every attention / likelihood combination, eager and compiled).
 
-Why it is faster (numbers: ``draw-studio bench``):
+Why it is faster (measured by ``draw-studio bench``; the table is in the bench's notes):
 
-* one buffer holds the inputs of every matrix product, one row block per step:
-  ``[r_t | h_enc_{t-1} | h_dec_{t-1} | z_t]``. The encoder multiplies the columns
-  ``[r, h_enc, h_dec]``, the decoder ``[h_dec, z]``, the latent and output layers the
-  ``h_enc`` / ``h_dec`` blocks of the next row; the LSTMs write their outputs straight
-  into it: one product per layer and step, no concatenation;
-* the gradients of each layer's outputs go into one buffer per layer, so every weight
-  gradient is one product over all steps (inner dimension T x batch) after the loop;
-* read attention of step t+1 and write attention of step t come from the same h_dec_t:
-  one product and one filterbank computation for both;
-* no autograd, and the buffers are kept between calls (no page faults);
-* between the products, the LSTM cells and the attention (forward and backward) are four
-  functions that ``torch.compile`` fuses into a few loops each (optional, see
-  ``fast_backward``); the matrix products stay eager.
+* the weight gradients are not computed step by step: each step's layer inputs go into one
+  buffer (a row ``[r_t, h_enc_{t-1}, h_dec_{t-1}, z_t]`` per step; the encoder reads columns
+  ``[r, h_enc, h_dec]``, the decoder ``[h_dec, z]``) and the gradients of the layers'
+  outputs into one buffer per layer, so each weight gradient is one matrix product over all
+  steps (inner dimension T x batch) after the loop;
+* one product per LSTM and step (``[input, h] @ [W_ih, W_hh]^T``); the read attention of
+  step t+1 and the write attention of step t are computed together from h_dec_t;
+* no autograd graph: the LSTM, latent and attention derivatives are written out, the LSTM's
+  activations are overwritten by their gradients in place, and all buffers (~300 MB at batch
+  256) are kept between calls, which avoids re-allocating and page-faulting them;
+* optionally (``compile``, on by default for big enough passes on a CPU) each step's forward
+  and backward are ``torch.compile``-d: inductor fuses everything between the matrix
+  products into a few loops; tiny attention products become fused loops, not batched GEMMs.
 """
 
 from __future__ import annotations
@@ -59,6 +59,14 @@ class _Shape:
     def read(self) -> int:
         """Width R of r_t."""
         return 2 * self.channels * (self.read_n ** 2 if self.read_attn else self.height * self.width)
+
+    @property
+    def columns(self) -> dict[str, slice]:
+        """Column blocks of a row of the inputs buffer ``[r_t, h_enc_{t-1}, h_dec_{t-1}, z_t]``: the encoder
+        reads ``enc`` = [r, h_enc, h_dec], the decoder ``dec`` = [h_dec, z]."""
+        r, e, d, z = self.read, self.enc, self.dec, self.z
+        return {"enc": slice(0, r + e + d), "read": slice(0, r), "h_enc": slice(r, r + e),
+                "h_dec": slice(r + e, r + e + d), "dec": slice(r + e, r + e + d + z)}
 
     @property
     def kinds(self) -> int:
@@ -110,28 +118,18 @@ def _into(target: torch.Tensor | None, value: torch.Tensor) -> torch.Tensor:
     return value
 
 
-def _linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target: torch.Tensor,
-            keep: bool = True) -> torch.Tensor:
-    """inputs @ weight^T + bias; eagerly straight into ``target``, compiled into it only if ``keep`` (otherwise
-    the caller stores something derived from it there)."""
+def _linear(inputs: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """inputs @ weight^T + bias, stored in ``target`` (eagerly: computed straight into it)."""
     if not torch.compiler.is_compiling():
         return torch.addmm(bias, inputs, weight.t(), out=target)
-    return _into(target if keep else None, torch.addmm(bias, inputs, weight.t()))
-
-
-def _cat_into(target: torch.Tensor, parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """cat(parts, 1), stored in ``target`` (batch, sum of widths)."""
-    if not torch.compiler.is_compiling():
-        return torch.cat(parts, 1, out=target)
-    return _into(target, torch.cat(parts, 1))
+    return _into(target, torch.addmm(bias, inputs, weight.t()))
 
 
 def _lstm_forward(gates: torch.Tensor, cell_prev: torch.Tensor, acts_out: torch.Tensor, cell_out: torch.Tensor,
                   tanh_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """LSTM update from pre-activations (batch, 4H) in PyTorch's order i, f, g, o; returns (h_t, c_t).
 
-    Stores the activations in ``acts_out`` (may be ``gates`` itself), c_t and tanh(c_t) in ``cell_out``,
-    ``tanh_out`` (batch, H).
+    Stores the activations in ``acts_out`` (batch, 4H), c_t and tanh(c_t) in ``cell_out``, ``tanh_out``.
     """
     size = cell_prev.shape[1]
     in_forget = gates[:, :2 * size].sigmoid()
@@ -316,22 +314,20 @@ def _forward_step(shape: _Shape, constants: tuple, weights: tuple, x: torch.Tens
                   state: tuple, stores: tuple) -> tuple:
     """Step t: state (r_t, h_enc_{t-1}, c_enc_{t-1}, h_dec_{t-1}, c_dec_{t-1}, c_{t-1}) -> the same for t+1.
 
-    ``stores`` are where the backward finds what it needs: the row [r_t, h_enc_{t-1}, h_dec_{t-1}] of
-    the encoder's input, z_t, the encoder's activations, c_t, tanh(c_t), (mu, log sigma), the decoder's
+    ``stores`` are where the backward finds what it needs: the inputs row [r_t, h_enc_{t-1},
+    h_dec_{t-1}, z_t], the encoder's activations, c_t, tanh(c_t), (mu, log sigma), the decoder's
     activations, c_t, tanh(c_t), the output layer and the attention's ``saved`` tensors.
     """
     w_enc, b_enc, w_lat, b_lat, w_dec, b_dec, w_out, b_out = weights
     read, h_enc, c_enc, h_dec, c_dec, canvas = state
-    row, z_out, gates_enc, cell_enc, tanh_enc, latent, gates_dec, cell_dec, tanh_dec, out, saved = stores
-    size = shape.z
-    enc_in = _cat_into(row, (read, h_enc, h_dec))  # (batch, R+E+D)
-    h_enc, c_enc = _lstm_forward(_linear(enc_in, w_enc, b_enc, gates_enc, keep=False), c_enc, gates_enc,
-                                 cell_enc, tanh_enc)
+    row, gates_enc, cell_enc, tanh_enc, latent, gates_dec, cell_dec, tanh_dec, out, saved = stores
+    enc_in = torch.cat((read, h_enc, h_dec), 1)  # (batch, R+E+D)
+    h_enc, c_enc = _lstm_forward(torch.addmm(b_enc, enc_in, w_enc.t()), c_enc, gates_enc, cell_enc, tanh_enc)
     lat = _linear(h_enc, w_lat, b_lat, latent)  # (batch, 2Z): mu, log sigma
-    z = _into(z_out, lat[:, :size] + lat[:, size:].exp() * eps)
-    h_dec_in = h_dec
-    h_dec, c_dec = _lstm_forward(_linear(torch.cat((h_dec_in, z), 1), w_dec, b_dec, gates_dec, keep=False), c_dec,
-                                 gates_dec, cell_dec, tanh_dec)
+    z = lat[:, :shape.z] + lat[:, shape.z:].exp() * eps
+    row.copy_(torch.cat((enc_in, z), 1))
+    h_dec, c_dec = _lstm_forward(torch.addmm(b_dec, torch.cat((h_dec, z), 1), w_dec.t()), c_dec, gates_dec,
+                                 cell_dec, tanh_dec)
     canvas, read = _attention_forward(shape, constants, _linear(h_dec, w_out, b_out, out), canvas, x, saved)
     return read, h_enc, c_enc, h_dec, c_dec, canvas
 
@@ -362,11 +358,15 @@ _compile_failed = False
 
 
 class _CompiledOrEager:
-    """Calls the compiled ``eager`` function; if compiling fails, warns once and runs eagerly from then on."""
+    """Calls the compiled ``eager`` function; if compiling fails, warns once and runs eagerly from then on.
+
+    Static shapes (one compile per batch size; the steps of a pass all share it) and inductor's C++
+    wrapper (~3% faster at batch 64 than the Python one: 2 x T calls per pass).
+    """
 
     def __init__(self, eager) -> None:
         self.eager = eager
-        self.compiled = torch.compile(eager, dynamic=False, fullgraph=True)
+        self.compiled = torch.compile(eager, dynamic=False, fullgraph=True, options={"cpp_wrapper": True})
 
     def __call__(self, *args):
         global _compile_failed
@@ -420,8 +420,7 @@ class _Workspace:
         c, h, w = shape.channels, shape.height, shape.width
         rows_k, kinds = shape.write_rows.stop + shape.read_n * shape.read_attn, shape.kinds
         self.eps, self.sigma_eps = empty(steps, batch, z), empty(steps, batch, z)
-        self.rows = empty(steps + 1, batch, r + e + d)  # [r_t, h_enc_{t-1}, h_dec_{t-1}]: the encoder's inputs
-        self.z = empty(steps, batch, z)
+        self.rows = empty(steps + 1, batch, r + e + d + z)  # inputs of the LSTMs, see _Shape.columns
         self.gates_enc, self.gates_dec = empty(steps, batch, 4 * e), empty(steps, batch, 4 * d)  # activations, then
         self.cells_enc, self.cells_dec = empty(steps + 1, batch, e), empty(steps + 1, batch, d)  # their gradients
         self.tanh_enc, self.tanh_dec = empty(steps, batch, e), empty(steps, batch, d)
@@ -433,7 +432,7 @@ class _Workspace:
                      empty(steps + 1, batch, c, shape.write_n, w) if shape.write_attn else None,
                      empty(steps + 1, batch, 2 * c, shape.read_n, w) if shape.read_attn else None)
         self.attention = [tuple(None if b is None else b[s] for b in attention) for s in range(steps + 1)]
-        self.forward_stores = [(self.rows[t], self.z[t], self.gates_enc[t], self.cells_enc[t + 1], self.tanh_enc[t],
+        self.forward_stores = [(self.rows[t], self.gates_enc[t], self.cells_enc[t + 1], self.tanh_enc[t],
                                 self.latent[t], self.gates_dec[t], self.cells_dec[t + 1], self.tanh_dec[t],
                                 self.outs[t + 1], self.attention[t + 1]) for t in range(steps)]
         self.backward_saved = [(self.outs[t + 1], self.rows[t + 1, :, :r], self.attention[t + 1], self.cells_enc[t],
@@ -499,7 +498,9 @@ class _Pass:
         for eps, stores in zip(work.eps_steps, work.forward_stores):
             state = step(shape, constants, weights, x, eps, state, stores)
         read, h_enc, _, h_dec, _, canvas = state
-        _cat_into(work.rows[self.steps], (read, h_enc, h_dec))
+        columns = shape.columns
+        last = work.rows[self.steps]
+        last[:, columns["read"]], last[:, columns["h_enc"]], last[:, columns["h_dec"]] = read, h_enc, h_dec
         return canvas
 
     def backward(self, d_canvas: torch.Tensor, weight: float) -> dict[str, torch.Tensor]:
@@ -511,7 +512,8 @@ class _Pass:
         """
         shape, x, work = self.shape, self.x, self.work
         batch, r, e, d = shape.batch, shape.read, shape.enc, shape.dec
-        kl, log_ratio = self.pieces["_latent_terms"](work.latent, work.eps, work.z, x.new_tensor(weight),
+        z = work.rows[:self.steps, :, shape.columns["dec"]][..., d:]
+        kl, log_ratio = self.pieces["_latent_terms"](work.latent, work.eps, z, x.new_tensor(weight),
                                                      work.sigma_eps)
         d_inputs = x.new_zeros(batch, r + e + d)  # strides as the gradients the steps return
         grads = (d_inputs[:, :r], d_canvas, d_inputs[:, r:r + e], x.new_zeros(batch, e), x.new_zeros(batch, d),
@@ -521,28 +523,30 @@ class _Pass:
             grads = step(shape, constants, weights, x, grads, saved, stores)
         d_read, d_canvas, d_h_enc, d_c_enc, d_h_dec, d_c_dec = grads
         d_canvas, d_out = _attention_backward(shape, constants, d_read, d_canvas, x, work.outs[0],
-                                              work.rows[0, :, :r], work.attention[0], work.d_outs[0], write=False)
+                                              work.rows[0, :, :r], work.attention[0], work.d_outs[0],
+                                              write=False)
         d_h_dec = torch.addmm(d_h_dec, d_out, weights[6])
         return {"kl": kl, "log_ratio": log_ratio, "canvas": d_canvas, "h_enc": d_h_enc, "c_enc": d_c_enc,
                 "h_dec": d_h_dec, "c_dec": d_c_dec}
 
     def weight_grads(self) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
-        """(parameter, gradient) of every layer: one product over all steps per layer and input block."""
-        steps, model, work = self.steps, self.model, self.work
-        r, e = self.shape.read, self.shape.enc
-        inputs = work.rows[:steps].flatten(0, 1)  # (T*batch, R+E+D): [r_t, h_enc_{t-1}, h_dec_{t-1}]
+        """(parameter, gradient) of every layer: one product over all steps per layer."""
+        steps, model, work, columns = self.steps, self.model, self.work, self.shape.columns
+        r, e, d, z = self.shape.read, self.shape.enc, self.shape.dec, self.shape.z
+        inputs, outputs = work.rows[:steps].flatten(0, 1), work.rows[1:].flatten(0, 1)  # (T*batch, width)
         d_enc, d_dec = work.gates_enc.flatten(0, 1), work.gates_dec.flatten(0, 1)  # now the gradients
         d_lat, d_out = work.latent.flatten(0, 1), work.d_outs.flatten(0, 1)
-        g_enc = d_enc.t() @ inputs  # (4E, R+E+D)
+        g_enc = d_enc.t() @ inputs[:, columns["enc"]]  # (4E, R+E+D)
+        g_dec = d_dec.t() @ inputs[:, columns["dec"]]  # (4D, D+Z)
         b_enc, b_dec = d_enc.sum(0), d_dec.sum(0)
         grads = [(model.encoder.weight_ih, torch.cat((g_enc[:, :r], g_enc[:, r + e:]), 1)),
                  (model.encoder.weight_hh, g_enc[:, r:r + e]), (model.encoder.bias_ih, b_enc),
-                 (model.encoder.bias_hh, b_enc), (model.decoder.weight_hh, d_dec.t() @ inputs[:, r + e:]),
-                 (model.decoder.weight_ih, d_dec.t() @ work.z.flatten(0, 1)), (model.decoder.bias_ih, b_dec),
+                 (model.encoder.bias_hh, b_enc), (model.decoder.weight_hh, g_dec[:, :d]),
+                 (model.decoder.weight_ih, g_dec[:, d:]), (model.decoder.bias_ih, b_dec),
                  (model.decoder.bias_hh, b_dec),
-                 (model.latent.weight, d_lat.t() @ work.rows[1:].flatten(0, 1)[:, r:r + e]),
-                 (model.latent.bias, d_lat.sum(0))]
-        g_out, b_out = d_out.t() @ work.rows.flatten(0, 1)[:, r + e:], d_out.sum(0)
+                 (model.latent.weight, d_lat.t() @ outputs[:, columns["h_enc"]]), (model.latent.bias, d_lat.sum(0))]
+        g_out = d_out.t() @ work.rows.flatten(0, 1)[:, columns["h_dec"]]
+        b_out = d_out.sum(0)
         row = 0
         for layer in self.out_layers:
             size = layer.weight.shape[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QWidget
 
 from .panel import Panel
 from .state import StudioState
@@ -54,13 +54,7 @@ class InformationPanel(Panel):
         self.view.ci.layout.setRowStretchFactor(1, 2)
         self.heat_note = pg.TextItem("fills in while training runs", color="#9a9a9a", anchor=(0.5, 0.5))
         self.heat_plot.addItem(self.heat_note)
-        self.message = QLabel(objectName="informationMessage")
-        self.message.setStyleSheet("color: #9a9a9a;")
-        self.message.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.message)
-        layout.addWidget(self.view, 1)
+        self.message = self.message_above(self.view, "informationMessage")
         self._drawn_history = -1
         self._drawn_steps = -1
 

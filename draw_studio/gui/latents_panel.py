@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
 from .image_view import DIVERGING
 from .panel import Panel
@@ -73,13 +73,7 @@ class LatentsPanel(Panel):
         for latent_map in (self.mu_map, self.sigma_map):
             latent_map.plot.getAxis("left").setWidth(44)
             latent_map.bar.getAxis("right").setWidth(36)
-        self.message = QLabel(objectName="latentsMessage")
-        self.message.setStyleSheet("color: #9a9a9a;")
-        self.message.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(self.message)
-        layout.addWidget(self.view, 1)
+        self.message = self.message_above(self.view, "latentsMessage")
 
     def redraw(self) -> None:
         trace, state = self.state.trace, self.state

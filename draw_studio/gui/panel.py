@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .state import StudioState
 
@@ -24,6 +24,17 @@ class Panel(QWidget):
         state.trace_changed.connect(self.mark_dirty)
         state.image_changed.connect(self.mark_dirty)
         state.step_changed.connect(self.mark_dirty)
+
+    def message_above(self, view: QWidget, object_name: str) -> QLabel:
+        """Lay out a grey, wrapping message line above ``view`` (which takes the rest); return the label."""
+        message = QLabel(objectName=object_name)
+        message.setStyleSheet("color: #9a9a9a;")
+        message.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(message)
+        layout.addWidget(view, 1)
+        return message
 
     def mark_dirty(self, *_) -> None:
         self._dirty = True
