@@ -109,3 +109,23 @@ def test_resume_can_lower_the_learning_rate(trained):
                          "--report-every", 2, cwd=trained)
     assert result.returncode == 0, result.stderr
     assert "lr 1.00e-04" in result.stderr
+
+
+def test_sigterm_stops_after_the_step_and_writes_the_checkpoint(tmp_path):
+    import signal
+    import time
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DRAW_STUDIO_NO_DOWNLOAD": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "draw_studio", "train", "--preset", "tiny", "--data-dir",
+                                str(MNIST_DIR), "--steps", "100000", "--batch-size", "16", "--out", "S.ckpt",
+                                "--report-every", "1", "--validate-every", "0", "--checkpoint-every", "0"],
+                               cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # wait until training runs
+        if line.startswith("step") and "/100000" in line:
+            break
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    rest = process.stderr.read()
+    assert process.wait(timeout=60) == 130
+    assert "Traceback" not in rest and "continue with --resume S.ckpt" in rest
+    from draw_studio.checkpoint import read_checkpoint
+    assert read_checkpoint(tmp_path / "S.ckpt")["step"] > 0

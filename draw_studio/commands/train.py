@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
 
 import torch
 
 from ..config import PRESETS, TrainConfig, get_preset
-from ..train import Trainer
+from ..train import Trainer, TrainingControl
 from .common import add_data, add_device, duration, status
 
 _TRAIN_DEFAULTS = TrainConfig()
@@ -74,12 +76,12 @@ def run(args) -> int:
                       device=args.device, download=not args.no_download, fast=not args.plain,
                       log=False if args.no_log else (args.log or True),
                       resume_changes=changes)
-    try:
-        for report in trainer.run():
+    control = TrainingControl()
+    with stop_on_signals(control):
+        for report in trainer.run(control):
             _print(report)
-    except KeyboardInterrupt:
-        path = trainer.save(wall_time=trainer.wall_time_before)
-        status(f"interrupted at step {trainer.step}; checkpoint saved to {path} (continue with --resume {path})")
+    if control.stop_requested:
+        status(f"stopped at step {trainer.step}; continue with --resume {args.out}")
         return 130
     return 0
 
@@ -95,3 +97,21 @@ def _print(report) -> None:
         status(f"step {report.step:>7}  checkpoint {report.path}")
     elif report.kind in ("start", "nonfinite", "done") and report.message:
         status(f"step {report.step:>7}  {report.message}")
+
+
+@contextlib.contextmanager
+def stop_on_signals(control: TrainingControl):
+    """Ctrl-C or SIGTERM asks the loop to stop after the current step (it then writes its checkpoint
+    and closes the log); a second signal stops at once."""
+    def handler(signum, frame):
+        if control.stop_requested:
+            raise KeyboardInterrupt
+        status("stopping after this step (the checkpoint is being written; press Ctrl-C again to abort)")
+        control.stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
