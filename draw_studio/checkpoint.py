@@ -53,7 +53,7 @@ def atomic_write(path: str | Path, write) -> None:
 
 def save_checkpoint(path: str | Path, model: DRAW, train_config: TrainConfig | None = None,
                     optimizer: torch.optim.Optimizer | None = None, step: int = 0,
-                    extra: dict | None = None) -> None:
+                    extra: dict | None = None, weights_dtype: torch.dtype | None = None) -> None:
     """Write a checkpoint atomically.
 
     Parameters
@@ -68,6 +68,9 @@ def save_checkpoint(path: str | Path, model: DRAW, train_config: TrainConfig | N
         Optimiser steps taken so far.
     extra : dict, optional
         More plain values (wall time, validation bound, RNG state...).
+    weights_dtype : torch.dtype, optional
+        Store floating-point weights in this type (e.g. float16 for a small
+        shipped file); loading casts them back to the model's float32.
     """
     state = {
         "format": FORMAT,
@@ -75,7 +78,8 @@ def save_checkpoint(path: str | Path, model: DRAW, train_config: TrainConfig | N
         "software": SOFTWARE,
         "model_config": model.config.to_dict(),
         "train_config": train_config.to_dict() if train_config is not None else None,
-        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": {k: v.detach().cpu().to(weights_dtype if weights_dtype and v.is_floating_point() else v.dtype)
+                  for k, v in model.state_dict().items()},
         "optimizer": _to_cpu(optimizer.state_dict()) if optimizer is not None else None,
         "step": int(step),
         "extra": extra or {},

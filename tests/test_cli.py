@@ -129,3 +129,13 @@ def test_sigterm_stops_after_the_step_and_writes_the_checkpoint(tmp_path):
     assert "Traceback" not in rest and "continue with --resume S.ckpt" in rest
     from draw_studio.checkpoint import read_checkpoint
     assert read_checkpoint(tmp_path / "S.ckpt")["step"] > 0
+
+
+def test_publish_fp16_halves_the_file_and_keeps_the_bound(trained):
+    assert draw_studio("publish", "X.ckpt", "--out", "full.ckpt", cwd=trained).returncode == 0
+    assert draw_studio("publish", "X.ckpt", "--out", "half.ckpt", "--fp16", cwd=trained).returncode == 0
+    assert (trained / "half.ckpt").stat().st_size < 0.7 * (trained / "full.ckpt").stat().st_size
+    args = ("--data-dir", MNIST_DIR, "--limit", 50, "--json")
+    full = json.loads(draw_studio("eval", "full.ckpt", *args, cwd=trained).stdout)
+    half = json.loads(draw_studio("eval", "half.ckpt", *args, cwd=trained).stdout)
+    assert half["bound"] == pytest.approx(full["bound"], abs=0.05)
