@@ -64,13 +64,15 @@ class LoadedModel:
     train_config: TrainConfig
     sha256: str
     description: str
+    path: str | None = None
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedModel:
     """Load a checkpoint's model for the window."""
     model, state = load_model(path, device)
     config = TrainConfig.from_dict(state.get("train_config") or {})
-    return LoadedModel(model, config, file_sha256(path), f"{Path(path).name} (step {int(state.get('step', 0)):,})")
+    return LoadedModel(model, config, file_sha256(path), f"{Path(path).name} (step {int(state.get('step', 0)):,})",
+                       str(path))
 
 
 def fresh_model(preset: str = "mnist-paper", seed: int = 0) -> LoadedModel:

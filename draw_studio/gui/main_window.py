@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindo
 from ..errors import DrawStudioError
 from ..trace import Trace, read_trace
 from ..training_log import read_training_log
+from ..train import default_log_path
 from . import configure_pyqtgraph
 from .gallery_panel import GalleryPanel
 from .glimpses_panel import GlimpsesPanel
@@ -247,15 +248,9 @@ class MainWindow(QMainWindow):
                 self.show_model(load_checkpoint(path))
             elif kind == TRACE:
                 self.show_trace_file(read_trace(path))
+                self._show_log_beside(path)
             elif kind == LOG:
-                if self.controller.active:
-                    raise DrawStudioError("stop training before opening a training log (its curves would mix)")
-                log = read_training_log(path)
-                self.training.history.load(
-                    {"step": log.step, "wall_time": log.wall_time, "bound": log.loss, "nll_x": log.nll_x,
-                     "kl": log.kl}, {"step": log.eval_step, "bound": log.eval_bound})
-                self.training.fill_from_configs(log.train_config)
-                self.training.curves.fit()
+                self.show_log(path)
         except DrawStudioError as exc:
             self.show_error(str(exc))
             return False
@@ -263,6 +258,26 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"DRAW Studio — {Path(path).name}")
         self.show_status(f"opened {kind} {path}")
         return True
+
+    def show_log(self, path: str | Path) -> None:
+        """Show the curves of a training log (not while training: the curves would mix)."""
+        if self.controller.active:
+            raise DrawStudioError("stop training before opening a training log (its curves would mix)")
+        log = read_training_log(path)
+        self.training.history.load(
+            {"step": log.step, "wall_time": log.wall_time, "bound": log.loss, "nll_x": log.nll_x,
+             "kl": log.kl}, {"step": log.eval_step, "bound": log.eval_bound})
+        self.training.fill_from_configs(log.train_config)
+        self.training.curves.fit()
+
+    def _show_log_beside(self, checkpoint: str | Path) -> None:
+        """Also show the training log written beside a checkpoint (X.ckpt -> X.log.h5), if there is one."""
+        log = default_log_path(checkpoint)
+        if log.is_file() and not self.controller.active:
+            try:
+                self.show_log(log)
+            except DrawStudioError as exc:
+                self.show_status(f"the training log beside the checkpoint was not shown: {exc}")
 
     def show_model(self, loaded: LoadedModel) -> None:
         """Use ``loaded`` for the gallery and show its first samples and reconstructions."""
@@ -288,6 +303,8 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
             return False
         self.show_model(loaded)
+        if loaded.path:
+            self._show_log_beside(loaded.path)
         self.show_status(f"showing {loaded.description}")
         return True
 
