@@ -13,23 +13,6 @@ from ..errors import DrawStudioError
 JobFunction = Callable[[Callable[[int, int], None]], str]
 
 
-def worker_thread(worker: QObject, parent: QObject, on_finished, name: str = "") -> QThread:
-    """A new (not yet started) QThread that runs ``worker.run`` and quits when ``worker.finished``.
-
-    ``on_finished`` is called in the GUI thread once the thread has ended.
-    """
-    thread = QThread(parent)
-    if name:
-        thread.setObjectName(name)
-    worker.moveToThread(thread)
-    thread.started.connect(worker.run)
-    # quit() is thread-safe: call it from the worker's thread at once, so that wait() in the GUI thread
-    # does not wait for an event the blocked GUI thread would have to deliver
-    worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-    thread.finished.connect(on_finished)
-    return thread
-
-
 class _JobWorker(QObject):
     progress = Signal(int, int)
     done = Signal(str)
@@ -84,11 +67,16 @@ class JobRunner(QObject):
         """Start ``function`` in the background; False if another job still runs."""
         if self.busy:
             return False
-        worker = _JobWorker(function)
+        worker, thread = _JobWorker(function), QThread(self)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
         worker.progress.connect(self.progress)
         worker.done.connect(self.done)
         worker.failed.connect(self.failed)
-        thread = worker_thread(worker, self, self._on_finished)
+        # quit() is thread-safe: call it from the worker's thread at once, so that wait() in the GUI thread
+        # does not wait for an event the blocked GUI thread would have to deliver
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        thread.finished.connect(self._on_finished)
         self._worker, self._thread = worker, thread
         self.started.emit(description)
         thread.start()

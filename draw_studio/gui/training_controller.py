@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from ..train import Trainer
-from .jobs import worker_thread
 from .worker import TraceRequest, TrainingJob, TrainingWorker
 
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
@@ -75,13 +74,20 @@ class TrainingController(QObject):
             return
         self.trainer = None
         worker = TrainingWorker(job)
+        thread = QThread(self)
+        thread.setObjectName("trainingThread")
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
         worker.reports.connect(self._on_reports)
         worker.live_trace.connect(self.live_trace)
         worker.trace_ready.connect(self.trace_ready)
         worker.request_failed.connect(self.request_failed)
         worker.saved.connect(self.saved)
         worker.failed.connect(self.failed)
-        thread = worker_thread(worker, self, self._on_thread_finished, "trainingThread")
+        # quit() is thread-safe: call it from the worker's thread at once, so that wait() in the GUI thread
+        # does not wait for an event the blocked GUI thread would have to deliver
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        thread.finished.connect(self._on_thread_finished)
         self._thread, self._worker = thread, worker
         self._set_state(STARTING)
         thread.start()
