@@ -1,29 +1,60 @@
-"""The benchmark's measurements run and give finite, positive numbers (no timing assertions)."""
+"""The benchmark's measurements run and report sensible numbers (no timing assertions: tiny inputs)."""
 
+import functools
+import json
 import math
 
+import pytest
 import torch
 
-from draw_studio.bench.measure import count_flops, matmul_gflops, median_rate
-from draw_studio.bench.run import training_rates
-from draw_studio.config import get_preset
-from draw_studio.model import DRAW
+from draw_studio.bench import measure, run
+from draw_studio.cli import main
+
+JSON_KEYS = ("train_b64_images_per_s", "train_b256_images_per_s", "plain_train_b64_images_per_s",
+             "plain_train_b256_images_per_s", "train_b64_speedup_vs_plain", "train_b256_matmul_utilisation",
+             "matmul_gflops", "train_flops_per_image", "generate_64x64_trace_ms", "trace_images_per_s",
+             "eval_images_per_s", "peak_memory_mb", "compile_seconds", "device", "torch_version", "threads")
 
 
-def test_flops_of_a_training_step_grow_with_the_batch():
-    model = DRAW(get_preset("tiny").model)
-    one = count_flops(lambda: model(torch.ones(1, 1, 28, 28))[0].bound.mean().backward())
-    four = count_flops(lambda: model(torch.ones(4, 1, 28, 28))[0].bound.mean().backward())
-    assert one > 0 and 3.5 * one < four < 4.5 * one
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread, as the bench is meant to be run here (2 threads with PySide6 loaded are ~5x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
-def test_rates_and_matmul_throughput_are_positive():
-    assert matmul_gflops(size=128, repeats=2) > 0
-    rate = median_rate(lambda: sum(range(1000)), 10, windows=2, calls_per_window=1, warmup=0)
-    assert math.isfinite(rate) and rate > 0
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
-def test_training_rates_measure_fast_and_plain_paths():
-    rates = training_rates(torch.device("cpu"), batch=4, windows=1, log=lambda _: None)
-    assert set(rates) == {"fast", "plain"}
-    assert all(math.isfinite(v) and v > 0 for v in rates.values())
+def test_timing_helpers_return_finite_positive_numbers():
+    work = functools.partial(torch.randn, 50, 50)
+    assert positive(measure.median_rate(work, 10, windows=2, calls_per_window=1))
+    assert positive(measure.median_seconds(work, repeats=2))
+    rates, first = measure.alternating_rates({"a": work, "b": work}, 10, windows=2)
+    assert set(rates) == set(first) == {"a", "b"} and all(map(positive, [*rates.values(), *first.values()]))
+    assert positive(measure.matmul_gflops(size=64, repeats=2))
+    assert measure.count_flops(lambda: torch.ones(8, 8) @ torch.ones(8, 8)) == 2 * 8 ** 3
+    assert positive(measure.peak_memory_mb())
+
+
+def test_training_rates_of_both_paths():
+    rates = run.training_rates(torch.device("cpu"), 4, windows=1, log=lambda _: None, preset="tiny", compile=False)
+    assert positive(rates["fast"]) and positive(rates["plain"]) and rates["compile_seconds"] == 0.0
+
+
+def test_bench_command_prints_the_table_and_json_with_every_key(monkeypatch, capsys):
+    tiny = functools.partial(run.run_benchmark, batches=(4, 8), preset="tiny")
+    monkeypatch.setattr(run, "run_benchmark", lambda *args, **kwargs: tiny(*args, **kwargs))
+    assert main(["bench", "--json", "--quick", "--no-gui", "--device", "cpu", "--threads", "1", "--no-compile"]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert set(JSON_KEYS) <= set(result)
+    assert "train_b64_speedup_vs_plain" in captured.err  # the table, on stderr with --json
+    for key in JSON_KEYS:
+        if key not in ("device", "torch_version", "compile_seconds"):
+            assert positive(result[key]), key
+    assert result["compile_seconds"] == 0.0 and result["threads"] == 1 and result["device"] == "cpu"
+    assert not any(key.startswith("gui_") for key in result)

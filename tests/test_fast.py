@@ -1,33 +1,124 @@
 """The fast training step gives the same loss and gradients as autograd through DRAW.forward."""
 
 import dataclasses
+import threading
 
 import pytest
 import torch
 
+from draw_studio import fast
 from draw_studio.config import get_preset
-from draw_studio.fast import fast_backward
+from draw_studio.fast import compile_wanted, fast_backward
 from draw_studio.model import DRAW
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One thread: faster for these tiny models (and 2 threads with PySide6 loaded are ~5x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small_model(read=True, write=True, channels=1, likelihood="bernoulli", learned_init=True):
+    config = dataclasses.replace(get_preset("tiny").model, channels=channels, height=12, width=10, steps=5,
+                                 enc_size=24, dec_size=20, z_size=6, read_n=3, write_n=4, read_attention=read,
+                                 write_attention=write, likelihood=likelihood, learned_init=learned_init)
+    torch.manual_seed(0)
+    return DRAW(config)
+
+
+def images(model, batch=8, seed=1):
+    cfg = model.config
+    x = torch.rand(batch, cfg.channels, cfg.height, cfg.width, generator=torch.Generator().manual_seed(seed))
+    return x.round() if cfg.likelihood == "bernoulli" else (x * 255).round() / 255
+
+
+def plain_gradients(model, x, seed=2):
+    model.zero_grad(set_to_none=True)
+    terms, _ = model(x, generator=torch.Generator().manual_seed(seed))
+    terms.bound.mean().backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return terms, grads
+
+
+def assert_fast_matches(model, x, compile, seed=2):
+    plain, expected = plain_gradients(model, x, seed)
+    fast_terms = fast_backward(model, x, torch.Generator().manual_seed(seed), compile=compile)
+    torch.testing.assert_close(fast_terms.bound, plain.bound.detach(), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(fast_terms.kl, plain.kl.detach(), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(fast_terms.log_weight, plain.log_weight.detach(), rtol=1e-5, atol=1e-3)
+    got = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    assert set(got) == set(expected)
+    for name in expected:
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5, msg=name)
+    model.zero_grad(set_to_none=True)
 
 
 @pytest.mark.parametrize("read, write", [(True, True), (False, False), (True, False), (False, True)])
 @pytest.mark.parametrize("channels, likelihood", [(1, "bernoulli"), (3, "logistic")])
 def test_fast_path_matches_plain_autograd(read, write, channels, likelihood):
-    config = dataclasses.replace(get_preset("tiny").model, channels=channels, height=12, width=10, steps=5,
-                                 enc_size=24, dec_size=20, z_size=6, read_n=3, write_n=4,
-                                 read_attention=read, write_attention=write, likelihood=likelihood)
-    torch.manual_seed(0)
-    model = DRAW(config)
-    x = torch.rand(8, channels, 12, 10, generator=torch.Generator().manual_seed(1))
-    x = x.round() if likelihood == "bernoulli" else (x * 255).round() / 255
-    plain, _ = model(x, generator=torch.Generator().manual_seed(2))
-    plain.bound.mean().backward()
-    expected = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    model = small_model(read, write, channels, likelihood)
+    assert_fast_matches(model, images(model), compile=False)
+
+
+def test_compiled_fast_path_matches_plain_autograd():
+    model = small_model(channels=3, likelihood="logistic")  # the most code paths in one compile (~15 s)
+    assert_fast_matches(model, images(model), compile=True)
+    assert not fast._compile_failed
+
+
+def test_without_learned_initial_state_those_parameters_get_no_gradient():
+    model = small_model(learned_init=False)
+    assert_fast_matches(model, images(model), compile=False)
+    assert model.state_init.grad is None and model.canvas_init.grad is None
+
+
+def test_reused_buffers_give_the_same_numbers_and_gradients_accumulate():
+    model = small_model()
+    x, other = images(model, batch=8), images(model, batch=5, seed=3)
+    first = fast_backward(model, x, torch.Generator().manual_seed(2), compile=False)
+    once = {name: p.grad.clone() for name, p in model.named_parameters()}
+    fast_backward(model, other, torch.Generator().manual_seed(4), compile=False)  # another size in between
     model.zero_grad(set_to_none=True)
-    fast = fast_backward(model, x, torch.Generator().manual_seed(2))
-    torch.testing.assert_close(fast.bound, plain.bound.detach(), rtol=1e-5, atol=1e-4)
-    torch.testing.assert_close(fast.kl, plain.kl.detach(), rtol=1e-5, atol=1e-4)
-    got = {name: p.grad for name, p in model.named_parameters() if p.grad is not None}
-    assert set(got) == set(expected)
-    for name in expected:
-        torch.testing.assert_close(got[name], expected[name], rtol=1e-4, atol=1e-5, msg=name)
+    fast_backward(model, x, torch.Generator().manual_seed(2), compile=False)
+    again = fast_backward(model, x, torch.Generator().manual_seed(2), compile=False)
+    torch.testing.assert_close(again.bound, first.bound, rtol=0, atol=0)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, 2 * once[name], rtol=1e-6, atol=1e-7, msg=name)
+
+
+def test_a_failing_compile_warns_and_falls_back_to_eager(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("no C++ compiler")
+
+    for piece in fast._COMPILED.values():
+        monkeypatch.setattr(piece, "compiled", broken)
+    monkeypatch.setattr(fast, "_compile_failed", False)
+    model = small_model()
+    with pytest.warns(RuntimeWarning, match="runs eagerly"):
+        assert_fast_matches(model, images(model), compile=True)
+    assert fast._compile_failed
+    assert not compile_wanted(model, images(model), True)  # not tried again
+
+
+def test_compile_wanted(monkeypatch):
+    monkeypatch.setattr(fast, "_compile_failed", False)
+    tiny = small_model()
+    x = images(tiny)
+    big = DRAW(get_preset("mnist-paper").model)
+    batch = torch.zeros(64, 1, 28, 28)
+    assert compile_wanted(tiny, x, True) and not compile_wanted(big, batch, False)
+    monkeypatch.delenv(fast.COMPILE_ENV, raising=False)
+    assert compile_wanted(big, batch) and not compile_wanted(tiny, x)  # auto: only passes worth compiling
+    answers = []
+    worker = threading.Thread(target=lambda: answers.append(compile_wanted(big, batch)))
+    worker.start()
+    worker.join()
+    assert answers == [False]  # not in a window's worker thread
+    monkeypatch.setenv(fast.COMPILE_ENV, "0")
+    assert not compile_wanted(big, batch)
+    monkeypatch.setenv(fast.COMPILE_ENV, "1")
+    assert compile_wanted(tiny, x)

@@ -26,6 +26,35 @@ def median_rate(work: Callable[[], None], items_per_call: int, windows: int = 5,
     return statistics.median(rates)
 
 
+def alternating_rates(works: dict[str, Callable[[], None]], items_per_call: int, windows: int = 5,
+                      calls_per_window: int = 1) -> tuple[dict[str, float], dict[str, float]]:
+    """Items per second of several ways to do the same work, timed in turns (A B A B ...).
+
+    Each work is called once first (warm-up: compiling, allocating); then ``windows`` rounds time
+    ``calls_per_window`` calls of each in turn, so a change in the machine's load hits all alike.
+
+    Returns
+    -------
+    rates : dict
+        Median items/s per work.
+    first_call_seconds : dict
+        Wall time of each work's first call.
+    """
+    first = {}
+    for name, work in works.items():
+        start = time.perf_counter()
+        work()
+        first[name] = time.perf_counter() - start
+    rates: dict[str, list[float]] = {name: [] for name in works}
+    for _ in range(windows):
+        for name, work in works.items():
+            start = time.perf_counter()
+            for _ in range(calls_per_window):
+                work()
+            rates[name].append(items_per_call * calls_per_window / (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in rates.items()}, first
+
+
 def median_seconds(work: Callable[[], None], repeats: int = 5, warmup: int = 1) -> float:
     """Median wall time of one call, after ``warmup`` calls."""
     for _ in range(warmup):

@@ -12,21 +12,24 @@ from .. import __version__
 from ..config import get_preset
 from ..device import make_generator, resolve_device
 from ..evaluate import evaluate
-from ..fast import fast_backward
+from ..fast import compile_wanted, fast_backward
 from ..model import DRAW
 from ..trace import record_trace
-from .measure import count_flops, matmul_gflops, median_rate, median_seconds, peak_memory_mb
+from .measure import alternating_rates, count_flops, matmul_gflops, median_rate, median_seconds, peak_memory_mb
 
 Log = Callable[[str], None]
+PRESET = "mnist-paper"
 
 
-def _training_step(model: DRAW, optimizer: torch.optim.Optimizer, x: torch.Tensor, fast: bool):
+def training_step(model: DRAW, optimizer: torch.optim.Optimizer, x: torch.Tensor, fast: bool,
+                  compile: bool | None = None) -> Callable[[], None]:
+    """One optimiser step as training does it: the fast path or plain autograd through ``DRAW.forward``."""
     generator = make_generator(x.device, 0)
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         if fast:
-            fast_backward(model, x, generator)
+            fast_backward(model, x, generator, compile=compile)
         else:
             model(x, generator=generator)[0].bound.mean().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
@@ -36,22 +39,37 @@ def _training_step(model: DRAW, optimizer: torch.optim.Optimizer, x: torch.Tenso
     return step
 
 
-def training_rates(device: torch.device, batch: int, windows: int, log: Log) -> dict:
-    """Fast and plain training images/s at the mnist-paper preset for one batch size."""
+def training_rates(device: torch.device, batch: int, windows: int, log: Log, preset: str = PRESET,
+                   compile: bool | None = None) -> dict:
+    """Fast and plain training images/s for one batch size, timed in turns (fast, plain, fast, ...).
+
+    Returns
+    -------
+    dict
+        ``fast``, ``plain`` (median images/s) and ``compile_seconds``: how much longer the fast
+        path's first call took than a later one (compiling; 0 when it does not compile).
+    """
     torch.manual_seed(0)
-    model = DRAW(get_preset("mnist-paper").model).to(device)
+    model = DRAW(get_preset(preset).model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.5, 0.999))
-    x = torch.bernoulli(torch.full((batch, 1, 28, 28), 0.15), generator=torch.Generator().manual_seed(0)).to(device)
-    result = {}
-    for name, fast in (("fast", True), ("plain", False)):
-        step = _training_step(model, optimizer, x, fast)
-        result[name] = median_rate(step, batch, windows=windows, calls_per_window=1, warmup=1)
-        log(f"  train batch {batch} {name}: {result[name]:.1f} images/s")
+    cfg = model.config
+    x = torch.bernoulli(torch.full((batch, cfg.channels, cfg.height, cfg.width), 0.15),
+                        generator=torch.Generator().manual_seed(0)).to(device)
+    works = {"fast": training_step(model, optimizer, x, True, compile),
+             "plain": training_step(model, optimizer, x, False)}
+    calls = max(1, 128 // batch)  # windows of >= 128 images
+    rates, first = alternating_rates(works, batch, windows=windows, calls_per_window=calls)
+    compiled = compile_wanted(model, x, compile)
+    result = {**rates, "compile_seconds": max(0.0, first["fast"] - batch / rates["fast"]) if compiled else 0.0}
+    log(f"  train batch {batch}: fast {rates['fast']:.1f}, plain {rates['plain']:.1f} images/s "
+        f"({rates['fast'] / rates['plain']:.2f}x; fast path {'compiled' if compiled else 'eager'}"
+        + (f", compiling took {result['compile_seconds']:.0f} s)" if compiled else ")"))
     return result
 
 
 def run_benchmark(device_name: str = "auto", quick: bool = False, gui: bool = True, log: Log = print,
-                  data_dir: str | None = None) -> dict:
+                  compile: bool | None = None, batches: tuple[int, int] = (64, 256),
+                  preset: str = PRESET, data_dir: str | None = None) -> dict:
     """Run every measurement; returns a flat dict (the ``--json`` output).
 
     Parameters
@@ -60,30 +78,42 @@ def run_benchmark(device_name: str = "auto", quick: bool = False, gui: bool = Tr
         Fewer timed windows (for a smoke test); the numbers are noisier.
     gui : bool
         Also measure the window's event-loop latency while it trains (needs PySide6).
+    compile : bool, optional
+        Passed to ``fast_backward`` (None: its default, see ``draw_studio.fast.compile_wanted``).
+    batches : (int, int)
+        The two training batch sizes; the keys keep the names ``b64`` / ``b256`` (tests use
+        tiny ones).
+    preset : str
+        Model preset of the training, FLOP and generation measurements.
     data_dir : str, optional
-        Where the window's latency run finds MNIST (default: the usual search).
+        Where the window's latency run finds MNIST (default: the usual search; random binary
+        images of MNIST's shape when it is not found).
     """
     device = resolve_device(device_name)
     windows = 3 if quick else 5
+    training_windows = {"b64": 3 if quick else 9, "b256": 2 if quick else 5}  # medians of turns (~1.5 / 3 s each)
     out: dict = {"device": str(device), "torch_version": torch.__version__, "threads": torch.get_num_threads(),
-                 "draw_studio_version": __version__, "preset": "mnist-paper"}
+                 "draw_studio_version": __version__, "preset": preset}
     log(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    peak = matmul_gflops(device=device)
+    peak = matmul_gflops(size=1024 if quick else 2048, device=device)
     out["matmul_gflops"] = peak
     log(f"  fp32 matmul peak: {peak:.1f} GFLOP/s")
 
-    model = DRAW(get_preset("mnist-paper").model).to(device)
-    probe = torch.zeros(4, 1, 28, 28, device=device).bernoulli_(0.15)
+    model = DRAW(get_preset(preset).model).to(device)
+    cfg = model.config
+    probe = torch.zeros(4, cfg.channels, cfg.height, cfg.width, device=device).bernoulli_(0.15)
     flops = count_flops(lambda: model(probe)[0].bound.mean().backward()) / len(probe)
     out["train_flops_per_image"] = flops
     log(f"  training FLOPs per image: {flops / 1e6:.0f} MFLOP")
 
-    for batch in (64, 256):
-        rates = training_rates(device, batch, windows if batch == 64 else max(windows - 2, 2), log)
-        out[f"train_b{batch}_images_per_s"] = rates["fast"]
-        out[f"plain_train_b{batch}_images_per_s"] = rates["plain"]
-        out[f"train_b{batch}_speedup_vs_plain"] = rates["fast"] / rates["plain"]
-        out[f"train_b{batch}_matmul_utilisation"] = rates["fast"] * flops / (peak * 1e9)
+    out["compile_seconds"] = 0.0
+    for name, batch in zip(("b64", "b256"), batches):
+        rates = training_rates(device, batch, training_windows[name], log, preset, compile)
+        out[f"train_{name}_images_per_s"] = rates["fast"]
+        out[f"plain_train_{name}_images_per_s"] = rates["plain"]
+        out[f"train_{name}_speedup_vs_plain"] = rates["fast"] / rates["plain"]
+        out[f"train_{name}_matmul_utilisation"] = rates["fast"] * flops / (peak * 1e9)
+        out["compile_seconds"] += rates["compile_seconds"]
 
     model.eval()
     generator = make_generator(device, 0)
@@ -94,11 +124,13 @@ def run_benchmark(device_name: str = "auto", quick: bool = False, gui: bool = Tr
     out["generate_64x64_trace_ms"] = median_seconds(generate, repeats=windows) * 1000
     log(f"  generation, 64 samples with the full trace: {out['generate_64x64_trace_ms']:.0f} ms")
 
-    images = np.random.default_rng(0).random((500, 1, 28, 28), dtype=np.float32).round()
-    out["trace_images_per_s"] = median_rate(lambda: record_trace(model, images=images[:200], batch_size=200),
-                                            200, windows=max(windows - 2, 2), calls_per_window=1)
+    count = 100 if quick else 500
+    images = np.random.default_rng(0).random((count, cfg.channels, cfg.height, cfg.width), dtype=np.float32).round()
+    traced = min(200, count)
+    out["trace_images_per_s"] = median_rate(lambda: record_trace(model, images=images[:traced], batch_size=traced),
+                                            traced, windows=max(windows - 2, 2), calls_per_window=1)
     log(f"  trace recording: {out['trace_images_per_s']:.0f} images/s")
-    out["eval_images_per_s"] = median_rate(lambda: evaluate(model, images, batch_size=500), 500,
+    out["eval_images_per_s"] = median_rate(lambda: evaluate(model, images, batch_size=count), count,
                                            windows=max(windows - 2, 2), calls_per_window=1)
     log(f"  eval: {out['eval_images_per_s']:.0f} images/s")
     if gui:

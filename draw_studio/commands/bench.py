@@ -3,37 +3,52 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from .common import add_device, status
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="measure training, generation, trace and GUI speed", description=(
-        "Training images/s at the mnist-paper preset (fast path and the plain autograd path, batch 64 and 256), "
-        "matrix-multiply utilisation, generation latency, trace and eval throughput, the window's event-loop "
-        "latency while it trains, peak memory."))
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+        "Training images/s at the mnist-paper preset (fast path and the plain autograd path, batch 64 and 256, "
+        "timed in turns), matrix-multiply utilisation, the fast path's compile time, generation latency, trace "
+        "and eval throughput, the window's event-loop latency while it trains, peak memory. Takes 1-2 minutes "
+        "(the first run compiles the fast path, ~15 s per batch size; later runs reuse PyTorch's cache)."))
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object on stdout (the table then goes to stderr)")
     p.add_argument("--quick", action="store_true", help="fewer timed windows (noisier)")
     p.add_argument("--no-gui", action="store_true", help="skip the window latency measurement")
-    p.add_argument("--threads", type=int, default=0, help="PyTorch CPU threads (default: PyTorch's choice)")
     p.add_argument("--data-dir", default=None, help="MNIST for the window's latency run (default: the usual search)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for PyTorch (default: PyTorch's choice; 1 to compare with a busy machine)")
+    p.add_argument("--no-compile", action="store_true",
+                   help="run the fast training path eagerly (same as DRAW_STUDIO_COMPILE=0)")
     add_device(p)
     p.set_defaults(run=run)
 
 
-def run(args) -> int:
-    from ..bench.run import run_benchmark
+def format_table(result: dict) -> str:
+    """The result as aligned ``key  value`` lines."""
+    width = max(map(len, result))
+    lines = []
+    for key, value in result.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else str(value)
+        lines.append(f"{key:<{width}}  {shown}")
+    return "\n".join(lines)
 
+
+def run(args) -> int:
     import torch
+
+    from ..bench.run import run_benchmark
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    result = run_benchmark(args.device, quick=args.quick, gui=not args.no_gui, log=status, data_dir=args.data_dir)
+    result = run_benchmark(args.device, quick=args.quick, gui=not args.no_gui, log=status,
+                           compile=False if args.no_compile else None, data_dir=args.data_dir)
     if args.json:
+        print(format_table(result), file=sys.stderr, flush=True)
         print(json.dumps(result))
     else:
-        width = max(map(len, result))
-        for key, value in result.items():
-            shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-            print(f"{key:<{width}}  {shown}")
+        print(format_table(result))
     return 0
