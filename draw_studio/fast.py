@@ -389,9 +389,9 @@ def compile_wanted(model: DRAW, x: torch.Tensor, requested: bool | None = None) 
     """Whether ``fast_backward(model, x, compile=requested)`` compiles its steps.
 
     ``requested`` True / False decides; None reads ``$DRAW_STUDIO_COMPILE`` ("1" / "0"), and
-    unset or "auto" compiles on a CPU, in the main thread (not in a window's worker, where the
-    first step would stall for the compile time), when a pass is big enough to repay it
-    (batch * steps * (enc + dec) >= 2^20: the mnist-paper preset from batch 32 on).
+    unset or "auto" compiles on a CPU when a pass is big enough to repay the compile time
+    (batch * steps * (enc + dec) >= 2^20: the mnist-paper preset from batch 32 on). On a GPU
+    the eager fast path runs (compiling there is untested).
     """
     if _compile_failed or not hasattr(torch, "compile"):
         return False
@@ -403,8 +403,7 @@ def compile_wanted(model: DRAW, x: torch.Tensor, requested: bool | None = None) 
             return True
         cfg = model.config
         work = x.shape[0] * cfg.steps * (cfg.enc_size + cfg.dec_size)
-        return (x.device.type == "cpu" and threading.current_thread() is threading.main_thread()
-                and work >= _AUTO_COMPILE_WORK)
+        return x.device.type == "cpu" and work >= _AUTO_COMPILE_WORK
     return bool(requested)
 
 

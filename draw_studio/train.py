@@ -29,7 +29,7 @@ from .data.binarize import dynamic_binarization, fixed_binarization
 from .device import make_generator, mix_seed, resolve_device
 from .errors import DrawStudioError
 from .evaluate import evaluate, model_inputs
-from .fast import fast_backward
+from .fast import compile_wanted, fast_backward
 from .model import DRAW
 from .training_log import TrainingLogWriter
 
@@ -147,15 +147,21 @@ class Trainer:
     fast : bool
         Use ``draw_studio.fast.fast_backward`` (same numbers, faster) rather
         than autograd through ``DRAW.forward``.
+    compile : bool, optional
+        Whether the fast path compiles its steps (``torch.compile``; the first
+        step then takes ~15-40 s, once per machine and batch size). None: see
+        ``draw_studio.fast.compile_wanted`` (``$DRAW_STUDIO_COMPILE``, else on a
+        CPU for big enough batches).
     """
 
     def __init__(self, model_config: ModelConfig | None, train_config: TrainConfig, data_dir: str | None = None,
                  out: str | Path | None = None, resume: str | Path | None = None, device: str = "auto",
                  train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
                  download: bool = True, fast: bool = True, log: str | Path | None | bool = True,
-                 resume_changes: dict | None = None) -> None:
+                 resume_changes: dict | None = None, compile: bool | None = None) -> None:
         self.device = resolve_device(device)
         self.fast = fast
+        self.compile = compile
         if log is True:
             log = default_log_path(out) if out else None
         self.log_path = Path(log) if log else None
@@ -265,7 +271,7 @@ class Trainer:
         generator = make_generator(self.device, mix_seed(cfg.seed, step, 4))
         self.optimizer.zero_grad(set_to_none=True)
         if self.fast:
-            terms = fast_backward(self.model, x, generator)
+            terms = fast_backward(self.model, x, generator, compile=self.compile)
         else:
             terms, _ = self.model(x, generator=generator)
             terms.bound.mean().backward()
@@ -275,6 +281,17 @@ class Trainer:
         if finite:
             self.optimizer.step()
         return loss.detach(), terms.nll_x.mean().detach(), terms.kl.mean().detach(), finite
+
+    def _compile_notice(self) -> str:
+        """What the start report says when the first step will compile the fast path."""
+        if not self.fast:
+            return " (plain autograd path)"
+        cfg = self.model.config
+        probe = torch.empty(self.config.batch_size, cfg.channels, cfg.height, cfg.width, device=self.device)
+        if compile_wanted(self.model, probe, self.compile):
+            return ("; the first step compiles the fast path (up to ~40 s the first time on this machine, "
+                    "a few seconds later)")
+        return ""
 
     def run(self, control: TrainingControl | None = None) -> Iterator[Report]:
         """Train until ``total_steps`` or a stop request, yielding reports.
@@ -304,7 +321,8 @@ class Trainer:
         window_losses: list[torch.Tensor] = []  # per-step (loss, nll_x, kl), pulled to the host once per report
         window_steps: list[int] = []
         nonfinite_in_a_row = 0
-        yield self._report("start", started, message=f"training on {self.device} from step {self.step}")
+        yield self._report("start", started, message=f"training on {self.device} from step {self.step}"
+                           + self._compile_notice())
         while self.step < self.total_steps and not control.stop_requested:
             if control.paused:
                 yield self._report("paused", started)

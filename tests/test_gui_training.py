@@ -158,3 +158,34 @@ def test_latency_probe_records_ticks(qtbot):
     probe.stop()
     summary = probe.summary()
     assert summary["count"] >= 10 and summary["p50"] >= 0 and summary["p99"] >= summary["p50"]
+
+
+def run_latency(tmp_path, *arguments):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "DRAW_STUDIO_DATA": str(tmp_path / "data")}
+    done = subprocess.run([sys.executable, "-m", "draw_studio.gui.latency_run", "--json", "--preset", "tiny",
+                           "--batch-size", "16", *arguments], capture_output=True, text=True, env=env,
+                          timeout=300)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    return done, (json.loads(lines[-1]) if lines else None)
+
+
+def test_latency_run_trains_in_the_window_and_reports_the_event_loop_lateness(tmp_path):
+    done, result = run_latency(tmp_path, "--seconds", "2")  # no MNIST anywhere: random images of its shape
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert result["gui_latency_data"] == "random" and result["gui_latency_train_steps"] > 0
+    assert result["gui_latency_ticks"] > 20  # a 10 ms timer over 2 s
+    assert 0 <= result["gui_latency_p50_ms"] <= result["gui_latency_p99_ms"] <= result["gui_latency_max_ms"]
+    assert result["gui_train_images_per_s"] == result["gui_latency_train_steps"] * 16 / 2
+
+
+def test_latency_run_with_a_folder_without_mnist_says_so(tmp_path):
+    (tmp_path / "empty").mkdir()
+    done, result = run_latency(tmp_path, "--seconds", "1", "--data-dir", str(tmp_path / "empty"))
+    assert done.returncode == 2 and result is None
+    assert "mnist" in done.stderr.lower() and "Traceback" not in done.stderr

@@ -48,6 +48,9 @@ def add_parser(subparsers) -> None:
                    help=f"checkpoint every N steps ({_TRAIN_DEFAULTS.checkpoint_every}; 0: only at the end)")
     p.add_argument("--report-every", type=int, default=None, help="print a line every this many steps (50)")
     p.add_argument("--plain", action="store_true", help="plain autograd step instead of the fast path (same numbers)")
+    p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help=(
+        "torch.compile the fast path's steps (auto: on a CPU from ~batch 32 of mnist-paper; the first step "
+        "then takes 15-40 s once, later runs reuse PyTorch's cache; also $DRAW_STUDIO_COMPILE)"))
     p.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default: PyTorch's choice)")
     p.add_argument("--log", default=None, help="training log (HDF5) to write (default: beside --out, X.log.h5)")
     p.add_argument("--no-log", action="store_true", help="write no training log")
@@ -74,6 +77,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     trainer = Trainer(preset.model, config, data_dir=args.data_dir, out=args.out, resume=args.resume,
                       device=args.device, download=not args.no_download, fast=not args.plain,
+                      compile={"auto": None, "on": True, "off": False}[args.compile],
                       log=False if args.no_log else (args.log or True),
                       resume_changes=changes)
     control = TrainingControl()

@@ -53,7 +53,7 @@ def run_window(path: str | None = None, screenshot: str | None = None, device: s
 
     from .worker import training_threads
 
-    torch.set_num_threads(training_threads())  # one core stays free for the window
+    torch.set_num_threads(training_threads())
     app = ensure_application()
     from PySide6.QtCore import QSettings
 

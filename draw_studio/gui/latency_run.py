@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m draw_studio.gui.latency_run")
     parser.add_argument("--seconds", type=float, default=12.0, help="how long to probe")
     parser.add_argument("--data-dir", default=None, help="folder with MNIST (default: the usual search)")
+    parser.add_argument("--preset", default="mnist-paper", help="model preset to train (an MNIST-shaped one)")
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -51,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
                         interactive=False)
     window.show()
     panel = window.training
-    panel.preset.setCurrentText("mnist-paper")
-    panel.batch_size.setValue(64)
+    panel.preset.setCurrentText(args.preset)
+    panel.batch_size.setValue(args.batch_size)
     if mnist is not None:
         panel.data_dir.setText(str(mnist))
     else:
@@ -63,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"gui_latency_p50_ms": summary["p50"], "gui_latency_p90_ms": summary["p90"],
               "gui_latency_p99_ms": summary["p99"], "gui_latency_max_ms": summary["max"],
               "gui_latency_ticks": summary["count"], "gui_latency_train_steps": summary["steps"],
+              "gui_train_images_per_s": summary["steps"] * panel.batch_size.value() / args.seconds,
               "gui_latency_seconds": args.seconds, "gui_latency_data": "mnist" if mnist is not None else "random"}
     print(json.dumps(result) if args.json else result)
     return 0
