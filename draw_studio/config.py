@@ -89,6 +89,9 @@ class ModelConfig(_JsonConfig):
         return cls(**values)
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
 @dataclass(frozen=True)
 class TrainConfig(_JsonConfig):
     """How a model is trained: data, optimiser and schedule.
@@ -105,6 +108,11 @@ class TrainConfig(_JsonConfig):
     lr_schedule : str
         ``"constant"``, ``"cosine"`` (to ``lr * lr_min_factor``) or ``"step"``
         (times ``lr_decay`` every ``lr_decay_every`` steps).
+    precision : str
+        ``"fp32"`` (default; the fast path, exactly the paper's equations) or
+        ``"bf16"``: autograd through ``DRAW.forward`` under bfloat16 autocast
+        (matrix products in bf16: for GPUs with bf16 units; the numbers differ
+        from fp32 by bf16 rounding).
     """
 
     preset: str = "mnist-paper"
@@ -127,6 +135,7 @@ class TrainConfig(_JsonConfig):
     validation_limit: int = 2000
     checkpoint_every: int = 1000
     report_every: int = 10
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -137,6 +146,8 @@ class TrainConfig(_JsonConfig):
             raise DrawStudioError(f"unknown lr schedule {self.lr_schedule!r}; use constant, cosine or step")
         if self.lr <= 0:
             raise DrawStudioError(f"learning rate must be positive, got {self.lr}")
+        if self.precision not in PRECISIONS:
+            raise DrawStudioError(f"unknown precision {self.precision!r}; use {' or '.join(PRECISIONS)}")
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":

@@ -30,7 +30,7 @@ from .device import make_generator, mix_seed, resolve_device
 from .errors import DrawStudioError
 from .evaluate import evaluate, model_inputs
 from .fast import compile_wanted, fast_backward
-from .model import DRAW
+from .model import DRAW, LossTerms
 from .training_log import TrainingLogWriter
 
 MAX_NONFINITE_IN_A_ROW = 20
@@ -270,7 +270,12 @@ class Trainer:
             group["lr"] = learning_rate(cfg, step, self.total_steps)
         generator = make_generator(self.device, mix_seed(cfg.seed, step, 4))
         self.optimizer.zero_grad(set_to_none=True)
-        if self.fast:
+        if cfg.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                terms, _ = self.model(x, generator=generator)
+            terms = LossTerms(nll_x=terms.nll_x.float(), kl=terms.kl.float(), log_weight=terms.log_weight.float())
+            terms.bound.mean().backward()
+        elif self.fast:
             terms = fast_backward(self.model, x, generator, compile=self.compile)
         else:
             terms, _ = self.model(x, generator=generator)
@@ -284,6 +289,8 @@ class Trainer:
 
     def _compile_notice(self) -> str:
         """What the start report says when the first step will compile the fast path."""
+        if self.config.precision == "bf16":
+            return " (bf16 autocast, plain autograd path)"
         if not self.fast:
             return " (plain autograd path)"
         cfg = self.model.config

@@ -1,6 +1,7 @@
 """The training engine and checkpoints: resume, NaN guard, pause/stop, corrupt files."""
 
 import dataclasses
+import math
 import threading
 
 import pytest
@@ -138,3 +139,17 @@ def test_learning_rate_schedules():
     assert learning_rate(cosine, 100, 100) == pytest.approx(0.001)
     stepped = config(lr=0.01, lr_schedule="step", lr_decay=0.5, lr_decay_every=10)
     assert learning_rate(stepped, 25, 100) == pytest.approx(0.0025)
+
+
+def test_bf16_precision_trains_close_to_fp32_and_is_recorded(tmp_path):
+    fp32 = step_losses(trainer(config(steps=5)).run())
+    run = trainer(config(steps=5, precision="bf16"), out=tmp_path / "bf16.ckpt")
+    reports = list(run.run())
+    bf16 = step_losses(reports)
+    assert "bf16 autocast" in reports[0].message
+    assert len(bf16) == 5 and all(math.isfinite(loss) for loss in bf16)
+    assert bf16 != fp32  # bf16 products round differently...
+    assert max(abs(a - b) / b for a, b in zip(bf16, fp32)) < 0.02  # ...but the bound stays within 2%
+    assert read_checkpoint(tmp_path / "bf16.ckpt")["train_config"]["precision"] == "bf16"
+    with pytest.raises(DrawStudioError, match="unknown precision"):
+        config(precision="fp8")

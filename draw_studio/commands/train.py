@@ -8,13 +8,13 @@ import signal
 
 import torch
 
-from ..config import PRESETS, TrainConfig, get_preset
+from ..config import PRECISIONS, PRESETS, TrainConfig, get_preset
 from ..train import Trainer, TrainingControl
 from .common import add_data, add_device, duration, status
 
 _TRAIN_DEFAULTS = TrainConfig()
 CHANGEABLE_ON_RESUME = ("lr", "beta1", "beta2", "grad_clip", "lr_schedule", "lr_decay", "lr_decay_every",
-                        "validate_every", "validation_limit", "checkpoint_every", "report_every")
+                        "validate_every", "validation_limit", "checkpoint_every", "report_every", "precision")
 
 
 def add_parser(subparsers) -> None:
@@ -48,6 +48,9 @@ def add_parser(subparsers) -> None:
                    help=f"checkpoint every N steps ({_TRAIN_DEFAULTS.checkpoint_every}; 0: only at the end)")
     p.add_argument("--report-every", type=int, default=None, help="print a line every this many steps (50)")
     p.add_argument("--plain", action="store_true", help="plain autograd step instead of the fast path (same numbers)")
+    p.add_argument("--precision", default=None, choices=PRECISIONS, help=(
+        "fp32 (default: the fast path) or bf16 (autograd under bfloat16 autocast, for GPUs with bf16 units; "
+        "results differ by bf16 rounding)"))
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help=(
         "torch.compile the fast path's steps (auto: on a CPU from ~batch 32 of mnist-paper; the first step "
         "then takes 15-40 s once, later runs reuse PyTorch's cache; also $DRAW_STUDIO_COMPILE)"))
