@@ -29,6 +29,17 @@ import draw_studio.gui  # noqa: E402,F401 - its import guards None against PySid
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch thread: faster for tiny models (and 2 threads with PySide6 loaded are ~5x slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def gui_settings(tmp_path):
     """An isolated QSettings (INI file under tmp_path): the user's settings are never touched."""
     from PySide6.QtCore import QSettings

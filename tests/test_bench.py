@@ -16,13 +16,7 @@ JSON_KEYS = ("train_b64_images_per_s", "train_b256_images_per_s", "plain_train_b
              "eval_images_per_s", "peak_memory_mb", "compile_seconds", "device", "torch_version", "threads")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread, as the bench is meant to be run here (2 threads with PySide6 loaded are ~5x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def positive(value) -> bool:

@@ -12,13 +12,7 @@ from draw_studio.fast import compile_wanted, fast_backward
 from draw_studio.model import DRAW
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One thread: faster for these tiny models (and 2 threads with PySide6 loaded are ~5x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_model(read=True, write=True, channels=1, likelihood="bernoulli", learned_init=True):
