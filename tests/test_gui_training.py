@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 
 import numpy as np
 import pytest
@@ -28,6 +29,7 @@ def set_up_tiny(window, tmp_path, steps: int, given_data: bool = True):
     panel.data_dir.setText(str(MNIST_DIR))
     panel.checkpoint.setText(str(tmp_path / "run" / "tiny.ckpt"))
     panel.trace_every_s = 0.2
+    panel.threads.setValue(1)  # tiny models: one thread is fastest
     if given_data:
         panel.set_datasets(mnist_slice("train", 300), mnist_slice("test", 60))
     return panel
@@ -189,3 +191,45 @@ def test_latency_run_with_a_folder_without_mnist_says_so(tmp_path):
     done, result = run_latency(tmp_path, "--seconds", "1", "--data-dir", str(tmp_path / "empty"))
     assert done.returncode == 2 and result is None
     assert "mnist" in done.stderr.lower() and "Traceback" not in done.stderr
+
+
+def test_an_opened_training_checkpoint_continues_exactly_and_its_curves_go_on(window, tmp_path, qtbot):
+    from draw_studio.config import TrainConfig, get_preset
+    from draw_studio.train import Trainer
+
+    train_set, valid_set = mnist_slice("train", 300), mnist_slice("test", 60)
+    config = TrainConfig(preset="tiny", batch_size=20, steps=6, seed=5, validate_every=0, checkpoint_every=0,
+                         report_every=1, validation_limit=60)
+
+    def run(steps, **kwargs):
+        trainer = Trainer(get_preset("tiny").model, dataclasses.replace(config, steps=steps), device="cpu",
+                          train_set=train_set, valid_set=valid_set, **kwargs)
+        return [row[2] for report in trainer.run() if report.kind == "step" for row in report.step_losses]
+
+    whole = run(10)
+    first = run(6, out=tmp_path / "run.ckpt")  # the CLI's training, with its log beside
+    assert window.open_path(tmp_path / "run.ckpt")
+    panel = window.training
+    assert panel.continue_run.isEnabled() and panel.continue_run.isChecked()
+    assert panel.checkpoint.text() == str(tmp_path / "run.ckpt") and not panel.batch_size.isEnabled()
+    assert panel.history.train.size == 6  # the log beside the checkpoint
+    panel.steps.setValue(10)
+    panel.set_datasets(train_set, valid_set)
+    button(window, "startButton").click()
+    qtbot.waitUntil(lambda: window.controller.state == "idle" and window.controller.trainer is not None,
+                    timeout=30_000)
+    np.testing.assert_array_equal(panel.history.train.column("step"), np.arange(1, 11))
+    np.testing.assert_allclose(panel.history.train.column("bound"), first + whole[6:], rtol=0, atol=0)
+    assert first == whole[:6]
+    assert load_model(tmp_path / "run.ckpt")[1]["step"] == 10
+
+
+def test_a_published_model_offers_no_continuation(window, tmp_path):
+    from draw_studio.checkpoint import save_checkpoint
+    from draw_studio.config import TrainConfig, get_preset
+    from draw_studio.model import DRAW
+
+    save_checkpoint(tmp_path / "shipped.ckpt", DRAW(get_preset("tiny").model), TrainConfig(preset="tiny"), None, 3)
+    assert window.open_path(tmp_path / "shipped.ckpt")
+    assert not window.training.continue_run.isEnabled() and not window.training.resuming
+    assert "optimiser state" in window.training.continue_run.toolTip()

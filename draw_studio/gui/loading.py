@@ -65,6 +65,7 @@ class LoadedModel:
     sha256: str
     description: str
     path: str | None = None
+    resumable: bool = False  # the file holds the optimiser state: training can continue from it
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedModel:
@@ -72,7 +73,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedModel:
     model, state = load_model(path, device)
     config = TrainConfig.from_dict(state.get("train_config") or {})
     return LoadedModel(model, config, file_sha256(path), f"{Path(path).name} (step {int(state.get('step', 0)):,})",
-                       str(path))
+                       str(path), resumable=state.get("optimizer") is not None)
 
 
 def fresh_model(preset: str = "mnist-paper", seed: int = 0) -> LoadedModel:

@@ -15,7 +15,6 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindo
 
 from ..errors import DrawStudioError
 from ..trace import Trace, read_trace
-from ..training_log import read_training_log
 from ..train import default_log_path
 from . import configure_pyqtgraph
 from .gallery_panel import GalleryPanel
@@ -246,6 +245,7 @@ class MainWindow(QMainWindow):
             kind = file_kind(path)
             if kind == CHECKPOINT:
                 self.show_model(load_checkpoint(path))
+                self._show_log_beside(path)
             elif kind == TRACE:
                 self.show_trace_file(read_trace(path))
                 self._show_log_beside(path)
@@ -263,12 +263,7 @@ class MainWindow(QMainWindow):
         """Show the curves of a training log (not while training: the curves would mix)."""
         if self.controller.active:
             raise DrawStudioError("stop training before opening a training log (its curves would mix)")
-        log = read_training_log(path)
-        self.training.history.load(
-            {"step": log.step, "wall_time": log.wall_time, "bound": log.loss, "nll_x": log.nll_x,
-             "kl": log.kl}, {"step": log.eval_step, "bound": log.eval_bound})
-        self.training.fill_from_configs(log.train_config)
-        self.training.curves.fit()
+        self.training.load_log(path)
 
     def _show_log_beside(self, checkpoint: str | Path) -> None:
         """Also show the training log written beside a checkpoint (X.ckpt -> X.log.h5), if there is one."""
@@ -283,6 +278,7 @@ class MainWindow(QMainWindow):
         """Use ``loaded`` for the gallery and show its first samples and reconstructions."""
         self.service.set_model(loaded.model, loaded.train_config, loaded.sha256)
         self.training.fill_from_configs(loaded.train_config.to_dict())
+        self.training.offer_resume(loaded.path if loaded.resumable else None)
         traces = self.service.first_traces()
         for _, trace in traces:
             self.gallery.show_trace(trace)

@@ -13,6 +13,8 @@ from ..commands.common import duration
 from ..config import PRESETS, TrainConfig, get_preset
 from ..data import DATASETS, ImageSet
 from ..errors import DrawStudioError
+from ..train import default_log_path
+from ..training_log import read_training_log
 from .curves import CurvesPlot
 from .history import TrainingHistory
 from .panel import Panel
@@ -53,6 +55,11 @@ class TrainingPanel(Panel):
         self.seed = self._spin("seedSpin", 0, 2 ** 31 - 1, 0)
         self.validate_every = self._spin("validateEverySpin", 0, 10_000_000, 1000)
         self.validate_every.setToolTip("validation bound every this many steps (0: never)")
+        self.threads = self._spin("threadsSpin", 0, 256, 0)
+        self.threads.setSpecialValueText("all cores")
+        self.threads.setToolTip("CPU threads for training. All cores is fastest on an idle machine; when other "
+                                "programs compute, use fewer: PyTorch's threads wait for each other and a busy "
+                                "core slows every step down several times")
         self.device = QComboBox(objectName="deviceCombo")
         self.device.setEditable(True)
         self.device.addItems(list(DEVICES))
@@ -61,16 +68,20 @@ class TrainingPanel(Panel):
         self.checkpoint = QLineEdit(objectName="checkpointEdit")
         self.checkpoint.setPlaceholderText("empty: no automatic checkpoints")
         self.checkpoint.setToolTip("written every 1000 steps and when training stops")
+        self.resume_path: str | None = None
+        self._checkpoint_before_resume = ""
+        self.continue_run = QCheckBox("continue the opened checkpoint", objectName="continueCheck")
+        self.continue_run.toggled.connect(self._on_continue)
 
         for widget in (self.preset, self.dataset, self.steps, self.batch_size, self.lr, self.seed,
-                       self.validate_every, self.device):
+                       self.validate_every, self.device, self.threads):
             widget.setMinimumWidth(70)  # let the dock be narrow; the fields share what there is
         form = QGridLayout()
         form.setHorizontalSpacing(6)
         form.setVerticalSpacing(3)
         pairs = [("preset", self.preset), ("dataset", self.dataset), ("steps", self.steps),
                  ("batch size", self.batch_size), ("learning rate", self.lr), ("seed", self.seed),
-                 ("validate every", self.validate_every), ("device", self.device)]
+                 ("validate every", self.validate_every), ("device", self.device), ("CPU threads", self.threads)]
         for i, (label, widget) in enumerate(pairs):
             form.addWidget(QLabel(label), i // 2, 2 * (i % 2))
             form.addWidget(widget, i // 2, 2 * (i % 2) + 1)
@@ -78,6 +89,7 @@ class TrainingPanel(Panel):
         paths.setContentsMargins(0, 0, 0, 0)
         paths.addRow("data folder", self._with_browse(self.data_dir, folder=True))
         paths.addRow("checkpoint", self._with_browse(self.checkpoint, folder=False))
+        paths.addRow("", self.continue_run)
 
         self.start_button = QPushButton("Start", objectName="startButton")
         self.pause_button = QPushButton("Pause", objectName="pauseButton")
@@ -100,8 +112,8 @@ class TrainingPanel(Panel):
         self.trace_now = QPushButton("Trace now", objectName="traceNowButton")
         self.trace_now.setToolTip("record a live trace of the model being trained at once")
         self.trace_now.clicked.connect(lambda: self.controller.request_live_trace())
-        form.addWidget(self.follow_live, len(pairs) // 2, 0, 1, 2)
-        form.addWidget(self.trace_now, len(pairs) // 2, 2, 1, 2)
+        form.addWidget(self.follow_live, (len(pairs) + 1) // 2, 0, 1, 2)
+        form.addWidget(self.trace_now, (len(pairs) + 1) // 2, 2, 1, 2)
         self.progress.setMinimumWidth(60)
         for widget in (self.data_dir, self.checkpoint):
             widget.setMinimumWidth(80)
@@ -131,7 +143,7 @@ class TrainingPanel(Panel):
         self.controller.reports.connect(self.on_reports)
         self.controller.saved.connect(lambda path: self.message.emit(f"checkpoint saved to {path}"))
         self.controller.finished.connect(self._on_state)
-        self._on_state(IDLE)
+        self.offer_resume(None)
 
     # ------------------------------------------------------------------ form helpers
     @staticmethod
@@ -170,6 +182,50 @@ class TrainingPanel(Panel):
         """Train on these images instead of loading the dataset (None: load it again)."""
         self.given_data = None if train_set is None else (train_set, valid_set or train_set)
 
+    def offer_resume(self, path: str | None) -> None:
+        """Offer to continue training ``path`` (a checkpoint with its optimiser state; None: nothing to continue).
+
+        Checked by default: Start then resumes it exactly (same data order and noise as an
+        uninterrupted run), writing to the same file, with the learning rate, steps and
+        validation interval of the form.
+        """
+        if self.controller.active:
+            return  # the form belongs to the run in progress
+        self.continue_run.setChecked(False)
+        self.resume_path = str(path) if path else None
+        self.continue_run.setEnabled(self.resume_path is not None)
+        self.continue_run.setToolTip(
+            f"Start continues {self.resume_path} (its data, batch size and seed; the form's learning rate, "
+            "steps and validation interval) and writes to it" if self.resume_path else
+            "open a training checkpoint (one holding its optimiser state) to continue it; shipped and "
+            "published models hold none: start a fresh run")
+        self.continue_run.setChecked(self.resume_path is not None)
+        self._on_state()
+
+    def _on_continue(self, checked: bool) -> None:
+        if checked and self.resume_path:
+            self._checkpoint_before_resume = self.checkpoint.text()
+            self.checkpoint.setText(self.resume_path)
+        elif self.checkpoint.text() == self.resume_path:
+            self.checkpoint.setText(self._checkpoint_before_resume)
+        self.checkpoint.setEnabled(not checked and self.controller.state == IDLE)
+        for widget in (self.preset, self.dataset, self.batch_size, self.seed):
+            widget.setEnabled(not checked and self.controller.state == IDLE)  # kept from the checkpoint
+
+    @property
+    def resuming(self) -> bool:
+        """Whether Start continues the opened checkpoint."""
+        return self.resume_path is not None and self.continue_run.isChecked()
+
+    def load_log(self, path: str | Path) -> None:
+        """Show the curves of a training log and its settings."""
+        log = read_training_log(path)
+        self.history.load(
+            {"step": log.step, "wall_time": log.wall_time, "bound": log.loss, "nll_x": log.nll_x,
+             "kl": log.kl}, {"step": log.eval_step, "bound": log.eval_bound})
+        self.fill_from_configs(log.train_config)
+        self.curves.fit()
+
     def fill_from_configs(self, train_config: dict | None) -> None:
         """Show the settings of a run (from a checkpoint or a training log)."""
         if not train_config:
@@ -192,6 +248,7 @@ class TrainingPanel(Panel):
         settings.setValue("training/data_dir", self.data_dir.text())
         settings.setValue("training/checkpoint", self.checkpoint.text())
         settings.setValue("training/device", self.device.currentText())
+        settings.setValue("training/threads", self.threads.value())
 
     def restore_settings(self, settings: QSettings, default_data_dir: str = "") -> None:
         preset = str(settings.value("training/preset", "mnist-paper"))
@@ -203,6 +260,10 @@ class TrainingPanel(Panel):
         self.data_dir.setText(str(settings.value("training/data_dir", default_data_dir) or default_data_dir))
         self.checkpoint.setText(str(settings.value("training/checkpoint", "runs/gui/draw.ckpt")))
         self.device.setCurrentText(str(settings.value("training/device", "auto")))
+        try:
+            self.threads.setValue(int(settings.value("training/threads", 0)))
+        except (TypeError, ValueError):
+            self.threads.setValue(0)
 
     # ------------------------------------------------------------------ actions
     def build_job(self) -> TrainingJob:
@@ -226,9 +287,13 @@ class TrainingPanel(Panel):
                 raise DrawStudioError(f"cannot create the checkpoint folder {folder}: {exc.strerror}; "
                                       "choose another checkpoint file") from None
         train_set, valid_set = self.given_data or (None, None)
+        resume = self.resume_path if self.resuming else None
+        changes = ({"lr": lr, "validate_every": self.validate_every.value(), "report_every": 1}
+                   if resume else None)
         return TrainingJob(preset.model, train_config, data_dir=self.data_dir.text().strip() or None,
                            device=self.device.currentText().strip() or "auto", out=out, train_set=train_set,
-                           valid_set=valid_set, trace_every_s=self.trace_every_s)
+                           valid_set=valid_set, trace_every_s=self.trace_every_s, resume=resume,
+                           resume_changes=changes, threads=self.threads.value())
 
     def start(self) -> None:
         """Start training with the form's settings (a bad setting becomes a status message)."""
@@ -240,6 +305,12 @@ class TrainingPanel(Panel):
             self.message.emit(f"cannot start: {exc}")
             return
         self.history.clear()
+        log = default_log_path(job.resume) if job.resume else None
+        if log is not None and log.is_file():
+            try:
+                self.load_log(log)  # the curves so far; the resumed run appends to them (and to the file)
+            except DrawStudioError as exc:
+                self.message.emit(f"the curves so far were not shown: {exc}")
         self.last_report = None
         self.mark_dirty()
         self.controller.start(job)
@@ -305,9 +376,11 @@ class TrainingPanel(Panel):
         finished_model = state == IDLE and self.controller.trainer is not None
         self.save_button.setEnabled(state in (RUNNING, PAUSED) or finished_model)
         self.trace_now.setEnabled(state in (RUNNING, PAUSED))
-        for widget in (self.preset, self.dataset, self.steps, self.batch_size, self.lr, self.seed,
-                       self.validate_every, self.device, self.data_dir, self.checkpoint):
+        for widget in (self.steps, self.lr, self.validate_every, self.device, self.data_dir, self.threads):
             widget.setEnabled(not busy)
+        self.continue_run.setEnabled(not busy and self.resume_path is not None)
+        for widget in (self.preset, self.dataset, self.batch_size, self.seed, self.checkpoint):
+            widget.setEnabled(not busy and not self.resuming)
 
     def redraw(self) -> None:
         report = self.last_report

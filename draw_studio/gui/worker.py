@@ -61,6 +61,8 @@ class TrainingJob:
     trace_every_s: float = 5.0
     trace_images: int = 8
     threads: int = 0
+    resume: str | None = None  # continue this checkpoint (see Trainer's ``resume`` and ``resume_changes``)
+    resume_changes: dict | None = None
 
 
 @dataclass
@@ -159,7 +161,7 @@ class TrainingWorker(QObject):
             job = self.job
             self.trainer = Trainer(job.model_config, job.train_config, data_dir=job.data_dir, out=job.out,
                                    device=job.device, train_set=job.train_set, valid_set=job.valid_set,
-                                   download=job.download)
+                                   download=job.download, resume=job.resume, resume_changes=job.resume_changes)
             if job.out is None:
                 self.trainer.out = None
             count = min(job.trace_images, len(self.trainer.valid_set))
