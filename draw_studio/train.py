@@ -357,7 +357,8 @@ class Trainer:
             window_losses.append(torch.stack((loss, nll_x, kl)))
             window_steps.append(self.step)
             window_images += cfg.batch_size
-            if self.step % cfg.report_every == 0 or self.step == self.total_steps:
+            if (self.step % cfg.report_every == 0 or self.step == self.total_steps
+                    or control.stop_requested):  # a stop never loses the steps since the last report
                 rows = torch.stack(window_losses).cpu().tolist()  # the one host synchronisation per report
                 means = [sum(column) / len(rows) for column in zip(*rows)]
                 now = time.perf_counter()

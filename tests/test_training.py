@@ -153,3 +153,19 @@ def test_bf16_precision_trains_close_to_fp32_and_is_recorded(tmp_path):
     assert read_checkpoint(tmp_path / "bf16.ckpt")["train_config"]["precision"] == "bf16"
     with pytest.raises(DrawStudioError, match="unknown precision"):
         config(precision="fp8")
+
+
+def test_a_stop_between_reports_still_reports_every_step(tmp_path):
+    control = TrainingControl()
+    run = trainer(config(steps=100, report_every=50), out=tmp_path / "m.ckpt")
+    step_once = run.train_step
+
+    def stop_pressed_during_step_three(step):
+        if step == 2:  # 0-based: the third step
+            control.stop()
+        return step_once(step)
+
+    run.train_step = stop_pressed_during_step_three
+    steps = [row[0] for report in run.run(control) if report.kind == "step" for row in report.step_losses]
+    assert run.step == 3 and steps == [1, 2, 3]
+    assert read_checkpoint(tmp_path / "m.ckpt")["step"] == run.step
