@@ -164,12 +164,16 @@ def test_export_writes_files(window, trace_file, tmp_path, qtbot):
     assert window.export_view_png(tmp_path / "view.png")
     assert (tmp_path / "view.png").stat().st_size > 1000
     for kind, target in (("gif", tmp_path / "steps.gif"), ("frames", tmp_path / "frames"),
-                         ("trace", tmp_path / "again.h5")):
+                         ("trace", tmp_path / "again.h5"), ("mp4", tmp_path / "steps.mp4")):
         assert window.export_trace(kind, target)
         qtbot.waitUntil(lambda: not window.jobs.busy, timeout=20_000)
         assert target.exists(), kind
     assert len(list((tmp_path / "frames").glob("*.png"))) == 5  # steps 0..T
     np.testing.assert_array_equal(read_trace(tmp_path / "again.h5").canvas, window.state.trace.canvas)
+    import imageio.v2 as imageio
+
+    with imageio.get_reader(tmp_path / "steps.mp4", format="FFMPEG") as video:
+        assert video.count_frames() == 5  # steps 0..T, as the frames
     assert window.findChild(QMessageBox, "errorDialog") is None
 
 
