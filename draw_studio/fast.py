@@ -471,7 +471,20 @@ class _WorkspaceCache:
             self._lock.release()
 
 
+    def clear(self) -> None:
+        """Free the kept buffers (unless a pass is using them; it keeps them until the next clear)."""
+        if self._lock.acquire(blocking=False):
+            self._workspace, self._key = None, None
+            self._lock.release()
+
+
 _workspaces = _WorkspaceCache()
+
+
+def release_buffers() -> None:
+    """Free the buffers the fast path keeps between calls (~75 MB at mnist-paper batch 64), e.g. when
+    training ends in a long-lived process such as the window."""
+    _workspaces.clear()
 
 
 @functools.lru_cache(maxsize=8)

@@ -29,7 +29,7 @@ from .data.binarize import dynamic_binarization, fixed_binarization
 from .device import make_generator, mix_seed, resolve_device
 from .errors import DrawStudioError
 from .evaluate import evaluate, model_inputs
-from .fast import compile_wanted, fast_backward
+from .fast import compile_wanted, fast_backward, release_buffers
 from .model import DRAW, LossTerms
 from .training_log import TrainingLogWriter
 
@@ -319,6 +319,7 @@ class Trainer:
         finally:
             if log is not None:
                 log.close()
+            release_buffers()
 
     def _run(self, control: TrainingControl) -> Iterator[Report]:
         cfg = self.config

@@ -141,3 +141,13 @@ def test_passes_in_overlapping_and_finished_threads_give_the_same_gradients():
         torch.testing.assert_close(terms.bound, expected_terms.bound.detach(), rtol=1e-5, atol=1e-4)
         for name in expected:
             torch.testing.assert_close(grads[name], expected[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_released_buffers_are_rebuilt_with_the_same_numbers():
+    model = small_model()
+    x = images(model)
+    assert_fast_matches(model, x, compile=False)
+    assert fast._workspaces._workspace is not None  # kept between calls
+    fast.release_buffers()
+    assert fast._workspaces._workspace is None
+    assert_fast_matches(model, x, compile=False)
