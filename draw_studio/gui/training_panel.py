@@ -208,9 +208,7 @@ class TrainingPanel(Panel):
             self.checkpoint.setText(self.resume_path)
         elif self.checkpoint.text() == self.resume_path:
             self.checkpoint.setText(self._checkpoint_before_resume)
-        self.checkpoint.setEnabled(not checked and self.controller.state == IDLE)
-        for widget in (self.preset, self.dataset, self.batch_size, self.seed):
-            widget.setEnabled(not checked and self.controller.state == IDLE)  # kept from the checkpoint
+        self._on_state()  # a continued run keeps the checkpoint's preset, data, batch size and seed
 
     @property
     def resuming(self) -> bool:
