@@ -343,7 +343,7 @@ def _backward_step(shape: _Shape, constants: tuple, weights: tuple, x: torch.Ten
     d_read, d_canvas, d_h_enc, d_c_enc, d_h_dec, d_c_dec = grads
     out, read, attention, cell_enc, tanh_enc, cell_dec, tanh_dec, sigma_eps = saved
     d_out, gates_dec, latent, gates_enc = stores
-    r, e, d, size = shape.read, shape.enc, shape.dec, shape.z
+    r, e, d = shape.read, shape.enc, shape.dec
     d_canvas, d_out = _attention_backward(shape, constants, d_read, d_canvas, x, out, read, attention, d_out)
     d_gates, d_c_dec = _lstm_backward(torch.addmm(d_h_dec, d_out, w_out), d_c_dec, gates_dec, cell_dec, tanh_dec)
     d_dec_in = d_gates @ w_dec  # (batch, D+Z): d h_dec_{t-1}, d z_t
@@ -566,7 +566,7 @@ class _Pass:
     def weight_grads(self) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
         """(parameter, gradient) of every layer: one product over all steps per layer."""
         steps, model, work, columns = self.steps, self.model, self.work, self.shape.columns
-        r, e, d, z = self.shape.read, self.shape.enc, self.shape.dec, self.shape.z
+        r, e, d = self.shape.read, self.shape.enc, self.shape.dec
         inputs, outputs = work.rows[:steps].flatten(0, 1), work.rows[1:].flatten(0, 1)  # (T*batch, width)
         d_enc, d_dec = work.gates_enc.flatten(0, 1), work.gates_dec.flatten(0, 1)  # now the gradients
         d_lat, d_out = work.latent.flatten(0, 1), work.d_outs.flatten(0, 1)
