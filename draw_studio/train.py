@@ -270,15 +270,12 @@ class Trainer:
             group["lr"] = learning_rate(cfg, step, self.total_steps)
         generator = make_generator(self.device, mix_seed(cfg.seed, step, 4))
         self.optimizer.zero_grad(set_to_none=True)
-        if cfg.precision == "bf16":
-            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+        if self.fast and cfg.precision == "fp32":
+            terms = fast_backward(self.model, x, generator, compile=self.compile)
+        else:  # autograd through DRAW.forward, under bf16 autocast when asked
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                 terms, _ = self.model(x, generator=generator)
             terms = LossTerms(nll_x=terms.nll_x.float(), kl=terms.kl.float(), log_weight=terms.log_weight.float())
-            terms.bound.mean().backward()
-        elif self.fast:
-            terms = fast_backward(self.model, x, generator, compile=self.compile)
-        else:
-            terms, _ = self.model(x, generator=generator)
             terms.bound.mean().backward()
         loss = terms.bound.mean()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
