@@ -22,7 +22,7 @@ from typing import Iterator
 
 import torch
 
-from .checkpoint import model_from_state, read_checkpoint, save_checkpoint
+from .checkpoint import file_sha256, model_from_state, read_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import ImageSet, load_split
 from .data.binarize import dynamic_binarization, fixed_binarization
@@ -137,6 +137,10 @@ class Trainer:
         Checkpoint written every ``checkpoint_every`` steps and at the end.
     resume : str or Path, optional
         Checkpoint to continue from.
+    init_from : str or Path, optional
+        Checkpoint (e.g. a shipped, weights-only one) whose weights, step,
+        wall time and training configuration start this run with a fresh
+        Adam state; recorded in ``extra["lineage"]`` of every checkpoint.
     device : str
         ``auto``, ``cpu``, ``cuda``...
     train_set, valid_set : ImageSet, optional
@@ -158,7 +162,11 @@ class Trainer:
                  out: str | Path | None = None, resume: str | Path | None = None, device: str = "auto",
                  train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
                  download: bool = True, fast: bool = True, log: str | Path | None | bool = True,
-                 resume_changes: dict | None = None, compile: bool | None = None) -> None:
+                 resume_changes: dict | None = None, compile: bool | None = None,
+                 init_from: str | Path | None = None) -> None:
+        if resume and init_from:
+            raise DrawStudioError("pass either --resume (continue a run exactly) or --init-from "
+                                  "(start from a checkpoint's weights with a fresh optimiser), not both")
         self.device = resolve_device(device)
         self.fast = fast
         self.compile = compile
@@ -168,7 +176,9 @@ class Trainer:
         self.out = Path(out) if out else None
         self.step = 0
         self.wall_time_before = 0.0
-        resumed = read_checkpoint(resume) if resume else None
+        source = resume or init_from
+        resumed = read_checkpoint(source) if source else None
+        self.lineage: list = list((resumed or {}).get("extra", {}).get("lineage", []))
         if resumed is not None:
             saved = TrainConfig.from_dict(resumed.get("train_config") or {})
             train_config = dataclasses.replace(saved, steps=train_config.steps, epochs=train_config.epochs,
@@ -181,9 +191,9 @@ class Trainer:
                                                  train_config.validation_size, download)
         model_config = (model_config or ModelConfig()).with_image_shape(*self.train_set.shape)
         if resumed is not None:
-            self.model = model_from_state(resumed, resume).to(self.device)
+            self.model = model_from_state(resumed, source).to(self.device)
             if model_config != self.model.config:
-                raise DrawStudioError(f"{resume} was trained on images of shape {self.model.config.channels}x"
+                raise DrawStudioError(f"{source} was trained on images of shape {self.model.config.channels}x"
                                       f"{self.model.config.height}x{self.model.config.width}, the data is "
                                       f"{'x'.join(map(str, self.train_set.shape))}; resume on the same dataset")
         else:
@@ -191,10 +201,15 @@ class Trainer:
             self.model = DRAW(model_config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr,
                                           betas=(train_config.beta1, train_config.beta2))
-        if resumed is not None:
+        if init_from:
+            self.step = int(resumed["step"])
+            self.wall_time_before = float(resumed.get("extra", {}).get("wall_time", 0.0))
+            self.lineage.append({"init_from": str(init_from), "sha256": file_sha256(init_from),
+                                 "step": self.step, "fresh_optimizer": True})
+        elif resumed is not None:
             if resumed.get("optimizer") is None:
                 raise DrawStudioError(f"{resume} holds no optimiser state (a shipped model?); "
-                                      "fine-tune from it with a fresh run or resume from a training checkpoint")
+                                      "continue from its weights with --init-from instead of --resume")
             self.optimizer.load_state_dict(resumed["optimizer"])
             self.step = int(resumed["step"])
             self.wall_time_before = float(resumed.get("extra", {}).get("wall_time", 0.0))
@@ -247,7 +262,8 @@ class Trainer:
             raise DrawStudioError("no checkpoint path: pass --out FILE")
         extra = {"wall_time": float(wall_time), "valid_bound": float(self.last_bound),
                  "torch_rng": torch.get_rng_state(), "dataset": self.config.dataset,
-                 "train_images": int(len(self.train_set)), "steps_per_epoch": int(self.steps_per_epoch)}
+                 "train_images": int(len(self.train_set)), "steps_per_epoch": int(self.steps_per_epoch),
+                 "lineage": self.lineage}
         save_checkpoint(path, self.model, self.config, self.optimizer, self.step, extra)
         return path
 

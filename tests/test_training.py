@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from draw_studio.checkpoint import load_model, read_checkpoint, save_checkpoint
+from draw_studio.checkpoint import file_sha256, load_model, read_checkpoint, save_checkpoint
 from draw_studio.config import TrainConfig, get_preset
 from draw_studio.errors import CheckpointError, DrawStudioError
 from draw_studio.model import DRAW
@@ -169,3 +169,28 @@ def test_a_stop_between_reports_still_reports_every_step(tmp_path):
     steps = [row[0] for report in run.run(control) if report.kind == "step" for row in report.step_losses]
     assert run.step == 3 and steps == [1, 2, 3]
     assert read_checkpoint(tmp_path / "m.ckpt")["step"] == run.step
+
+
+def test_init_from_a_weights_only_checkpoint_continues_its_weights_and_steps_with_fresh_adam(tmp_path):
+    first = trainer(config(steps=4), out=tmp_path / "full.ckpt")
+    list(first.run())
+    full = read_checkpoint(tmp_path / "full.ckpt")
+    weights_only = tmp_path / "shipped.ckpt"
+    model, _ = load_model(tmp_path / "full.ckpt")
+    save_checkpoint(weights_only, model, TrainConfig.from_dict(full["train_config"]), step=full["step"])
+    with pytest.raises(DrawStudioError, match="--init-from"):
+        trainer(config(steps=8), resume=weights_only)
+    continued = trainer(config(steps=8), init_from=weights_only, out=tmp_path / "next.ckpt")
+    assert continued.step == 4
+    for name, value in model.state_dict().items():
+        assert torch.equal(continued.model.state_dict()[name], value)
+    assert continued.optimizer.state_dict()["state"] == {}  # a fresh Adam
+    losses = step_losses(continued.run())
+    assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
+    lineage = read_checkpoint(tmp_path / "next.ckpt")["extra"]["lineage"]
+    assert lineage == [{"init_from": str(weights_only), "sha256": file_sha256(weights_only), "step": 4,
+                        "fresh_optimizer": True}]
+    # resuming the continued run keeps its lineage
+    resumed = trainer(config(steps=10), resume=tmp_path / "next.ckpt", out=tmp_path / "next.ckpt")
+    list(resumed.run())
+    assert read_checkpoint(tmp_path / "next.ckpt")["extra"]["lineage"] == lineage

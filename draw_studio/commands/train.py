@@ -61,6 +61,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--resume", default=None, help=(
         "checkpoint to continue from: its data, batch size and seed are kept; optimiser, schedule, "
         "validation and checkpoint options given here replace the saved ones"))
+    p.add_argument("--init-from", default=None, help=(
+        "checkpoint (e.g. a shipped model without optimiser state) whose weights, step count and settings "
+        "start this run with a fresh Adam state; options given here replace its saved ones"))
     add_device(p)
     p.set_defaults(run=run)
 
@@ -82,7 +85,7 @@ def run(args) -> int:
                       device=args.device, download=not args.no_download, fast=not args.plain,
                       compile={"auto": None, "on": True, "off": False}[args.compile],
                       log=False if args.no_log else (args.log or True),
-                      resume_changes=changes)
+                      resume_changes=changes, init_from=args.init_from)
     control = TrainingControl()
     with stop_on_signals(control):
         for report in trainer.run(control):
