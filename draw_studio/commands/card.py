@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shlex
@@ -25,13 +26,25 @@ def add_parser(subparsers) -> None:
     add_data(p)
     p.add_argument("--out", required=True, help="Markdown file to write")
     p.add_argument("--name", default=None, help="model name (default: the file's stem)")
-    p.add_argument("--iw-limit", type=int, default=1000, help="test images for the importance-weighted bound")
-    p.add_argument("--importance-samples", type=int, default=50, metavar="K")
+    p.add_argument("--importance-weighted", action="append", type=_iw_spec, default=None, metavar="K:N",
+                   help="an importance-weighted bound with K samples on the first N test images "
+                        "(repeat for several; default 50:1000)")
     p.add_argument("--made-with", action="append", default=[], help="a command line that made this model "
                    "(repeat for each; default: the train command rebuilt from the checkpoint)")
     p.add_argument("--note", action="append", default=[], help="a line of free text for the card")
     add_device(p)
     p.set_defaults(run=run)
+
+
+def _iw_spec(text: str) -> tuple[int, int]:
+    """``"K:N"`` -> (K, N) with K >= 2 and N >= 1."""
+    try:
+        k, n = (int(part) for part in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K:N (samples:images), e.g. 50:1000, not {text!r}") from None
+    if k < 2 or n < 1:
+        raise argparse.ArgumentTypeError(f"K must be at least 2 and N at least 1, not {text!r}")
+    return k, n
 
 
 def train_command(config: TrainConfig, out: str) -> str:
@@ -53,11 +66,11 @@ def run(args) -> int:
     pixels, binarization, bin_seed = model_inputs(test, model.config.likelihood)
     status(f"evaluating {len(pixels)} test images...")
     full = evaluate(model, pixels, batch_size=500, binarization=binarization, binarization_seed=bin_seed)
-    status(f"bound {full.bound:.2f}; importance-weighted bound on {args.iw_limit} images, "
-           f"K={args.importance_samples}...")
-    subset = pixels[:args.iw_limit]
-    weighted = evaluate(model, subset, batch_size=500, importance_samples=args.importance_samples,
-                        binarization=binarization, binarization_seed=bin_seed)
+    weighted = []
+    for k, limit in args.importance_weighted or [(50, 1000)]:
+        status(f"importance-weighted bound on {min(limit, len(pixels))} images, K={k}...")
+        weighted.append(evaluate(model, pixels[:limit], batch_size=500, importance_samples=k,
+                                 binarization=binarization, binarization_seed=bin_seed))
     name = args.name or Path(args.checkpoint).stem
     step = int(state.get("step", 0))
     per_epoch = int(extra.get("steps_per_epoch", 0)) or 1
@@ -74,6 +87,8 @@ def run(args) -> int:
         f"seed {config.seed}",
         f"- Trained: {step} steps = {step / per_epoch:.1f} epochs, {duration(float(extra.get('wall_time', 0)))} "
         "of training wall time",
+        *[f"- Started from `{Path(entry['init_from']).name}` (step {entry['step']}, sha256 "
+          f"{entry['sha256'][:12]}...) with a fresh Adam state" for entry in extra.get("lineage", [])],
         f"- Machine of this card: {platform.machine()}, {os.cpu_count()} cores, {platform.system()}, "
         f"torch {torch.__version__}, device {device}",
         "",
@@ -85,16 +100,16 @@ def run(args) -> int:
         f"| variational bound L = L_x + L_z | {full.n} | **{full.bound:.2f}** |",
         f"| reconstruction L_x | {full.n} | {full.nll_x:.2f} |",
         f"| KL L_z | {full.n} | {full.kl:.2f} |",
-        f"| importance-weighted bound, K={weighted.importance_samples} | {weighted.n} | "
-        f"**{weighted.iw_bound:.2f}** (bound on the same images: {weighted.bound:.2f}) |",
+        *[f"| importance-weighted bound, K={w.importance_samples} | {w.n} | **{w.iw_bound:.2f}** "
+          f"(bound on the same images: {w.bound:.2f}) |" for w in weighted],
         "",
         "## Reproduce",
         "",
         "```",
         *commands,
         f"draw-studio eval {name}.ckpt --data-dir ../shared/data/mnist --split test --json",
-        f"draw-studio eval {name}.ckpt --data-dir ../shared/data/mnist --split test --limit {args.iw_limit} "
-        f"--importance-samples {args.importance_samples} --json",
+        *[f"draw-studio eval {name}.ckpt --data-dir ../shared/data/mnist --split test --limit {w.n} "
+          f"--importance-samples {w.importance_samples} --json" for w in weighted],
         "```",
         "",
         *[f"{note}" for note in args.note],
@@ -104,6 +119,6 @@ def run(args) -> int:
     ]
     atomic_write(args.out, lambda temp: Path(temp).write_text("\n".join(lines)))
     status(f"wrote {args.out}")
-    print(f"{name}: bound {full.bound:.2f} nats (n={full.n}), IW bound {weighted.iw_bound:.2f} "
-          f"(K={weighted.importance_samples}, n={weighted.n})")
+    print(f"{name}: bound {full.bound:.2f} nats (n={full.n})" + "".join(
+        f", IW bound {w.iw_bound:.2f} (K={w.importance_samples}, n={w.n})" for w in weighted))
     return 0

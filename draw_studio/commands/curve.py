@@ -1,0 +1,29 @@
+"""``draw-studio curve``: a run's learning curve (validation bound against epochs) as a PNG."""
+
+from __future__ import annotations
+
+from ..checkpoint import read_checkpoint
+from ..plots import MARKS, learning_curve_png
+from .common import status
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("curve", help="draw a training log's learning curve into a PNG (needs matplotlib)")
+    p.add_argument("log", help="training log (X.log.h5)")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--checkpoint", default=None, help="the run's checkpoint: its steps per epoch put epochs "
+                   "on the x axis")
+    p.add_argument("--steps-per-epoch", type=float, default=None, help="optimiser steps per epoch (x in epochs)")
+    p.add_argument("--marks", default=None, choices=sorted(MARKS), help="mark the paper's and public "
+                   "reproductions' MNIST test bounds for this model")
+    p.add_argument("--title", default="")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    per_epoch = args.steps_per_epoch
+    if per_epoch is None and args.checkpoint:
+        per_epoch = (read_checkpoint(args.checkpoint).get("extra") or {}).get("steps_per_epoch") or None
+    out = learning_curve_png(args.log, args.out, per_epoch, MARKS.get(args.marks, ()), args.title)
+    status(f"wrote {out}")
+    return 0
