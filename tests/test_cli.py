@@ -139,3 +139,25 @@ def test_publish_fp16_halves_the_file_and_keeps_the_bound(trained):
     full = json.loads(draw_studio("eval", "full.ckpt", *args, cwd=trained).stdout)
     half = json.loads(draw_studio("eval", "half.ckpt", *args, cwd=trained).stdout)
     assert half["bound"] == pytest.approx(full["bound"], abs=0.05)
+
+
+def test_card_reports_every_importance_weighted_bound_asked_for(trained):
+    result = draw_studio("card", "X.ckpt", "--data-dir", MNIST_DIR, "--out", "X.md", "--importance-weighted", "4:20",
+                         "--importance-weighted", "8:10", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    card = (trained / "X.md").read_text()
+    assert "| importance-weighted bound, K=4 | 20 |" in card
+    assert "| importance-weighted bound, K=8 | 10 |" in card
+    assert "--limit 20 --importance-samples 4" in card and "--limit 10 --importance-samples 8" in card
+    bad = draw_studio("card", "X.ckpt", "--out", "Y.md", "--importance-weighted", "1:10", cwd=trained)
+    assert bad.returncode == 2 and "K must be at least 2" in bad.stderr and not (trained / "Y.md").exists()
+
+
+def test_curve_draws_the_validation_bound_against_epochs(trained):
+    result = draw_studio("curve", "X.log.h5", "--checkpoint", "X.ckpt", "--marks", "mnist-attention",
+                         "--out", "curve.png", cwd=trained)
+    assert result.returncode == 0, result.stderr
+    with Image.open(trained / "curve.png") as image:
+        assert image.format == "PNG" and image.size[0] > 400
+        colours = image.convert("RGB").getcolors(1 << 20)
+    assert any(rgb == (0x1F, 0x77, 0xB4) for _, rgb in colours)  # the validation curve was drawn
