@@ -1,0 +1,82 @@
+"""Helpers of the fault suite: run the real command line in a child process, a small disk, a file-size limit.
+
+Faults that can kill a process (a full disk inside HDF5, kill -9) are always provoked in a child
+process, so that the test run itself survives whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def cli_env(**extra: str) -> dict:
+    """Environment of a child ``draw-studio``: no download, no compile, one thread, no user data folder."""
+    env = {k: v for k, v in os.environ.items() if k != "DRAW_STUDIO_DATA"}
+    env.update(DRAW_STUDIO_NO_DOWNLOAD="1", DRAW_STUDIO_COMPILE="0", OMP_NUM_THREADS="1",
+               QT_QPA_PLATFORM=os.environ.get("QT_QPA_PLATFORM", "offscreen"))
+    env.update(extra)
+    return env
+
+
+def _limit_file_size(limit_bytes: int):
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+    return apply
+
+
+def run_cli(*args, cwd: str | Path | None = None, timeout: float = 180, file_size_limit: int | None = None,
+            env: dict | None = None, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
+    """Run ``python -m draw_studio ARGS`` in a child process and return its result (text output)."""
+    return subprocess.run([sys.executable, "-m", "draw_studio", *map(str, args)], cwd=cwd, env=env or cli_env(),
+                          capture_output=True, text=True, timeout=timeout, stdin=stdin,
+                          preexec_fn=_limit_file_size(file_size_limit) if file_size_limit else None)
+
+
+def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Exit 2, no traceback, and a last stderr line ``draw-studio CMD: error: ...`` holding each fragment."""
+    stderr = result.stderr.strip()
+    assert result.returncode == 2, f"exit {result.returncode}, stderr:\n{stderr[-3000:]}"
+    assert "Traceback" not in stderr, stderr[-3000:]
+    last = stderr.splitlines()[-1] if stderr else ""
+    assert last.startswith("draw-studio") and ": error: " in last, stderr[-3000:]
+    for fragment in fragments:
+        assert fragment.lower() in last.lower(), f"{fragment!r} not in {last!r}"
+    return last
+
+
+@contextlib.contextmanager
+def small_disk(path: Path, size_kb: int):
+    """A tmpfs of ``size_kb`` KiB mounted at ``path`` (yields True), or nothing (yields False) where
+    this machine does not allow ``mount`` (then use ``file_size_limit`` of :func:`run_cli`)."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        yield False
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)],
+                             capture_output=True).returncode == 0
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(path: Path, leave_bytes: int = 0) -> None:
+    """Fill the file system holding folder ``path`` until about ``leave_bytes`` are left."""
+    stat = os.statvfs(path)
+    free = stat.f_bavail * stat.f_frsize - leave_bytes
+    if free > 0:
+        with open(path / "filler.bin", "wb") as handle:
+            try:
+                handle.write(b"\0" * free)
+            except OSError:
+                pass
