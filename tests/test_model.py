@@ -89,7 +89,10 @@ def test_gradients_reach_both_attention_layers_separately():
     write_grad = model.write_head.linear.weight.grad
     assert read_grad is not None and read_grad.abs().sum() > 0
     assert write_grad is not None and write_grad.abs().sum() > 0
-    assert model.read_head.linear is not model.write_head.linear
+    assert not torch.allclose(read_grad, write_grad)  # a shared layer would receive one summed gradient
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    _, record = model(binary_batch(), generator=torch.Generator().manual_seed(5), record=True)
+    assert not torch.allclose(record["read_params"], record["write_params"])
 
 
 def test_tiny_model_overfits_one_batch():
