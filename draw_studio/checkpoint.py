@@ -7,11 +7,14 @@ training configuration, so nothing else is needed to load it.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
 import hashlib
+import io
+import math
 import os
-import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
@@ -25,30 +28,69 @@ FORMAT = "draw-studio/checkpoint"
 FORMAT_VERSION = 1
 
 
+WRITE_PROBLEMS = {
+    errno.ENOSPC: "the disk is full; free some space or choose another folder",
+    errno.EDQUOT: "the disk quota is exhausted; free some space or choose another folder",
+    errno.EFBIG: "the file is larger than this system allows (file-size limit, see ulimit -f); choose "
+                 "another folder or raise the limit",
+    errno.EROFS: "the folder is on a read-only file system; choose another folder",
+    errno.EACCES: "permission denied; choose a folder you can write to",
+    errno.EPERM: "permission denied; choose a folder you can write to",
+    errno.EIO: "the device reported an I/O error; check the disk or choose another folder",
+}
+
+
+def write_failure(path: str | Path, exc: OSError) -> str:
+    """One line saying why ``path`` could not be written and what to do about it."""
+    problem = WRITE_PROBLEMS.get(exc.errno) or f"{exc.strerror or exc}; choose another folder"
+    return f"could not write {path}: {problem} (nothing was overwritten)"
+
+
 def atomic_write(path: str | Path, write) -> None:
     """Call ``write(temp_path)`` then rename the temporary file over ``path``.
 
-    On any failure (including a full disk) the temporary file is removed and
-    whatever was at ``path`` before stays untouched.
+    The temporary file sits in the same folder; it is flushed to the disk
+    before the rename. On any failure (a full disk, a file-size limit, a
+    read-only folder, no permission, or ``write`` raising) the temporary file
+    is removed and whatever was at ``path`` before stays untouched.
+
+    Raises
+    ------
+    DrawStudioError
+        The file could not be written (one line naming the cause and the fix).
     """
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
+    directory = path.parent
     if not directory.is_dir():
         raise DrawStudioError(f"cannot write {path}: folder {directory} does not exist; create it first")
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    os.close(fd)
+    if path.is_dir():
+        raise DrawStudioError(f"cannot write {path}: it is a folder; give a file name")
+    temp = None
     try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        os.close(fd)
         write(temp)
+        _flush_to_disk(temp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temp, 0o666 & ~umask)  # mkstemp made it private; give it the usual permissions
         os.replace(temp, path)
+        temp = None
     except OSError as exc:
-        raise DrawStudioError(f"could not write {path}: {exc.strerror or exc}; free some space or choose "
-                              "another folder (nothing was overwritten)") from None
+        raise DrawStudioError(write_failure(path, exc)) from None
     finally:
-        if os.path.exists(temp):
-            os.remove(temp)
+        if temp is not None:
+            with contextlib.suppress(OSError):
+                os.remove(temp)
+
+
+def _flush_to_disk(path: str) -> None:
+    """fsync a written file, so that the rename never publishes a file whose bytes are still in flight."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def save_checkpoint(path: str | Path, model: DRAW, train_config: TrainConfig | None = None,
@@ -87,7 +129,12 @@ def save_checkpoint(path: str | Path, model: DRAW, train_config: TrainConfig | N
     for name, value in state["model"].items():
         if not torch.isfinite(value).all():
             raise DrawStudioError(f"refusing to save a checkpoint with non-finite weights ({name})")
-    atomic_write(path, lambda temp: torch.save(state, temp))
+    # torch.save reports a full disk as a RuntimeError of its C++ stream: serialise in memory, then
+    # write the bytes with Python's own I/O, whose failures are OSErrors with their errno
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getbuffer()
+    atomic_write(path, lambda temp: Path(temp).write_bytes(data))
 
 
 def _to_cpu(value):
@@ -103,39 +150,130 @@ def _to_cpu(value):
 def read_checkpoint(path: str | Path) -> dict:
     """Read and validate a checkpoint dictionary (tensors on the CPU).
 
+    Every file that cannot be parsed, or whose contents are not what
+    :func:`save_checkpoint` writes (types of the settings, weights that are
+    tensors and finite, the step count...), is refused.
+
     Raises
     ------
     CheckpointError
-        Missing, truncated, corrupt, foreign or newer-version files, each
-        with one line saying what is wrong and what to do.
+        Missing, unreadable, truncated, corrupt, foreign or newer-version
+        files, each with one line saying what is wrong and what to do.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a folder, not a checkpoint; pass a .ckpt file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path or train one with draw-studio train")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as exc:
-        text = str(exc).strip()
-        first = text.splitlines()[0].split(". ")[0] if text else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: {first[:100]}); "
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"could not read {path}: {exc.strerror or exc}; check the file and its "
+                              "permissions") from None
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file can break the unpickler in any way
+        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: {_first_line(exc)}); "
                               "use an earlier checkpoint or train again") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or not isinstance(state.get("format"), str) or state["format"] != FORMAT:
         raise CheckpointError(f"{path} is not a DRAW Studio checkpoint (no '{FORMAT}' marker); "
                               "pass a file written by draw-studio train")
-    if state.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format version {state.get('format_version')}, this "
+    version = state.get("format_version")
+    if type(version) is not int or version != FORMAT_VERSION:
+        shown = version if type(version) is int else type(version).__name__
+        raise CheckpointError(f"{path} has checkpoint format version {shown}, this "
                               f"DRAW Studio reads version {FORMAT_VERSION}; upgrade DRAW Studio")
+    problem = _structure_problem(state)
+    if problem:
+        raise CheckpointError(f"{path} is a damaged checkpoint ({problem}); use an earlier checkpoint or train again")
     return state
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0].split(". ")[0] if text else ""
+    return (first or type(exc).__name__)[:100]
+
+
+def _setting_problem(config_class, values, what: str) -> str | None:
+    """Why ``values`` is not a settings dictionary of ``config_class`` (None if it is)."""
+    if not isinstance(values, dict) or not all(isinstance(key, str) for key in values):
+        return f"{what} is a {type(values).__name__}, not a dictionary of settings"
+    for field in dataclasses.fields(config_class):
+        if field.name not in values:
+            continue
+        value, default = values[field.name], field.default
+        if isinstance(default, bool):
+            good = isinstance(value, bool)
+        elif isinstance(default, int):
+            good = type(value) is int
+        elif isinstance(default, float):
+            good = type(value) in (int, float) and math.isfinite(value)
+        else:
+            good = isinstance(value, type(default))
+        if not good:
+            return f"{what} {field.name} = {str(value)[:40]!r} is not a valid {type(default).__name__}"
+    try:
+        config_class.from_dict(values)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any refusal of the settings is a damaged file
+        message = _first_line(exc)
+        return message if message.startswith(what) else f"{what}: {message}"
+    return None
+
+
+def _structure_problem(state: dict) -> str | None:
+    """What is wrong with a checkpoint dictionary's structure, or None."""
+    problem = _setting_problem(ModelConfig, state.get("model_config"), "model setting")
+    if problem:
+        return problem.replace("model setting is", "model_config is")
+    if state.get("train_config") is not None:
+        problem = _setting_problem(TrainConfig, state["train_config"], "training setting")
+        if problem:
+            return problem.replace("training setting is", "train_config is")
+    weights = state.get("model")
+    if not isinstance(weights, dict) or not weights:
+        return "no weights"
+    for name, value in weights.items():
+        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
+            return f"weight {str(name)[:40]!r} is not a tensor"
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            return f"weight {name} holds non-finite values"
+    if state.get("optimizer") is not None and not isinstance(state["optimizer"], dict):
+        return "the optimiser state is not a dictionary"
+    step = state.get("step", 0)
+    if type(step) is not int or step < 0:
+        return f"step {str(step)[:40]!r} is not a count of steps"
+    if not isinstance(state.get("extra", {}), dict):
+        return "extra is not a dictionary"
+    return None
+
+
 def model_from_state(state: dict, path: str | Path = "checkpoint") -> DRAW:
-    """Build a DRAW model from a checkpoint dictionary and load its weights."""
+    """Build a DRAW model from a checkpoint dictionary and load its weights.
+
+    Raises
+    ------
+    CheckpointError
+        The settings are invalid, or the weights do not fit them.
+    """
     try:
         config = ModelConfig.from_dict(state["model_config"])
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any refusal of the settings is a damaged file
+        raise CheckpointError(f"{path} holds invalid model settings ({_first_line(exc)}); the file is damaged "
+                              "or was edited") from None
+    try:
         model = DRAW(config)
         model.load_state_dict(state["model"])
-    except (KeyError, TypeError, RuntimeError, DrawStudioError) as exc:
-        first = str(exc).strip().splitlines()[0][:160]
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the weights do not fit the settings, whatever the way
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise CheckpointError(f"{path}: weights do not match the configuration stored with them ({first}); "
                               "the file is damaged or was edited") from None
     return model

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     except DrawStudioError as exc:
         if args.debug:
             raise
-        print(f"draw-studio {args.command}: error: {exc}", file=sys.stderr)
+        print(f"draw-studio {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"draw-studio {args.command}: interrupted", file=sys.stderr)
@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, MemoryError) as exc:
         if args.debug:
             raise
-        print(f"draw-studio {args.command}: error: {type(exc).__name__}: {exc} "
+        print(f"draw-studio {args.command}: error: {type(exc).__name__}: {one_line(str(exc))} "
               "(run again with --debug for details)", file=sys.stderr)
         return 2
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line (a message quoting a library's multi-line error keeps only its words)."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())

@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .errors import DrawStudioError
 
 LIKELIHOODS = ("bernoulli", "logistic")
+
+
+MAX_SEED = 2 ** 63 - 1  # what torch.manual_seed and numpy's generators accept
 
 
 class _JsonConfig:
@@ -23,6 +29,29 @@ class _JsonConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _check_int(kind: str, name: str, value, low: int, high: int) -> None:
+    """Raise if ``value`` is not a whole number (bools excluded) in [low, high]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise DrawStudioError(f"{kind} setting {name} must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise DrawStudioError(f"{kind} setting {name} = {value} is outside DRAW Studio's bounds {low}..{high}")
+
+
+def _check_real(kind: str, name: str, value, low: float, high: float, low_open: bool = False,
+                high_open: bool = False) -> None:
+    """Raise if ``value`` is not a finite real number in the interval from ``low`` to ``high``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise DrawStudioError(f"{kind} setting {name} must be a finite number, got {value!r}")
+    if value < low or value > high or (low_open and value == low) or (high_open and value == high):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise DrawStudioError(f"{kind} setting {name} = {value:g} is outside {interval}")
+
+
+def _check_choice(label: str, value, choices: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in choices:
+        raise DrawStudioError(f"unknown {label} {value!r}; use one of {', '.join(choices)}")
 
 
 
@@ -51,7 +80,23 @@ class ModelConfig(_JsonConfig):
         8-bit images whose bound is reported in bits/dim.
     learned_init : bool
         Learn c_0, h_enc_0 and h_dec_0 as biases (section 2 of the paper).
+
+    Notes
+    -----
+    A configuration outside these documented bounds is refused with one line
+    naming the setting, its value and the bound, so that a crafted or damaged
+    file cannot make DRAW Studio allocate or compute without limit: image
+    sides 1..``MAX_IMAGE_SIDE`` (4096), T 1..``MAX_STEPS`` (1024), LSTM units
+    1..``MAX_UNITS`` (16384), z 1..``MAX_LATENT`` (4096), read and write N
+    1..``MAX_FILTER_N`` (256), and at most ``MAX_PARAMETERS`` (10^9) weights.
     """
+
+    MAX_IMAGE_SIDE: ClassVar[int] = 4096
+    MAX_STEPS: ClassVar[int] = 1024
+    MAX_UNITS: ClassVar[int] = 16384
+    MAX_LATENT: ClassVar[int] = 4096
+    MAX_FILTER_N: ClassVar[int] = 256
+    MAX_PARAMETERS: ClassVar[int] = 1_000_000_000
 
     height: int = 28
     width: int = 28
@@ -68,13 +113,33 @@ class ModelConfig(_JsonConfig):
     learned_init: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("height", "width", "steps", "enc_size", "dec_size", "z_size", "read_n", "write_n"):
-            if int(getattr(self, name)) < 1:
-                raise DrawStudioError(f"model setting {name} must be at least 1, got {getattr(self, name)}")
-        if self.channels not in (1, 3):
-            raise DrawStudioError(f"images must have 1 or 3 channels, got {self.channels}")
-        if self.likelihood not in LIKELIHOODS:
+        bounds = {"height": self.MAX_IMAGE_SIDE, "width": self.MAX_IMAGE_SIDE, "steps": self.MAX_STEPS,
+                  "enc_size": self.MAX_UNITS, "dec_size": self.MAX_UNITS, "z_size": self.MAX_LATENT,
+                  "read_n": self.MAX_FILTER_N, "write_n": self.MAX_FILTER_N}
+        for name, high in bounds.items():
+            _check_int("model", name, getattr(self, name), 1, high)
+        if isinstance(self.channels, bool) or self.channels not in (1, 3):
+            raise DrawStudioError(f"images must have 1 or 3 channels, got {self.channels!r}")
+        for name in ("read_attention", "write_attention", "learned_init"):
+            if not isinstance(getattr(self, name), bool):
+                raise DrawStudioError(f"model setting {name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.likelihood, str) or self.likelihood not in LIKELIHOODS:
             raise DrawStudioError(f"unknown likelihood {self.likelihood!r}; use one of {', '.join(LIKELIHOODS)}")
+        if self.parameter_count() > self.MAX_PARAMETERS:
+            raise DrawStudioError(f"this model would have {self.parameter_count():,} weights, more than DRAW "
+                                  f"Studio's bound of {self.MAX_PARAMETERS:,}; use read/write attention or "
+                                  "smaller images and LSTMs")
+
+    def parameter_count(self) -> int:
+        """Number of weights of ``DRAW(self)``, computed from the sizes alone (nothing is allocated)."""
+        c, h, w = self.channels, self.height, self.width
+        read_size = 2 * c * (self.read_n ** 2 if self.read_attention else h * w)
+        write_size = c * (self.write_n ** 2 if self.write_attention else h * w)
+        enc, dec, z = self.enc_size, self.dec_size, self.z_size
+        lstms = 4 * enc * (read_size + dec + enc + 2) + 4 * dec * (z + dec + 2)
+        heads = (5 * dec + 5) * (int(self.read_attention) + int(self.write_attention))
+        return (lstms + heads + enc * 2 * z + 2 * z + (dec + 1) * write_size + c * h * w
+                + 4 * max(enc, dec) + (c if self.likelihood == "logistic" else 0))
 
     def with_image_shape(self, channels: int, height: int, width: int) -> "ModelConfig":
         """Return a copy sized for images of shape (channels, height, width)."""
@@ -86,7 +151,7 @@ class ModelConfig(_JsonConfig):
         unknown = set(values) - known
         if unknown:
             raise DrawStudioError(f"unknown model settings {sorted(unknown)}: the file was written by a newer DRAW Studio")
-        return cls(**values)
+        return cls(**values)  # __post_init__ checks every value against the documented bounds
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -138,16 +203,30 @@ class TrainConfig(_JsonConfig):
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
+        if isinstance(self.batch_size, numbers.Integral) and not isinstance(self.batch_size, bool) \
+                and self.batch_size < 1:
             raise DrawStudioError(f"batch size must be at least 1, got {self.batch_size}")
-        if self.binarization not in ("dynamic", "fixed", "none"):
-            raise DrawStudioError(f"unknown binarization {self.binarization!r}; use dynamic, fixed or none")
-        if self.lr_schedule not in ("constant", "cosine", "step"):
-            raise DrawStudioError(f"unknown lr schedule {self.lr_schedule!r}; use constant, cosine or step")
-        if self.lr <= 0:
+        big = 2 ** 63 - 1
+        for name, low in (("batch_size", 1), ("steps", -big - 1), ("lr_decay_every", 1), ("validation_size", 1),
+                          ("validate_every", 0), ("validation_limit", 1), ("checkpoint_every", 0),
+                          ("report_every", 1)):
+            _check_int("training", name, getattr(self, name), low, big)  # steps <= 0: the Trainer says why
+        _check_int("training", "seed", self.seed, 0, MAX_SEED)
+        for name in ("preset", "dataset"):
+            if not isinstance(getattr(self, name), str):
+                raise DrawStudioError(f"training setting {name} must be a name, got {getattr(self, name)!r}")
+        _check_choice("binarization", self.binarization, ("dynamic", "fixed", "none"))
+        _check_choice("lr schedule", self.lr_schedule, ("constant", "cosine", "step"))
+        _check_choice("precision", self.precision, PRECISIONS)
+        if isinstance(self.lr, numbers.Real) and not isinstance(self.lr, bool) and self.lr <= 0:
             raise DrawStudioError(f"learning rate must be positive, got {self.lr}")
-        if self.precision not in PRECISIONS:
-            raise DrawStudioError(f"unknown precision {self.precision!r}; use {' or '.join(PRECISIONS)}")
+        _check_real("training", "lr", self.lr, 0.0, math.inf, low_open=True, high_open=True)
+        _check_real("training", "epochs", self.epochs, 0.0, 1e6)
+        _check_real("training", "beta1", self.beta1, 0.0, 1.0, high_open=True)
+        _check_real("training", "beta2", self.beta2, 0.0, 1.0, high_open=True)
+        _check_real("training", "grad_clip", self.grad_clip, 0.0, math.inf, low_open=True, high_open=True)
+        _check_real("training", "lr_min_factor", self.lr_min_factor, 0.0, 1.0)
+        _check_real("training", "lr_decay", self.lr_decay, 0.0, 1.0, low_open=True)
 
     @classmethod
     def from_dict(cls, values: dict) -> "TrainConfig":

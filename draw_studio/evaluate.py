@@ -10,6 +10,7 @@ import torch
 
 from .data import FIXED_BINARIZATION_SEED, ImageSet, fixed_binary_images
 from .device import make_generator, mix_seed
+from .errors import DrawStudioError
 from .likelihood import nats_to_bits_per_dim
 from .model import DRAW
 
@@ -37,6 +38,25 @@ class EvalResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def nonfinite(self) -> dict[str, float]:
+        """The figures that are NaN or infinite (a diverged model), by name; empty when all are finite."""
+        return {name: value for name in ("bound", "nll_x", "kl", "iw_bound", "bits_per_dim", "iw_bits_per_dim")
+                if (value := getattr(self, name)) is not None and not math.isfinite(value)}
+
+    def require_finite(self, source: str) -> None:
+        """Raise when a figure is not finite: a NaN bound is never a result.
+
+        Raises
+        ------
+        DrawStudioError
+            Naming ``source`` (e.g. the checkpoint) and the non-finite figures.
+        """
+        bad = self.nonfinite()
+        if bad:
+            shown = ", ".join(f"{name} = {value}" for name, value in bad.items())
+            raise DrawStudioError(f"{source} gives a non-finite bound ({shown}) on {self.n} images: its weights "
+                                  "have diverged; evaluate an earlier checkpoint or train again")
 
 
 def model_inputs(images: ImageSet, likelihood: str) -> tuple[np.ndarray, str, int | None]:

@@ -9,23 +9,33 @@ gx +- delta (N - 1) / 2 by gy +- delta (N - 1) / 2 (the outer filter centres,
 1-based pixel coordinates, pixel a centred on a), with a border as wide as
 the filters: sqrt(sigma2) picture pixels at scale 1 (at least 1 pixel).
 
-Every file is written under a temporary name and renamed when complete.
+A trace of a diverged model holds NaN or infinite values: a non-finite
+canvas value is drawn black, and no window is drawn for a step whose
+parameters are not all finite.
+
+Every file is written under a temporary name and renamed when complete; a
+failure to write (a full disk, a file-size limit, a read-only or forbidden
+folder) is one ``DrawStudioError`` line and leaves no partial file behind.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from .checkpoint import atomic_write
+from .checkpoint import atomic_write, write_failure
 from .errors import DrawStudioError
 from .images import tile, to_uint8, upscale
 from .trace import Trace
+from .trace_checks import finite_window
 
 READ_COLOUR = (255, 0, 0)
 WRITE_COLOUR = (0, 255, 0)
@@ -66,7 +76,8 @@ def render_frame(trace: Trace, step: int, scale: int = 4, windows: bool = False,
                                      (trace.write_params, trace.model_config.write_n, WRITE_COLOUR)):
             if params is not None:
                 for i in range(trace.n):
-                    _draw_window(picture, i, columns, trace, params[i, step - 1], size, scale, colour)
+                    if finite_window(params[i, step - 1]):
+                        _draw_window(picture, i, columns, trace, params[i, step - 1], size, scale, colour)
     return picture
 
 
@@ -133,12 +144,15 @@ def export_frames(trace: Trace, out_dir: str | Path, scale: int = 4, windows: bo
     out_dir = Path(out_dir)
     if not out_dir.parent.is_dir():
         raise DrawStudioError(f"cannot write frames into {out_dir}: folder {out_dir.parent} does not exist")
-    out_dir.mkdir(exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DrawStudioError(f"cannot write frames into {out_dir}: it is a file, not a folder; give a folder")
     total = trace.steps + 1
     digits = max(3, len(str(trace.steps)))
-    temp = Path(tempfile.mkdtemp(prefix=".frames-", dir=out_dir))
+    temp = None
+    names: list[str] = []
     try:
-        names = []
+        out_dir.mkdir(exist_ok=True)
+        temp = Path(tempfile.mkdtemp(prefix=".frames-", dir=out_dir))
         for step, picture in enumerate(frames(trace, scale, windows, columns)):
             name = f"frame_{step:0{digits}d}.png"
             _pil(picture).save(temp / name, format="PNG")
@@ -148,10 +162,10 @@ def export_frames(trace: Trace, out_dir: str | Path, scale: int = 4, windows: bo
         for name in names:
             os.replace(temp / name, out_dir / name)
     except OSError as exc:
-        raise DrawStudioError(f"could not write frames into {out_dir}: {exc}; free some space or choose "
-                              "another folder") from None
+        raise DrawStudioError(write_failure(out_dir, exc)) from None
     finally:
-        shutil.rmtree(temp, ignore_errors=True)
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
     return [out_dir / name for name in names]
 
 
@@ -186,10 +200,12 @@ def export_gif(trace: Trace, path: str | Path, fps: float = 8, loop: int = 0, sc
 
 def export_mp4(trace: Trace, path: str | Path, fps: float = 8, scale: int = 4, windows: bool = False,
                columns: int | None = None, progress: Progress | None = None) -> None:
-    """Write the frames as an H.264 MP4 (needs the ``imageio-ffmpeg`` package).
+    """Write the frames as an H.264 MP4 (needs the ``imageio-ffmpeg`` package for its ffmpeg).
 
     Frames are padded to a multiple of 16 pixels (the codec's block size)
-    and streamed to the encoder one at a time.
+    and streamed to ffmpeg one at a time. The file counts as written only
+    when ffmpeg exits cleanly: an encoder that fails (e.g. on a full disk
+    while it writes the index at the end) is an error, not a broken video.
     """
     if fps <= 0:
         raise DrawStudioError(f"fps must be positive, got {fps}")
@@ -201,22 +217,55 @@ def export_mp4(trace: Trace, path: str | Path, fps: float = 8, scale: int = 4, w
     total = trace.steps + 1
 
     def write(temp: str) -> None:
-        writer = None
-        try:
-            for step, picture in enumerate(frames(trace, scale, windows, columns, multiple=16)):
-                if picture.shape[2] == 1:
-                    picture = picture.repeat(3, axis=2)
-                if writer is None:
-                    writer = imageio_ffmpeg.write_frames(
-                        temp, (picture.shape[1], picture.shape[0]), fps=fps, codec="libx264", pix_fmt_in="rgb24",
-                        pix_fmt_out="yuv420p", macro_block_size=16, output_params=["-f", "mp4"],
-                        ffmpeg_log_level="error")
-                    writer.send(None)  # start the encoder
-                writer.send(np.ascontiguousarray(picture).tobytes())
-                if progress is not None:
-                    progress(step + 1, total)
-        finally:
-            if writer is not None:
-                writer.close()
+        encoder = None
+        with tempfile.TemporaryFile() as log:
+            try:
+                for step, picture in enumerate(frames(trace, scale, windows, columns, multiple=16)):
+                    if picture.shape[2] == 1:
+                        picture = picture.repeat(3, axis=2)
+                    if encoder is None:
+                        encoder = _start_ffmpeg(imageio_ffmpeg.get_ffmpeg_exe(), temp, picture.shape, fps, log)
+                    try:
+                        encoder.stdin.write(np.ascontiguousarray(picture).tobytes())
+                    except OSError:  # ffmpeg stopped (a broken pipe): its exit status says why
+                        break
+                    if progress is not None:
+                        progress(step + 1, total)
+            except BaseException:
+                if encoder is not None:
+                    encoder.kill()
+                    encoder.wait()
+                raise
+            if encoder is not None:
+                _finish_ffmpeg(encoder, log)
 
     atomic_write(path, write)
+
+
+def _start_ffmpeg(executable: str, out: str, shape: tuple[int, ...], fps: float, log):
+    """ffmpeg reading raw RGB frames of ``shape`` (H, W, 3) on stdin and encoding H.264 into ``out``."""
+    import subprocess
+
+    height, width = shape[:2]
+    command = [executable, "-y", "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}",
+               "-pix_fmt", "rgb24", "-r", f"{fps:.12g}", "-i", "-", "-an", "-vcodec", "libx264",
+               "-pix_fmt", "yuv420p", "-crf", "25", "-v", "error", "-f", "mp4", out]
+    return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _finish_ffmpeg(encoder, log) -> None:
+    """Close ffmpeg's input, wait for it, and raise OSError (with the cause's errno when known) if it failed."""
+    with contextlib.suppress(OSError):
+        encoder.stdin.close()
+    code = encoder.wait()
+    if code == 0:
+        return
+    if code == -signal.SIGXFSZ:  # killed for going past the file-size limit (ulimit -f)
+        raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+    log.seek(0)
+    text = log.read().decode(errors="replace")
+    for number in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO):
+        if os.strerror(number) in text:
+            raise OSError(number, os.strerror(number))
+    last = (text.strip().splitlines() or [f"exit status {code}"])[-1]
+    raise OSError(errno.EIO, f"the video encoder ffmpeg failed ({last[:160]})")

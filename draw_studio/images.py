@@ -11,8 +11,9 @@ from .checkpoint import atomic_write
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
-    """Float images in [0, 1] (any shape) to uint8 0..255, with fixed levels (no rescaling)."""
-    return (np.clip(np.asarray(images, dtype=np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    """Float images in [0, 1] (any shape) to uint8 0..255, with fixed levels (no rescaling); NaN becomes 0."""
+    images = np.nan_to_num(np.asarray(images, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    return (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def tile(images: np.ndarray, columns: int | None = None, padding: int = 1, pad_value: int = 64) -> np.ndarray:

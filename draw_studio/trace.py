@@ -10,6 +10,7 @@ half-written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -27,7 +28,9 @@ from .data import ImageSet, load_split
 from .device import make_generator, mix_seed, resolve_device
 from .errors import DrawStudioError, TraceFormatError
 from .evaluate import model_inputs
+from .hdf5_sink import FailSafeFile
 from .model import DRAW
+from .trace_checks import layout_problem
 
 FORMAT = "draw-studio/trace"
 FORMAT_VERSION = 1
@@ -274,7 +277,14 @@ def _write_file(path: str, header: dict, total: int, batches, progress: Progress
 
     if header["mode"] not in MODES:
         raise DrawStudioError(f"unknown trace mode {header['mode']!r}; use one of {', '.join(MODES)}")
-    with h5py.File(path, "w") as f:
+    with FailSafeFile(path) as sink:  # HDF5 never sees a failed write: it could crash after one
+        _write_hdf5(h5py.File(sink, "w"), sink, header, total, batches, progress)
+        if sink.error is not None:
+            raise sink.error
+
+
+def _write_hdf5(file, sink: FailSafeFile, header: dict, total: int, batches, progress: Progress | None) -> None:
+    with file as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["mode"] = header["mode"]
@@ -294,6 +304,8 @@ def _write_file(path: str, header: dict, total: int, batches, progress: Progress
                 if dset is None:
                     dset = _create(f, name, (total,) + value.shape[1:], dtype)
                 dset[start:start + len(value)] = value
+            if sink.error is not None:
+                return  # the disk failed: stop now, the caller reports it
             if "canvas" in arrays:
                 done = start + len(arrays["canvas"])
                 if progress is not None:
@@ -329,34 +341,69 @@ def open_trace_file(path: str | Path):
     Raises
     ------
     TraceFormatError
-        Missing file, not HDF5, not a trace, or another format version.
+        Missing file, a folder, not HDF5, not a trace, or another format version.
     """
     import h5py
 
     path = Path(path)
+    if path.is_dir():
+        raise TraceFormatError(f"{path} is a folder, not a trace; pass a trace file written by draw-studio trace")
     if not path.is_file():
         raise TraceFormatError(f"trace file {path} does not exist; record one with draw-studio trace")
-    if not h5py.is_hdf5(path):
+    try:
+        hdf5 = h5py.is_hdf5(path)
+    except OSError as exc:
+        raise TraceFormatError(f"could not read {path}: {exc.strerror or exc}; check the file") from None
+    if not hdf5:
         raise TraceFormatError(f"{path} is not an HDF5 file; pass a trace written by draw-studio trace")
     try:
         f = h5py.File(path, "r")
-    except OSError as exc:
-        raise TraceFormatError(f"{path} cannot be opened as HDF5 ({exc}); record the trace again") from None
-    fmt = _text(f.attrs.get("format", ""))
+    except Exception as exc:  # noqa: BLE001 - a damaged file can fail inside HDF5 in many ways
+        raise TraceFormatError(f"{path} cannot be opened as HDF5 ({_first_line(exc)}); record the trace "
+                               "again") from None
+    try:
+        fmt = _text(f.attrs.get("format", ""))
+        version = f.attrs.get("format_version")
+        version = int(version) if version is not None else None
+    except Exception as exc:  # noqa: BLE001
+        f.close()
+        raise TraceFormatError(f"{path} is a damaged HDF5 file ({_first_line(exc)}); record the trace "
+                               "again") from None
     if fmt != FORMAT:
         f.close()
         raise TraceFormatError(f"{path} is an HDF5 file but not a DRAW Studio trace (format {fmt!r}, expected "
                                f"{FORMAT!r}); pass a file written by draw-studio trace")
-    version = f.attrs.get("format_version")
-    if version is None or int(version) != FORMAT_VERSION:
+    if version != FORMAT_VERSION:
         f.close()
         raise TraceFormatError(f"{path} is trace format version {version}, this DRAW Studio reads version "
                                f"{FORMAT_VERSION}; use a matching DRAW Studio or record the trace again")
     return f
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return ((text.splitlines() or [""])[0] or type(exc).__name__)[:120]
+
+
+@contextlib.contextmanager
+def _damaged_trace(path):
+    """Turn any failure to read attributes or data of an open trace into one TraceFormatError line."""
+    try:
+        yield
+    except (TraceFormatError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - damaged attributes or data can fail in many ways
+        detail = str(exc) if isinstance(exc, DrawStudioError) else f"{type(exc).__name__}: {_first_line(exc)}"
+        raise TraceFormatError(f"{path} is a damaged trace ({detail}); record the trace again") from None
+
+
 def read_trace(path: str | Path, samples: slice | Sequence[int] | None = None) -> Trace:
     """Read a trace file (version 1).
+
+    The datasets' shapes are checked against each other and the model
+    settings stored with them (:func:`draw_studio.trace_checks.layout_problem`)
+    before anything is read. Non-finite values (a diverged model) are
+    returned as they are; see :func:`draw_studio.trace_checks.displayable`.
 
     Parameters
     ----------
@@ -370,23 +417,32 @@ def read_trace(path: str | Path, samples: slice | Sequence[int] | None = None) -
         The file is not a readable DRAW Studio trace of version 1.
     """
     with open_trace_file(path) as f:
-        try:
+        with _damaged_trace(path):
             mode = _text(f.attrs["mode"])
+            if mode not in MODES:
+                raise TraceFormatError(f"{path} is a damaged trace (mode {mode!r}); record the trace again")
             config = ModelConfig.from_dict(json.loads(_text(f.attrs["model_config"])))
-            n = f["canvas"].shape[0]
-            select = _selection(samples, n)
-            fields = {name: f[where][select] for name, (where, _) in DATASETS.items() if where in f}
+            present = {name: f[where] for name, (where, _) in DATASETS.items() if where in f}
+            if not all(hasattr(dset, "shape") for dset in present.values()):
+                raise TraceFormatError(f"{path} is a damaged trace (a group where a dataset belongs); "
+                                       "record the trace again")
+            problem = layout_problem({name: dset.shape for name, dset in present.items()},
+                                     {name: dset.dtype.kind for name, dset in present.items()}, config,
+                                     {name: where for name, (where, _) in DATASETS.items()})
+            if problem:
+                raise TraceFormatError(f"{path} is a damaged trace ({problem}); record the trace again")
+        select = _selection(samples, present["canvas"].shape[0])
+        with _damaged_trace(path):
+            fields = {name: dset[select] for name, dset in present.items()}
             header = {"mode": mode, "model_config": config, "seed": int(f.attrs["seed"]),
                       "checkpoint_sha256": _text(f.attrs["checkpoint_sha256"]),
                       "created": _text(f.attrs["created"]), "software": _text(f.attrs["software"]),
                       "batch_size": int(f.attrs.get("batch_size", 0)), "source": _text(f.attrs.get("source", ""))}
-        except (KeyError, ValueError, TypeError, DrawStudioError) as exc:
-            if isinstance(exc, TraceFormatError):
-                raise
-            raise TraceFormatError(f"{path} is a damaged trace ({type(exc).__name__}: {exc}); "
-                                   "record the trace again") from None
-    if mode not in MODES or "z" not in fields:
-        raise TraceFormatError(f"{path} is a damaged trace (mode {mode!r}, latent/z missing); record it again")
+    for name in INTEGER_FIELDS:
+        if name in fields:
+            fields[name] = fields[name].astype(np.int64)
+    for name in set(fields) - set(INTEGER_FIELDS):
+        fields[name] = fields[name].astype(np.float32, copy=False)
     return Trace(**header, **fields)
 
 

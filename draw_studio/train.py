@@ -7,101 +7,44 @@ them; the GUI worker turns them into Qt signals. Pause and stop are flags
 Every random choice of step s (data order, dynamic binarisation, the noise
 eps_t) is drawn from generators seeded by (seed, epoch) or (seed, s), so a run
 resumed from a checkpoint takes exactly the same steps as an uninterrupted one.
+
+Nothing good is lost: a checkpoint is written only from a state whose loss is
+good (``draw_studio.good_state``, ``draw_studio.divergence``); a new run
+touches no existing file before its first checkpoint and, from the command
+line, refuses to start over an existing run without ``--overwrite``; a resumed
+run checks its data and continues only its own log (``draw_studio.run_checks``);
+the log is always a whole file (``draw_studio.training_log``).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
-import threading
 import time
-from dataclasses import dataclass, field
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 import torch
 
-from .checkpoint import file_sha256, model_from_state, read_checkpoint, save_checkpoint
+from .checkpoint import file_sha256, model_from_state, read_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import ImageSet, load_split
 from .data.binarize import dynamic_binarization, fixed_binarization
 from .device import make_generator, mix_seed, resolve_device
-from .errors import DrawStudioError
+from .divergence import RESTORE_AFTER_BAD_STEPS, DivergedError, DivergenceGuard
+from .good_state import GoodStateKeeper
+from .errors import DrawStudioError, TraceFormatError
 from .evaluate import evaluate, model_inputs
 from .fast import compile_wanted, fast_backward, release_buffers
 from .model import DRAW, LossTerms
+from .progress import Report, TrainingControl
+from .run_checks import (check_resume_data, continuable_log, images_fingerprint, refuse_to_replace, same_file,
+                         same_model, same_run_as)
 from .training_log import TrainingLogWriter
 
-MAX_NONFINITE_IN_A_ROW = 20
-RESTORE_AFTER_NONFINITE = 3
-
-
-@dataclass
-class Report:
-    """One progress report of the training loop.
-
-    Attributes
-    ----------
-    kind : str
-        ``"start"``, ``"step"`` (every ``report_every`` steps), ``"validation"``,
-        ``"checkpoint"``, ``"nonfinite"``, ``"paused"``, ``"resumed"`` or
-        ``"done"``.
-    step : int
-        Optimiser steps completed.
-    loss, nll_x, kl : float
-        Training bound and its terms (nats per image), mean over the steps
-        since the last ``"step"`` report.
-    step_losses : list of (step, wall_time, loss, nll_x, kl)
-        Every step since the last ``"step"`` report (wall time is that of
-        the report), so that no point of the curves is lost.
-    """
-
-    kind: str
-    step: int
-    total_steps: int
-    epoch: float = 0.0
-    loss: float = float("nan")
-    nll_x: float = float("nan")
-    kl: float = float("nan")
-    images_per_s: float = 0.0
-    lr: float = 0.0
-    wall_time: float = 0.0
-    eta_s: float = float("nan")
-    bound: float = float("nan")
-    message: str = ""
-    path: str = ""
-    step_losses: list = field(default_factory=list)
-
-
-class TrainingControl:
-    """Flags the loop checks between steps; safe to set from another thread."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._running.set()
-
-    def pause(self) -> None:
-        self._running.clear()
-
-    def resume(self) -> None:
-        self._running.set()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
-    @property
-    def paused(self) -> bool:
-        return not self._running.is_set()
-
-    def wait_while_paused(self, timeout: float = 0.1) -> None:
-        self._running.wait(timeout)
+RESTORE_AFTER_NONFINITE = RESTORE_AFTER_BAD_STEPS
+LOG_FLUSH_S = 5.0  # the log on disk lags the run by at most this (more for a big log), and never a checkpoint
 
 
 def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
@@ -121,7 +64,7 @@ def default_log_path(checkpoint: str | Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + ".log.h5")
 
 
-class Trainer:
+class Trainer(GoodStateKeeper):
     """Trains one DRAW model.
 
     Parameters
@@ -146,8 +89,11 @@ class Trainer:
     train_set, valid_set : ImageSet, optional
         Data given directly (the dataset is then not loaded).
     log : str, Path, bool or None
-        Training log (HDF5, SWMR) to write; ``True`` (default) puts it beside
+        Training log (HDF5) to write; ``True`` (default) puts it beside
         ``out`` (``X.ckpt`` -> ``X.log.h5``), ``None``/``False`` writes none.
+        A new run's log moves in with its first checkpoint (before, no file
+        is touched); a resumed run continues its own log (rows after the
+        resumed step dropped), never another run's.
     fast : bool
         Use ``draw_studio.fast.fast_backward`` (same numbers, faster) rather
         than autograd through ``DRAW.forward``.
@@ -156,6 +102,19 @@ class Trainer:
         step then takes ~15-40 s, once per machine and batch size). None: see
         ``draw_studio.fast.compile_wanted`` (``$DRAW_STUDIO_COMPILE``, else on a
         CPU for big enough batches).
+    overwrite : bool
+        False: refuse (``DrawStudioError``) to start over an existing
+        checkpoint at ``out`` or log at its log path, unless this run resumes
+        ``out`` itself (the command line's default; ``--overwrite`` sets it).
+    allow_data_change : bool
+        Resume even if the data differs from what the checkpoint records
+        (name, number of training images, fingerprint of their pixels).
+
+    Raises
+    ------
+    DrawStudioError
+        Refused files or data, nothing left to train (``steps`` not above the
+        starting step), or a bad checkpoint.
     """
 
     def __init__(self, model_config: ModelConfig | None, train_config: TrainConfig, data_dir: str | None = None,
@@ -163,7 +122,8 @@ class Trainer:
                  train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
                  download: bool = True, fast: bool = True, log: str | Path | None | bool = True,
                  resume_changes: dict | None = None, compile: bool | None = None,
-                 init_from: str | Path | None = None) -> None:
+                 init_from: str | Path | None = None, overwrite: bool = True,
+                 allow_data_change: bool = False) -> None:
         if resume and init_from:
             raise DrawStudioError("pass either --resume (continue a run exactly) or --init-from "
                                   "(start from a checkpoint's weights with a fresh optimiser), not both")
@@ -174,11 +134,26 @@ class Trainer:
             log = default_log_path(out) if out else None
         self.log_path = Path(log) if log else None
         self.out = Path(out) if out else None
+        self.resume = Path(resume) if resume else None
+        self.init_from = Path(init_from) if init_from else None
+        for other, flag in ((self.out, "--out"), (self.resume, "--resume"), (self.init_from, "--init-from")):
+            if same_file(self.log_path, other):
+                raise DrawStudioError(f"the training log {self.log_path} would be the checkpoint {flag} {other}; "
+                                      "pass another --log")
+        self.notices: list[str] = []
         self.step = 0
         self.wall_time_before = 0.0
         source = resume or init_from
         resumed = read_checkpoint(source) if source else None
-        self.lineage: list = list((resumed or {}).get("extra", {}).get("lineage", []))
+        self._source_state = resumed
+        self.in_place = resume is not None and (self.out is None or same_file(self.out, self.resume))
+        # a log continued by --init-from: the one already at the log path, if it is of the same model
+        self._init_log = continuable_log(self.log_path, resumed) if init_from else None
+        if not overwrite and not self.in_place:
+            refuse_to_replace(self.out, self.log_path, continuing=self._init_log)
+        extra = (resumed or {}).get("extra", {}) or {}
+        self.lineage: list = list(extra.get("lineage", []))
+        self.run_id = (extra.get("run_id") if resume else None) or uuid.uuid4().hex
         if resumed is not None:
             saved = TrainConfig.from_dict(resumed.get("train_config") or {})
             train_config = dataclasses.replace(saved, steps=train_config.steps, epochs=train_config.epochs,
@@ -189,6 +164,15 @@ class Trainer:
                                                  train_config.validation_size, download)
         self.valid_set = valid_set or load_split(train_config.dataset, "valid", data_dir,
                                                  train_config.validation_size, download)
+        self.fingerprint = images_fingerprint(self.train_set.images)
+        if resume:
+            notices, changed = check_resume_data(resumed, resume, train_config.dataset, self.train_set,
+                                                 self.fingerprint, allow_data_change)
+            self.notices += notices
+            if changed:
+                self.lineage.append({"data_changed_at_step": int(resumed["step"]),
+                                     "from": extra.get("train_fingerprint"), "to": self.fingerprint,
+                                     "train_images": int(len(self.train_set))})
         model_config = (model_config or ModelConfig()).with_image_shape(*self.train_set.shape)
         if resumed is not None:
             self.model = model_from_state(resumed, source).to(self.device)
@@ -203,7 +187,7 @@ class Trainer:
                                           betas=(train_config.beta1, train_config.beta2))
         if init_from:
             self.step = int(resumed["step"])
-            self.wall_time_before = float(resumed.get("extra", {}).get("wall_time", 0.0))
+            self.wall_time_before = float(extra.get("wall_time", 0.0))
             self.lineage.append({"init_from": str(init_from), "sha256": file_sha256(init_from),
                                  "step": self.step, "fresh_optimizer": True})
         elif resumed is not None:
@@ -212,7 +196,7 @@ class Trainer:
                                       "continue from its weights with --init-from instead of --resume")
             self.optimizer.load_state_dict(resumed["optimizer"])
             self.step = int(resumed["step"])
-            self.wall_time_before = float(resumed.get("extra", {}).get("wall_time", 0.0))
+            self.wall_time_before = float(extra.get("wall_time", 0.0))
         # The whole training split lives on the device as uint8: (n, C, H, W)
         pixels, self.binary = self.train_set.images, self.train_set.binary
         if train_config.binarization == "fixed" and model_config.likelihood == "bernoulli" and not self.binary:
@@ -227,7 +211,19 @@ class Trainer:
                                   f"{len(self.train_set)} training images; use a smaller --batch-size")
         self.total_steps = (math.ceil(train_config.epochs * self.steps_per_epoch)
                             if train_config.epochs > 0 else train_config.steps)
+        if self.total_steps < 1:
+            raise DrawStudioError(f"nothing to train: {self.total_steps} steps; pass --steps (or --epochs) above 0")
+        if self.step >= self.total_steps:
+            raise DrawStudioError(f"{source} is already at step {self.step:,} and this run asks for "
+                                  f"{self.total_steps:,} steps in all; pass a larger --steps (or --epochs) to "
+                                  "continue it")
+        self.guard = DivergenceGuard()
         self._good_state = self._snapshot()
+        self._good_step = self.step
+        # the checkpoint file known to hold a good state: (path, step)
+        self._on_disk = (self.out, self.step) if self.in_place and self.out is not None else None
+        self._saved_step: int | None = None  # step of the last checkpoint this session wrote to ``out``
+        self._log: TrainingLogWriter | None = None
         self.last_bound = float("nan")
 
     # ------------------------------------------------------------------ batches
@@ -246,27 +242,7 @@ class Trainer:
             return grey
         return dynamic_binarization(grey, make_generator(self.device, mix_seed(cfg.seed, step, 3)))
 
-    # ------------------------------------------------------------------ state
-    def _snapshot(self) -> dict:
-        return {"model": copy.deepcopy(self.model.state_dict()),
-                "optimizer": copy.deepcopy(self.optimizer.state_dict())}
-
-    def _restore(self, snapshot: dict) -> None:
-        self.model.load_state_dict(snapshot["model"])
-        self.optimizer.load_state_dict(snapshot["optimizer"])
-
-    def save(self, path: str | Path | None = None, wall_time: float = 0.0) -> Path:
-        """Write a checkpoint of the current state (default: ``out``)."""
-        path = Path(path) if path else self.out
-        if path is None:
-            raise DrawStudioError("no checkpoint path: pass --out FILE")
-        extra = {"wall_time": float(wall_time), "valid_bound": float(self.last_bound),
-                 "torch_rng": torch.get_rng_state(), "dataset": self.config.dataset,
-                 "train_images": int(len(self.train_set)), "steps_per_epoch": int(self.steps_per_epoch),
-                 "lineage": self.lineage}
-        save_checkpoint(path, self.model, self.config, self.optimizer, self.step, extra)
-        return path
-
+    # ------------------------------------------------------------------ validation
     def validate(self) -> float:
         """Bound (nats per image) on the first ``validation_limit`` validation images."""
         was_training = self.model.training
@@ -279,7 +255,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def train_step(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
-        """One optimiser step; returns (loss, nll_x, kl) as detached scalars and whether it was applied."""
+        """One optimiser step; returns (loss, nll_x, kl) as detached scalars and whether it was applied.
+
+        The update is skipped when the loss or gradient norm is not finite or the loss exceeds
+        ``guard.limit()`` (see ``draw_studio.divergence``).
+        """
         cfg = self.config
         x = self.batch(step)
         for group in self.optimizer.param_groups:
@@ -295,10 +275,10 @@ class Trainer:
             terms.bound.mean().backward()
         loss = terms.bound.mean()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        finite = bool(torch.isfinite(loss) & torch.isfinite(grad_norm))
-        if finite:
+        good = bool(torch.isfinite(loss) & torch.isfinite(grad_norm) & (loss <= self.guard.limit()))
+        if good:
             self.optimizer.step()
-        return loss.detach(), terms.nll_x.mean().detach(), terms.kl.mean().detach(), finite
+        return loss.detach(), terms.nll_x.mean().detach(), terms.kl.mean().detach(), good
 
     def _compile_notice(self) -> str:
         """What the start report says when the first step will compile the fast path."""
@@ -316,23 +296,60 @@ class Trainer:
     def run(self, control: TrainingControl | None = None) -> Iterator[Report]:
         """Train until ``total_steps`` or a stop request, yielding reports.
 
-        The final checkpoint is written at the end and on stop. A
-        non-finite loss or gradient skips that update; after
-        ``RESTORE_AFTER_NONFINITE`` in a row the state of the last checkpoint
-        is restored, and after ``MAX_NONFINITE_IN_A_ROW`` training stops with
-        an error; a non-finite state is never written to a checkpoint.
+        The final checkpoint is written at the end and on stop, and ``"done"``
+        comes only after it. A checkpoint is written only from a state whose
+        loss on the next batch is good; bad steps are skipped and repeated
+        ones restore the last good state (``draw_studio.divergence``); a run
+        that keeps diverging stops with :class:`DivergedError`, its last good
+        checkpoint untouched. A log that cannot be written (full disk,
+        file-size limit) stops the run with a ``DrawStudioError``.
         """
-        log = (TrainingLogWriter(self.log_path, self.model.config, self.config, resume_step=self.step)
-               if self.log_path else None)
+        self._log = None
+        if self.log_path:
+            self._log_do(lambda: setattr(self, "_log", self._open_log()))
+        finished = False
         try:
             for report in self._run(control or TrainingControl()):
-                if log is not None:
-                    log.handle(report)
+                if self._log is not None:
+                    self._log_do(self._log.handle, report)
                 yield report
+            if self._log is not None:
+                self._log_do(self._log.close)
+            finished = True
         finally:
-            if log is not None:
-                log.close()
+            if not finished and self._log is not None:
+                try:
+                    self._log.close()  # the rows so far (nothing for a new run without a checkpoint yet)
+                except DrawStudioError:
+                    pass  # the error already on its way says more
             release_buffers()
+
+    def _open_log(self) -> TrainingLogWriter:
+        """The log writer: continuing this run's log when resuming, held back until a new run's first checkpoint."""
+        state = self._source_state
+        if self.resume is not None:
+            source = self.log_path if self.in_place else default_log_path(self.resume)
+            same_run, pending, resume_step = same_run_as(state), not self.in_place, self.step
+        elif self._init_log is not None:
+            source, pending, resume_step = self._init_log, self.out is not None, self.step
+            same_run = lambda old: same_model(old.model_config, state.get("model_config"))  # noqa: E731
+            self.notices.append(f"the curves of {self._init_log} up to step {self.step} go on in this run's log")
+        else:
+            source, same_run, pending, resume_step = None, None, self.out is not None, None
+        log = TrainingLogWriter(self.log_path, self.model.config, self.config, resume_step=resume_step,
+                                run_id=self.run_id, source=source, same_run=same_run, pending=pending,
+                                flush_every_s=LOG_FLUSH_S)
+        self.notices += log.notices
+        return log
+
+    def _log_do(self, action, *args) -> None:
+        """Run a log write; a failure stops the run with one line saying what is safe."""
+        try:
+            action(*args)
+        except TraceFormatError:
+            raise  # an unreadable log to continue: its own message says what to do
+        except DrawStudioError as exc:
+            raise DrawStudioError(f"training stopped at step {self.step}: {exc}; {self._last_good()}") from None
 
     def _run(self, control: TrainingControl) -> Iterator[Report]:
         cfg = self.config
@@ -341,9 +358,10 @@ class Trainer:
         window_start, window_images = started, 0
         window_losses: list[torch.Tensor] = []  # per-step (loss, nll_x, kl), pulled to the host once per report
         window_steps: list[int] = []
-        nonfinite_in_a_row = 0
         yield self._report("start", started, message=f"training on {self.device} from step {self.step}"
                            + self._compile_notice())
+        for notice in self.notices:
+            yield self._report("notice", started, message=notice)
         while self.step < self.total_steps and not control.stop_requested:
             if control.paused:
                 yield self._report("paused", started)
@@ -354,24 +372,22 @@ class Trainer:
                 continue
             loss, nll_x, kl, applied = self.train_step(self.step)
             if not applied:
-                nonfinite_in_a_row += 1
-                restored = nonfinite_in_a_row % RESTORE_AFTER_NONFINITE == 0
-                if restored:
-                    self._restore(self._good_state)
+                restore = self.guard.bad_step()
                 yield self._report("nonfinite", started, message=(
-                    f"non-finite loss or gradient at step {self.step}: update skipped"
-                    + (", last good state restored" if restored else "")))
-                if nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW:
-                    raise DrawStudioError(f"{nonfinite_in_a_row} non-finite steps in a row at step {self.step}; "
-                                          "lower --lr or --grad-clip (the last checkpoint is intact)")
+                    f"non-finite or exploding loss or gradient at step {self.step}: update skipped"
+                    + (", last good state restored" if restore else "")))
+                if restore:
+                    self._fall_back(f"{RESTORE_AFTER_BAD_STEPS} bad steps in a row")
                 self.step += 1
                 continue
-            nonfinite_in_a_row = 0
+            self.guard.good_step(loss)
             self.step += 1
             window_losses.append(torch.stack((loss, nll_x, kl)))
             window_steps.append(self.step)
             window_images += cfg.batch_size
-            if (self.step % cfg.report_every == 0 or self.step == self.total_steps
+            checkpoint_due = (self.out is not None and cfg.checkpoint_every > 0
+                              and self.step % cfg.checkpoint_every == 0)
+            if (self.step % cfg.report_every == 0 or self.step == self.total_steps or checkpoint_due
                     or control.stop_requested):  # a stop never loses the steps since the last report
                 rows = torch.stack(window_losses).cpu().tolist()  # the one host synchronisation per report
                 means = [sum(column) / len(rows) for column in zip(*rows)]
@@ -387,13 +403,15 @@ class Trainer:
                 bound = self.validate()
                 yield self._report("validation", started, bound=bound)
                 window_start, window_images = time.perf_counter(), 0
-            if self.out is not None and cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
-                self._good_state = self._snapshot()
-                path = self.save(wall_time=self._wall(started))
-                yield self._report("checkpoint", started, path=str(path))
-        if self.out is not None and not (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0):
-            path = self.save(wall_time=self._wall(started))
-            yield self._report("checkpoint", started, path=str(path))
+            if checkpoint_due:
+                yield self._checkpoint(started)
+                window_start, window_images = time.perf_counter(), 0
+        if self.out is not None and self._saved_step != self.step:
+            if not self.state_is_good():
+                raise DivergedError(f"training ended at step {self.step} in a diverged state (its weights give a "
+                                    f"non-finite or exploding loss), so no final checkpoint was written; "
+                                    f"{self._last_good()}. Lower --lr (or --grad-clip) and continue from it")
+            yield self._checkpoint(started, checked=True)
         yield self._report("done", started, message="stopped" if control.stop_requested else "finished")
 
     def _wall(self, started: float) -> float:

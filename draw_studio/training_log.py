@@ -1,24 +1,35 @@
 """The training log: the curves of a run in an HDF5 file that grows while training goes on.
 
 Layout (version 1): ``shared/spec/trace-format.md`` and ``docs/file-formats.md``.
-The writer uses HDF5's single-writer / multiple-reader mode (SWMR), so the
-window or another process can read the curves while the run appends to them;
-a reader sees whole rows only.
+
+The writer keeps the rows in memory and puts the whole file on disk at each flush: built in memory,
+written under a temporary name and renamed over the old file (``draw_studio.hdf5_file``). So a
+reader, in this process or another, always finds a whole, closed HDF5 file that any h5py reader
+opens (no SWMR, no "open for writing" mark, no lock to wait for); a killed run, a full disk or a
+file-size limit leaves the last flushed file intact and never a half-written one.
+
+Logs written by earlier versions in HDF5's SWMR mode are still read, also while such a writer is
+running or after it was killed; ``python -m draw_studio.training_log repair X.log.h5`` rewrites such
+a file as a plain one (so does the next ``draw-studio train --resume``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from . import SOFTWARE
-from .checkpoint import atomic_write
 from .errors import DrawStudioError, TraceFormatError
+from .hdf5_file import build_image, read_image
 
 FORMAT = "draw-studio/training-log"
 FORMAT_VERSION = 1
@@ -27,6 +38,9 @@ HISTORY = (("step", np.int64, -1), ("wall_time", np.float64, np.nan), ("loss", n
            ("nll_x", np.float32, np.nan), ("kl", np.float32, np.nan))  # (name, dtype, fill value)
 EVAL = (("step", np.int64, -1), ("bound", np.float32, np.nan))
 GROUPS = {"history": HISTORY, "eval": EVAL}
+WRITE_BYTES_PER_S = 100_000  # with a flush interval, a big log is rewritten at most at about this rate
+SNAPSHOT_TRIES = 3
+TRUNCATED_FIX = "use an intact copy, or move it away (a resumed run then starts a new log)"
 
 
 def _config_json(config) -> str:
@@ -54,6 +68,8 @@ class TrainingLog:
         Held-out bound (nats per image) at those steps.
     model_config, train_config : dict
     started, software : str
+    run_id : str
+        Identity of the run (also in its checkpoints); empty in logs of older versions.
     """
 
     step: np.ndarray
@@ -67,6 +83,7 @@ class TrainingLog:
     train_config: dict
     started: str
     software: str
+    run_id: str = ""
 
 
 class TrainingLogWriter:
@@ -78,67 +95,93 @@ class TrainingLogWriter:
     model_config, train_config : dataclass or dict
         Stored as JSON in the root attributes.
     resume_step : int, optional
-        Continue an existing log at ``path``: rows of steps after
-        ``resume_step`` (written after the checkpoint being resumed) are
-        dropped. Without it, or if there is no file yet, a new log replaces
-        whatever was at ``path``.
+        Continue the log ``source``: its rows of steps up to ``resume_step``
+        are kept, later ones (written after the checkpoint being resumed)
+        dropped. Without it, or if there is no such file, the log starts empty.
+    run_id : str
+        Identity of the run, stored in the root attributes.
+    source : str or Path, optional
+        The log continued with ``resume_step`` (default: ``path``).
+    same_run : callable, optional
+        ``same_run(old_log)`` says whether the log being continued belongs to
+        this run. If not, its rows are not used and, when it is ``path``
+        itself, it is kept under another name (see :attr:`notices`) rather
+        than overwritten. Default: always.
+    pending : bool
+        Write nothing until :meth:`commit` (a new run's log moves in with its
+        first checkpoint, so a run killed before has touched no file).
+    flush_every_s : float
+        0 (default): every ``append_*`` call puts the file on disk. Otherwise
+        at most every this many seconds (longer for a big file, so that
+        rewriting it stays near ``WRITE_BYTES_PER_S``), and at :meth:`flush`.
 
     Notes
     -----
-    Each ``append_*`` call flushes, so a reader opening the file with
-    :func:`read_training_log` sees those rows at once. Use as a context
-    manager or call :meth:`close`.
+    Each flush writes the whole file (built in memory) under a temporary
+    name and renames it over ``path``: readers see whole files, and a write
+    that fails (full disk, file-size limit) raises ``DrawStudioError`` and
+    leaves the previous file as it was. Use as a context manager or call
+    :meth:`close`.
     """
 
-    def __init__(self, path: str | Path, model_config, train_config, resume_step: int | None = None) -> None:
-        import h5py
-
+    def __init__(self, path: str | Path, model_config, train_config, resume_step: int | None = None, *,
+                 run_id: str = "", source: str | Path | None = None,
+                 same_run: Callable[[TrainingLog], bool] | None = None, pending: bool = False,
+                 flush_every_s: float = 0.0) -> None:
         self.path = Path(path)
         if not self.path.parent.is_dir():
             raise DrawStudioError(f"cannot write training log {self.path}: folder {self.path.parent} does not "
                                   "exist; create it first")
-        attrs = {"model_config": _config_json(model_config), "train_config": _config_json(train_config),
-                 "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-        rows = None
-        if resume_step is not None and self.path.exists():
-            old = read_training_log(self.path)
-            keep = old.step <= resume_step
-            keep_eval = old.eval_step <= resume_step
-            rows = {"history": [old.step[keep], old.wall_time[keep], old.loss[keep], old.nll_x[keep], old.kl[keep]],
-                    "eval": [old.eval_step[keep_eval], old.eval_bound[keep_eval]]}
-            attrs["started"] = old.started
-        # A fresh file is built under a temporary name and renamed, then opened for SWMR writing: this also
-        # clears the "open for writing" mark that a crashed writer leaves in an HDF5 file.
-        def build(temp: str) -> None:
-            with h5py.File(temp, "w", libver="latest") as f:
-                f.attrs["format"] = FORMAT
-                f.attrs["format_version"] = FORMAT_VERSION
-                for key, value in attrs.items():
-                    f.attrs[key] = value
-                f.attrs["software"] = SOFTWARE
-                for group, columns in GROUPS.items():
-                    for index, (name, dtype, fill) in enumerate(columns):
-                        data = rows[group][index] if rows else np.zeros(0, dtype)
-                        f.create_dataset(f"{group}/{name}", data=np.asarray(data, dtype), maxshape=(None,),
-                                         chunks=(CHUNK_ROWS,), fillvalue=fill)
+        self.attrs = {"model_config": _config_json(model_config), "train_config": _config_json(train_config),
+                      "started": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "run_id": run_id}
+        self.notices: list[str] = []
+        self.pending = pending
+        self.flush_every_s = flush_every_s
+        self._columns = {group: [[np.zeros(0, dtype)] for _, dtype, _ in columns]
+                         for group, columns in GROUPS.items()}
+        self._dirty = True
+        self._last_flush = -float("inf")
+        self._interval = flush_every_s
+        self._closed = False
+        source = Path(source) if source is not None else self.path
+        if resume_step is not None and source.exists():
+            self._continue(source, resume_step, same_run)
+        if not self.pending:
+            self.flush()
 
-        atomic_write(self.path, build)
-        self._file = h5py.File(self.path, "a", libver="latest")
-        self._file.swmr_mode = True
+    def _continue(self, source: Path, resume_step: int, same_run) -> None:
+        try:
+            old = read_training_log(source)
+        except TraceFormatError as exc:
+            raise TraceFormatError(f"cannot continue the training log: {exc}") from None
+        if same_run is not None and not same_run(old):
+            if source == self.path and not self.pending:
+                aside = aside_name(self.path)
+                try:
+                    os.replace(self.path, aside)
+                except OSError as exc:
+                    raise DrawStudioError(f"{self.path} holds the log of another run and could not be moved "
+                                          f"aside ({exc.strerror or exc}); move it away yourself") from None
+                self.notices.append(f"{self.path} held the log of another run: kept as {aside}; "
+                                    "this run starts a new log")
+            else:
+                self.notices.append(f"{source} is the log of another run: this run's log starts empty")
+            return
+        keep, keep_eval = old.step <= resume_step, old.eval_step <= resume_step
+        for index, column in enumerate((old.step, old.wall_time, old.loss, old.nll_x, old.kl)):
+            self._columns["history"][index] = [np.asarray(column[keep], HISTORY[index][1])]
+        for index, column in enumerate((old.eval_step, old.eval_bound)):
+            self._columns["eval"][index] = [np.asarray(column[keep_eval], EVAL[index][1])]
+        self.attrs["started"] = old.started or self.attrs["started"]
 
     def _append(self, group: str, columns: list[np.ndarray]) -> None:
-        count = len(columns[0])
-        if count == 0:
+        if len(columns[0]) == 0:
             return
-        # Values first, step last: a reader treats a row whose step is still the fill value as not yet written.
-        order = list(range(1, len(columns))) + [0]
-        for index in order:
-            name, dtype, _ = GROUPS[group][index]
-            dset = self._file[f"{group}/{name}"]
-            old = dset.shape[0]
-            dset.resize((old + count,))
-            dset[old:] = np.asarray(columns[index], dtype)
-        self.flush()
+        for index, (column, (_, dtype, _)) in enumerate(zip(columns, GROUPS[group])):
+            self._columns[group][index].append(np.asarray(column, dtype))
+        self._dirty = True
+        if time.monotonic() - self._last_flush >= self._interval:
+            self.flush()
 
     def append_steps(self, rows) -> None:
         """Append training rows: a list of (step, wall_time, loss, nll_x, kl)."""
@@ -157,60 +200,155 @@ class TrainingLogWriter:
         elif report.kind == "validation":
             self.append_eval(report.step, report.bound)
 
+    @property
+    def rows(self) -> int:
+        """Training rows held (written or not)."""
+        return sum(len(part) for part in self._columns["history"][0])
+
+    def image(self) -> bytes:
+        """The whole log as the bytes of a closed HDF5 file."""
+        for group in self._columns.values():
+            for index, parts in enumerate(group):
+                if len(parts) > 1:
+                    group[index] = [np.concatenate(parts)]
+
+        def fill(f) -> None:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            for key, value in self.attrs.items():
+                f.attrs[key] = value
+            f.attrs["software"] = SOFTWARE
+            for group, columns in GROUPS.items():
+                for index, (name, dtype, fill_value) in enumerate(columns):
+                    f.create_dataset(f"{group}/{name}", data=self._columns[group][index][0], maxshape=(None,),
+                                     chunks=(CHUNK_ROWS,), fillvalue=fill_value)
+
+        return build_image(fill, libver="latest")
+
     def flush(self) -> None:
-        """Make every appended row visible to readers."""
-        if self._file:
-            self._file.flush()
+        """Put every appended row on disk now (nothing while :attr:`pending`).
+
+        Raises
+        ------
+        DrawStudioError
+            The file could not be written (the previous one is left intact).
+        """
+        if self.pending or not self._dirty:
+            return
+        from .checkpoint import atomic_write  # here: reading a log needs no torch
+
+        started = time.monotonic()
+        data = self.image()
+
+        def write(temp: str) -> None:
+            with open(temp, "wb") as handle:
+                handle.write(data)
+
+        atomic_write(self.path, write)
+        self._dirty = False
+        self._last_flush = time.monotonic()
+        if self.flush_every_s > 0:
+            self._interval = max(self.flush_every_s, len(data) / WRITE_BYTES_PER_S,
+                                 50 * (self._last_flush - started))
+
+    def commit(self) -> None:
+        """Stop holding the log back: write it to ``path`` now (replacing what was there)."""
+        self.pending = False
+        self._dirty = True
+        self.flush()
 
     def close(self) -> None:
-        if self._file:
-            self._file.close()
+        """Write what is left (unless still pending)."""
+        if not self._closed:
+            self._closed = True
+            self.flush()
 
     def __enter__(self) -> "TrainingLogWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except DrawStudioError:
+            pass  # the error already on its way says more
+
+
+def aside_name(path: Path) -> Path:
+    """A free name beside ``path`` for a file set aside: ``X.log.h5`` -> ``X.log.other-run-1.h5``."""
+    stem = path.name[:-3] if path.name.endswith(".h5") else path.name
+    for number in range(1, 10_000):
+        candidate = path.with_name(f"{stem}.other-run-{number}.h5")
+        if not candidate.exists():
+            return candidate
+    raise DrawStudioError(f"too many logs set aside beside {path}; remove some")
 
 
 def read_training_log(path: str | Path) -> TrainingLog:
     """Read a training log, also while a run is still writing it.
 
+    The checks are bounded in time (no hang on a truncated or damaged
+    file), and the file is never locked, so a reader never stops a writer.
+
     Raises
     ------
     TraceFormatError
-        Missing file, not HDF5, not a training log, or another format version.
+        Missing file, not HDF5, truncated or damaged, not a training log,
+        or another format version.
     """
-    import h5py
-
     path = Path(path)
     if not path.is_file():
         raise TraceFormatError(f"training log {path} does not exist; check the path")
-    if not h5py.is_hdf5(path):
-        raise TraceFormatError(f"{path} is not an HDF5 file; pass a training log written by draw-studio train")
-    try:
-        f = h5py.File(path, "r", libver="latest", swmr=True)
-    except OSError as exc:
-        raise TraceFormatError(f"{path} cannot be opened as a training log ({exc})") from None
-    with f:
-        fmt = f.attrs.get("format", "")
-        fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
-        if fmt != FORMAT:
-            raise TraceFormatError(f"{path} is an HDF5 file but not a DRAW Studio training log (format {fmt!r}, "
-                                   f"expected {FORMAT!r}); pass the log written by draw-studio train")
-        version = f.attrs.get("format_version")
-        if version is None or int(version) != FORMAT_VERSION:
-            raise TraceFormatError(f"{path} is training log format version {version}, this DRAW Studio reads "
-                                   f"version {FORMAT_VERSION}; use a matching DRAW Studio")
+    for attempt in range(SNAPSHOT_TRIES):
+        image = read_image(path, "training log", TRUNCATED_FIX)
         try:
+            return _read(path, image)
+        except TraceFormatError:
+            if not image.written or attempt == SNAPSHOT_TRIES - 1:
+                raise
+            time.sleep(0.1)  # an older version's SWMR writer may have been caught in the middle of a flush
+    raise AssertionError("unreachable")
+
+
+def _read(path: Path, image) -> TrainingLog:
+    try:
+        f = image.open()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise TraceFormatError(f"{path} cannot be opened as a training log ({_first_line(exc)}); "
+                               f"{TRUNCATED_FIX}") from None
+    try:
+        with f:
+            fmt = f.attrs.get("format", "")
+            fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
+            if fmt != FORMAT:
+                raise TraceFormatError(f"{path} is an HDF5 file but not a DRAW Studio training log (format "
+                                       f"{fmt!r}, expected {FORMAT!r}); pass the log written by draw-studio train")
+            version = f.attrs.get("format_version")
+            if version is None or int(version) != FORMAT_VERSION:
+                raise TraceFormatError(f"{path} is training log format version {version}, this DRAW Studio "
+                                       f"reads version {FORMAT_VERSION}; use a matching DRAW Studio")
             history = _whole_rows(f, "history")
             evals = _whole_rows(f, "eval")
             configs = [json.loads(f.attrs.get(key, "{}")) for key in ("model_config", "train_config")]
             started, software = str(f.attrs.get("started", "")), str(f.attrs.get("software", ""))
-        except (KeyError, ValueError) as exc:
-            raise TraceFormatError(f"{path} is a damaged training log ({exc})") from None
+            run_id = f.attrs.get("run_id", "")
+            run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
+    except (KeyError, ValueError, OSError, TypeError, RuntimeError) as exc:
+        raise TraceFormatError(f"{path} is a damaged training log ({_first_line(exc)}); "
+                               f"{TRUNCATED_FIX}") from None
+    if not all(isinstance(config, dict) for config in configs):
+        raise TraceFormatError(f"{path} is a damaged training log (its configurations are not JSON objects); "
+                               f"{TRUNCATED_FIX}")
+    _check_order(path, history[0], evals[0])
     return TrainingLog(*history, eval_step=evals[0], eval_bound=evals[1], model_config=configs[0],
-                       train_config=configs[1], started=started, software=software)
+                       train_config=configs[1], started=started, software=software, run_id=run_id)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:160]
 
 
 def _whole_rows(f, group: str) -> list[np.ndarray]:
@@ -218,7 +356,8 @@ def _whole_rows(f, group: str) -> list[np.ndarray]:
     columns = []
     for name, _, _ in GROUPS[group]:
         dset = f[f"{group}/{name}"]
-        dset.refresh()
+        if dset.ndim != 1:
+            raise ValueError(f"{group}/{name} is not one-dimensional")
         columns.append(dset[()])
     count = min(len(column) for column in columns)
     columns = [column[:count] for column in columns]
@@ -228,3 +367,53 @@ def _whole_rows(f, group: str) -> list[np.ndarray]:
     if missing.any():
         count = int(np.argmax(missing))
     return [column[:count] for column in columns]
+
+
+def _check_order(path: Path, steps: np.ndarray, eval_steps: np.ndarray) -> None:
+    """Steps grow from row to row; anything else is damage (e.g. zeros read from a lost part)."""
+    bad = np.flatnonzero(np.diff(steps) <= 0)
+    if len(steps) and (steps[0] < 0 or len(bad)):
+        row = 0 if steps[0] < 0 else int(bad[0]) + 1
+        raise TraceFormatError(f"{path} is a damaged training log: row {row} has step {int(steps[row])} after "
+                               f"step {int(steps[row - 1]) if row else 'none'}; {TRUNCATED_FIX}")
+    if len(eval_steps) and (eval_steps[0] < 0 or (np.diff(eval_steps) < 0).any()):
+        raise TraceFormatError(f"{path} is a damaged training log: its evaluation steps are out of order; "
+                               f"{TRUNCATED_FIX}")
+
+
+def repair_training_log(path: str | Path) -> int:
+    """Rewrite a log (e.g. one left by a killed SWMR writer of an older version) as a plain file.
+
+    Only for a log that no run is writing. Returns the number of training rows kept.
+    """
+    log = read_training_log(path)
+    writer = TrainingLogWriter(path, log.model_config, log.train_config, run_id=log.run_id, pending=True)
+    writer.attrs["started"] = log.started
+    writer.append_steps(zip(log.step, log.wall_time, log.loss, log.nll_x, log.kl))
+    writer._append("eval", [log.eval_step, log.eval_bound])
+    writer.commit()
+    return len(log.step)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m draw_studio.training_log repair LOG...``: rewrite logs as plain HDF5 files."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m draw_studio.training_log", description=(
+        "Rewrite training logs as plain HDF5 files that any h5py reader opens (for logs left by a killed "
+        "run of an older DRAW Studio, which open only in SWMR mode). Only for logs no run is writing."))
+    parser.add_argument("action", choices=("repair",))
+    parser.add_argument("logs", nargs="+")
+    args = parser.parse_args(argv)
+    for path in args.logs:
+        try:
+            rows = repair_training_log(path)
+        except DrawStudioError as exc:
+            print(f"draw-studio training-log: error: {exc}", file=sys.stderr)
+            return 2
+        print(f"{path}: rewritten, {rows} rows", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

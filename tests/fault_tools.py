@@ -80,3 +80,23 @@ def fill(path: Path, leave_bytes: int = 0) -> None:
                 handle.write(b"\0" * free)
             except OSError:
                 pass
+
+
+def _no_permission_override() -> None:
+    """In the child: drop root's power to ignore file permissions (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def run_cli_obeying_permissions(*args, cwd: str | Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """:func:`run_cli` in a child that obeys file permissions even when the tests run as root (so a
+    folder without write permission gives EACCES); raises ``subprocess.SubprocessError`` where the
+    capability cannot be dropped."""
+    preexec = _no_permission_override if os.geteuid() == 0 else None
+    return subprocess.run([sys.executable, "-m", "draw_studio", *map(str, args)], cwd=cwd, env=cli_env(),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          preexec_fn=preexec)

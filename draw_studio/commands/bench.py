@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
-from .common import add_device, status
+from .arguments import threads
+from .common import add_device, command_parser, json_text, status
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="measure training, generation, trace and GUI speed", description=(
+    p = command_parser(subparsers, "bench", help="measure training, generation, trace and GUI speed", description=(
         "Training images/s at the mnist-paper preset (fast path and the plain autograd path, batch 64 and 256, "
         "timed in turns), matrix-multiply utilisation, the fast path's compile time, generation latency, trace "
         "and eval throughput, the window's event-loop latency while it trains, peak memory. Takes 1-2 minutes "
@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="fewer timed windows (noisier)")
     p.add_argument("--no-gui", action="store_true", help="skip the window latency measurement")
     p.add_argument("--data-dir", default=None, help="MNIST for the window's latency run (default: the usual search)")
-    p.add_argument("--threads", type=int, default=0,
+    p.add_argument("--threads", type=threads, default=0,
                    help="CPU threads for PyTorch (default: PyTorch's choice; 1 to compare with a busy machine)")
     p.add_argument("--no-compile", action="store_true",
                    help="run the fast training path eagerly (same as DRAW_STUDIO_COMPILE=0)")
@@ -48,7 +48,7 @@ def run(args) -> int:
                            compile=False if args.no_compile else None, data_dir=args.data_dir)
     if args.json:
         print(format_table(result), file=sys.stderr, flush=True)
-        print(json.dumps(result))
+        print(json_text(result))
     else:
         print(format_table(result))
     return 0

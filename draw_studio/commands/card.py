@@ -17,11 +17,13 @@ from ..config import TrainConfig
 from ..data import load_split
 from ..device import resolve_device
 from ..evaluate import evaluate, model_inputs
-from .common import add_data, add_device, duration, status
+from ..memory import check_fits, forward_bytes
+from .arguments import MAX_INT
+from .common import add_data, add_device, command_parser, duration, refuse_overwriting_inputs, status
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("card", help="evaluate a checkpoint and write its model card (Markdown)")
+    p = command_parser(subparsers, "card", help="evaluate a checkpoint and write its model card (Markdown)")
     p.add_argument("checkpoint")
     add_data(p)
     p.add_argument("--out", required=True, help="Markdown file to write")
@@ -42,7 +44,7 @@ def _iw_spec(text: str) -> tuple[int, int]:
         k, n = (int(part) for part in text.split(":"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected K:N (samples:images), e.g. 50:1000, not {text!r}") from None
-    if k < 2 or n < 1:
+    if k < 2 or n < 1 or k > MAX_INT or n > MAX_INT:
         raise argparse.ArgumentTypeError(f"K must be at least 2 and N at least 1, not {text!r}")
     return k, n
 
@@ -58,19 +60,26 @@ def train_command(config: TrainConfig, out: str) -> str:
 
 
 def run(args) -> int:
+    refuse_overwriting_inputs({"--out": args.out}, {"checkpoint": args.checkpoint})
     device = resolve_device(args.device)
     model, state = load_model(args.checkpoint, device)
+    for k, _ in args.importance_weighted or [(50, 1000)]:
+        images = max(1, 500 // k) * k  # what evaluate() runs at once for batch 500
+        check_fits(forward_bytes(model.config, images), f"the importance-weighted bound with K={k}",
+                   "use a smaller K", device)
     config = TrainConfig.from_dict(state.get("train_config") or {})
     extra = state.get("extra") or {}
     test = load_split(config.dataset, "test", args.data_dir, config.validation_size, not args.no_download)
     pixels, binarization, bin_seed = model_inputs(test, model.config.likelihood)
     status(f"evaluating {len(pixels)} test images...")
     full = evaluate(model, pixels, batch_size=500, binarization=binarization, binarization_seed=bin_seed)
+    full.require_finite(args.checkpoint)
     weighted = []
     for k, limit in args.importance_weighted or [(50, 1000)]:
         status(f"importance-weighted bound on {min(limit, len(pixels))} images, K={k}...")
         weighted.append(evaluate(model, pixels[:limit], batch_size=500, importance_samples=k,
                                  binarization=binarization, binarization_seed=bin_seed))
+        weighted[-1].require_finite(args.checkpoint)
     name = args.name or Path(args.checkpoint).stem
     step = int(state.get("step", 0))
     per_epoch = int(extra.get("steps_per_epoch", 0)) or 1

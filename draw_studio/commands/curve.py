@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from ..checkpoint import read_checkpoint
 from ..plots import MARKS, learning_curve_png
-from .common import status
+from .arguments import positive_float
+from .common import command_parser, refuse_overwriting_inputs, status
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("curve", help="draw a training log's learning curve into a PNG (needs matplotlib)")
+    p = command_parser(subparsers, "curve", help="draw a training log's learning curve into a PNG (needs matplotlib)")
     p.add_argument("log", help="training log (X.log.h5)")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--checkpoint", default=None, help="the run's checkpoint: its steps per epoch put epochs "
                    "on the x axis")
-    p.add_argument("--steps-per-epoch", type=float, default=None, help="optimiser steps per epoch (x in epochs)")
+    p.add_argument("--steps-per-epoch", type=positive_float, default=None,
+                   help="optimiser steps per epoch (x in epochs)")
     p.add_argument("--marks", default=None, choices=sorted(MARKS), help="mark the paper's and public "
                    "reproductions' MNIST test bounds for this model")
     p.add_argument("--title", default="")
@@ -21,6 +23,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    refuse_overwriting_inputs({"--out": args.out}, {"log": args.log, "--checkpoint": args.checkpoint})
     per_epoch = args.steps_per_epoch
     if per_epoch is None and args.checkpoint:
         per_epoch = (read_checkpoint(args.checkpoint).get("extra") or {}).get("steps_per_epoch") or None

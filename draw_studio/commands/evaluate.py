@@ -6,25 +6,29 @@ import json
 
 from ..checkpoint import load_model
 from ..config import TrainConfig
-from ..data import load_split
+from ..data import DATASETS, load_split
 from ..device import resolve_device
 from ..errors import DrawStudioError
 from ..evaluate import evaluate, model_inputs
-from .common import add_data, add_device, status
+from ..memory import check_fits, forward_bytes
+from .arguments import batch_size, non_negative_int, seed
+from .common import add_data, add_device, command_parser, status
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="bound in nats on a split", description=(
+    p = command_parser(subparsers, "eval", help="bound in nats on a split", description=(
         "Variational bound (nats per image) on the fixed binarisation of a split; with "
         "--importance-samples K also the tighter K-sample importance-weighted bound."))
     p.add_argument("checkpoint")
     add_data(p)
-    p.add_argument("--dataset", default=None, help="dataset (default: the one the model was trained on)")
+    p.add_argument("--dataset", default=None, choices=list(DATASETS),
+                   help="dataset (default: the one the model was trained on)")
     p.add_argument("--split", default="test", choices=("train", "valid", "test"))
-    p.add_argument("--limit", type=int, default=0, help="only the first N images of the split")
-    p.add_argument("--importance-samples", type=int, default=0, metavar="K")
-    p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--seed", type=int, default=0, help="seed of the posterior noise")
+    p.add_argument("--limit", type=non_negative_int, default=0, help="only the first N images of the split (0: all)")
+    p.add_argument("--importance-samples", type=non_negative_int, default=0, metavar="K",
+                   help="K >= 2: also the K-sample importance-weighted bound (0: not)")
+    p.add_argument("--batch-size", type=batch_size, default=500, help="images per forward pass")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the posterior noise")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_device(p)
     p.set_defaults(run=run)
@@ -36,8 +40,6 @@ def run(args) -> int:
     train = TrainConfig.from_dict(state.get("train_config") or {})
     dataset = args.dataset or train.dataset
     images = load_split(dataset, args.split, args.data_dir, train.validation_size, not args.no_download)
-    if args.limit < 0:
-        raise DrawStudioError(f"--limit must be positive, got {args.limit}")
     if args.limit:
         images = images.subset(slice(0, args.limit))
     if images.shape != (model.config.channels, model.config.height, model.config.width):
@@ -45,15 +47,20 @@ def run(args) -> int:
                               f"{(model.config.channels, model.config.height, model.config.width)}; "
                               "evaluate on the dataset it was trained on")
     pixels, binarization, bin_seed = model_inputs(images, model.config.likelihood)
+    k = args.importance_samples
+    per_pass = min(args.batch_size, len(pixels)) if k < 2 else min(max(1, args.batch_size // k), len(pixels)) * k
+    check_fits(forward_bytes(model.config, per_pass), f"a forward pass of {per_pass} images", "use a smaller "
+               "--batch-size" + (" or --importance-samples" if k > 1 else ""), device)
     if not args.json:
         status(f"evaluating {len(pixels)} {dataset} {args.split} images on {device}...")
     result = evaluate(model, pixels, batch_size=args.batch_size, seed=args.seed,
                       importance_samples=args.importance_samples, binarization=binarization,
                       binarization_seed=bin_seed)
+    result.require_finite(str(args.checkpoint))
     out = {**result.to_dict(), "dataset": dataset, "split": args.split, "checkpoint": str(args.checkpoint),
            "step": int(state.get("step", 0))}
     if args.json:
-        print(json.dumps(out))
+        print(json.dumps(out, allow_nan=False))
     else:
         print(f"bound {result.bound:.2f} nats/image (L_x {result.nll_x:.2f} + L_z {result.kl:.2f}) on "
               f"{result.n} images, binarisation {binarization}")

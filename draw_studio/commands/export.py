@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..errors import DrawStudioError
-from ..export import export_frames, export_gif, export_mp4
-from ..trace import read_trace
-from .common import status
-from .trace import parse_indices
+from ..export import PADDING, export_frames, export_gif, export_mp4, frame_layout
+from ..memory import check_fits
+from ..trace import open_trace_file, read_trace
+from ..trace_checks import nonfinite_fields
+from .arguments import index_list, integer, positive_int, real
+from .common import command_parser, refuse_overwriting_inputs, status
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("export", help="PNG frames, GIF or MP4 of a trace", description=(
+    p = command_parser(subparsers, "export", help="PNG frames, GIF or MP4 of a trace", description=(
         "Pictures of a trace file: frame s shows sigmoid(c_s) of every image; with --windows frame s also "
         "shows where step s-1 read (red) and wrote (green)."))
     p.add_argument("trace", help="trace file written by draw-studio trace")
@@ -18,24 +22,38 @@ def add_parser(subparsers) -> None:
     p.add_argument("--gif", metavar="FILE", help="write an animated GIF")
     p.add_argument("--mp4", metavar="FILE", help="write an MP4 video (needs pip install imageio-ffmpeg)")
     p.add_argument("--windows", action="store_true", help="draw the read (red) and write (green) windows")
-    p.add_argument("--scale", type=int, default=4, help="integer nearest-neighbour upscaling")
-    p.add_argument("--columns", type=int, default=None, help="images per row (default: a near-square grid)")
-    p.add_argument("--samples", default=None, help="only these images of the trace, e.g. 0,1,5")
-    p.add_argument("--fps", type=float, default=8.0, help="frames per second of the GIF / MP4")
-    p.add_argument("--loop", type=int, default=0, help="GIF repeats: 0 forever, k plays k+1 times")
+    p.add_argument("--scale", type=integer(1, 1024), default=4, help="integer nearest-neighbour upscaling")
+    p.add_argument("--columns", type=positive_int, default=None,
+                   help="images per row (default: a near-square grid)")
+    p.add_argument("--samples", type=index_list, default=None, help="only these images of the trace, e.g. 0,1,5")
+    p.add_argument("--fps", type=real(0.0, 1000.0, low_open=True), default=8.0,
+                   help="frames per second of the GIF / MP4 (above 0, at most 1000)")
+    p.add_argument("--loop", type=integer(0, 65535, "the GIF format's limit"), default=0,
+                   help="GIF repeats: 0 forever, k plays k+1 times")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
     if not (args.frames or args.gif or args.mp4):
         raise DrawStudioError("nothing to export: pass --frames DIR, --gif FILE and/or --mp4 FILE")
-    if args.scale < 1:
-        raise DrawStudioError(f"--scale must be at least 1, got {args.scale}")
-    if args.columns is not None and args.columns < 1:
-        raise DrawStudioError(f"--columns must be at least 1, got {args.columns}")
-    trace = read_trace(args.trace, parse_indices(args.samples))
+    refuse_overwriting_inputs({"--frames": args.frames, "--gif": args.gif, "--mp4": args.mp4}, {"trace": args.trace})
+    check_fits(_stored_bytes(args.trace), f"reading the trace {args.trace}", "export fewer images with --samples")
+    trace = read_trace(args.trace, args.samples)
+    if args.frames:
+        digits = max(3, len(str(trace.steps)))
+        names = [Path(args.frames) / f"frame_{step:0{digits}d}.png" for step in range(trace.steps + 1)]
+        refuse_overwriting_inputs({"--frames": names}, {"trace": args.trace})
+    columns, rows = frame_layout(trace, args.columns)
+    cfg = trace.model_config
+    side = (rows * (cfg.height + PADDING) + PADDING, columns * (cfg.width + PADDING) + PADDING)
+    frame = 3 * args.scale ** 2 * side[0] * side[1]  # bytes of one RGB frame
+    check_fits(frame * (trace.steps + 1 if args.gif else 2), f"frames of {trace.n} images at --scale {args.scale}"
+               + (" (a GIF holds all of them)" if args.gif else ""), "use a smaller --scale or fewer --samples")
     if args.windows and trace.read_params is None and trace.write_params is None:
         status("note: this trace has no attention windows to draw")
+    if nonfinite_fields(trace):
+        status(f"note: this trace holds non-finite values ({', '.join(nonfinite_fields(trace))}): the model had "
+               "diverged; they are drawn black and no attention window is drawn for those steps")
     options = {"scale": args.scale, "windows": args.windows, "columns": args.columns}
 
     def progress(done: int, total: int) -> None:
@@ -52,3 +70,15 @@ def run(args) -> int:
         export_mp4(trace, args.mp4, fps=args.fps, progress=progress, **options)
         status(f"wrote {args.mp4}")
     return 0
+
+
+def _stored_bytes(path: str) -> int:
+    """Bytes of all the datasets of a trace file once read (nothing is read but the shapes)."""
+    sizes = []
+    with open_trace_file(path) as f:
+        try:
+            f.visititems(lambda name, item: sizes.append(item.size * item.dtype.itemsize)
+                         if hasattr(item, "dtype") else None)
+        except Exception:  # noqa: BLE001 - a damaged file: read_trace names the problem
+            return 0
+    return sum(sizes)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .common import add_device
+from .common import add_device, command_parser, refuse_overwriting_inputs
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("gui", help="open the DRAW Studio window", description=(
+    p = command_parser(subparsers, "gui", help="open the DRAW Studio window", description=(
         "Open the window on a checkpoint, a trace or a training log (default: models/mnist-attention.ckpt "
         "if it exists, else an untrained mnist-paper model)."))
     p.add_argument("file", nargs="?", default=None, metavar="CKPT | TRACE.h5 | LOG.h5",
@@ -20,6 +20,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    refuse_overwriting_inputs({"--screenshot": args.screenshot, "--settings": args.settings}, {"file": args.file})
+    refuse_overwriting_inputs({"--screenshot": args.screenshot}, {"--settings": args.settings})
     from ..gui.app import offscreen_if_headless, require_qt, run_window
 
     require_qt()

@@ -6,21 +6,37 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_model, save_checkpoint
+from ..checkpoint import load_model, read_checkpoint, save_checkpoint
 from ..config import TrainConfig
-from .common import status
+from ..errors import DrawStudioError
+from .common import command_parser, refuse_overwriting_inputs, status
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("publish", help="write a weights-only copy of a checkpoint (no optimiser state)")
+    p = command_parser(subparsers, "publish", help="write a weights-only copy of a checkpoint (no optimiser state)")
     p.add_argument("checkpoint")
-    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--out", required=True, help="file to write (never the input, nor another training checkpoint)")
     p.add_argument("--fp16", action="store_true", help="store the weights as float16 (half the size; "
                    "bounds move by hundredths of a nat)")
     p.set_defaults(run=run)
 
 
+def refuse_training_checkpoint(path: str) -> None:
+    """Raise if ``path`` is an existing training checkpoint: a published copy would drop its optimiser state."""
+    if not Path(path).is_file():
+        return
+    try:
+        state = read_checkpoint(path)
+    except DrawStudioError:
+        return  # not a checkpoint: an ordinary file the user chose to replace
+    if state.get("optimizer") is not None:
+        raise DrawStudioError(f"--out {path} is a training checkpoint (step {state.get('step', 0)}, with its "
+                              "optimiser state): publishing onto it would lose that state; write to another file")
+
+
 def run(args) -> int:
+    refuse_overwriting_inputs({"--out": args.out}, {"checkpoint": args.checkpoint})
+    refuse_training_checkpoint(args.out)
     model, state = load_model(args.checkpoint)
     train = TrainConfig.from_dict(state["train_config"]) if state.get("train_config") else None
     extra = {k: v for k, v in (state.get("extra") or {}).items() if k != "torch_rng"}

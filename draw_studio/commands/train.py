@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import signal
@@ -9,8 +10,14 @@ import signal
 import torch
 
 from ..config import PRECISIONS, PRESETS, TrainConfig, get_preset
+from ..data import DATASETS
+from ..device import resolve_device
+from ..errors import DrawStudioError
+from ..memory import check_fits, forward_bytes
 from ..train import Trainer, TrainingControl
-from .common import add_data, add_device, duration, status
+from .arguments import adam_beta, non_negative_int, positive_float, positive_int, real, seed
+from .arguments import batch_size, threads
+from .common import add_data, add_device, command_parser, duration, refuse_overwriting_inputs, status
 
 _TRAIN_DEFAULTS = TrainConfig()
 CHANGEABLE_ON_RESUME = ("lr", "beta1", "beta2", "grad_clip", "lr_schedule", "lr_decay", "lr_decay_every",
@@ -18,35 +25,40 @@ CHANGEABLE_ON_RESUME = ("lr", "beta1", "beta2", "grad_clip", "lr_schedule", "lr_
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("train", help="train DRAW (or resume a run)", description=(
+    p = command_parser(subparsers, "train", help="train DRAW (or resume a run)", description=(
         "Train DRAW with Adam on a dataset; checkpoints are written atomically every --checkpoint-every "
         "steps and at the end (also on Ctrl-C)."))
-    p.add_argument("--preset", default="mnist-paper", choices=list(PRESETS), help="model preset")
-    p.add_argument("--dataset", default=None, help="dataset (default: the preset's)")
+    p.add_argument("--preset", default="mnist-paper", choices=list(PRESETS), action=_RememberGiven,
+                   help="model preset (a resumed run keeps its own: a different one is refused)")
+    p.add_argument("--dataset", default=None, choices=list(DATASETS), help="dataset (default: the preset's)")
     add_data(p)
-    p.add_argument("--steps", type=int, default=_TRAIN_DEFAULTS.steps, help="total optimiser steps")
-    p.add_argument("--epochs", type=float, default=0.0, help="train for this many epochs (overrides --steps)")
-    p.add_argument("--batch-size", type=int, default=_TRAIN_DEFAULTS.batch_size)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=None, help=f"Adam learning rate ({_TRAIN_DEFAULTS.lr})")
-    p.add_argument("--beta1", type=float, default=None, help=f"Adam beta1 ({_TRAIN_DEFAULTS.beta1})")
-    p.add_argument("--beta2", type=float, default=None, help=f"Adam beta2 ({_TRAIN_DEFAULTS.beta2})")
-    p.add_argument("--grad-clip", type=float, default=None, help=f"gradient-norm clipping ({_TRAIN_DEFAULTS.grad_clip})")
+    p.add_argument("--steps", type=positive_int, default=_TRAIN_DEFAULTS.steps, help="total optimiser steps")
+    p.add_argument("--epochs", type=real(0.0, 1e6), default=0.0,
+                   help="train for this many epochs, at most a million (overrides --steps)")
+    p.add_argument("--batch-size", type=batch_size, default=_TRAIN_DEFAULTS.batch_size)
+    p.add_argument("--seed", type=seed, default=0)
+    p.add_argument("--lr", type=positive_float, default=None, help=f"Adam learning rate ({_TRAIN_DEFAULTS.lr})")
+    p.add_argument("--beta1", type=adam_beta, default=None, help=f"Adam beta1 in [0, 1) ({_TRAIN_DEFAULTS.beta1})")
+    p.add_argument("--beta2", type=adam_beta, default=None, help=f"Adam beta2 in [0, 1) ({_TRAIN_DEFAULTS.beta2})")
+    p.add_argument("--grad-clip", type=positive_float, default=None,
+                   help=f"gradient-norm clipping, above 0 ({_TRAIN_DEFAULTS.grad_clip})")
     p.add_argument("--lr-schedule", default=None, choices=("constant", "cosine", "step"),
                    help="learning-rate schedule (default constant)")
-    p.add_argument("--lr-decay", type=float, default=None, help="factor of the step schedule")
-    p.add_argument("--lr-decay-every", type=int, default=None)
+    p.add_argument("--lr-decay", type=real(0.0, 1.0, low_open=True), default=None,
+                   help="factor of the step schedule, in (0, 1]")
+    p.add_argument("--lr-decay-every", type=positive_int, default=None)
     p.add_argument("--binarization", default=None, choices=("dynamic", "fixed", "none"),
                    help="for a Bernoulli model: dynamic (default) or fixed")
-    p.add_argument("--validation-size", type=int, default=_TRAIN_DEFAULTS.validation_size,
+    p.add_argument("--validation-size", type=positive_int, default=_TRAIN_DEFAULTS.validation_size,
                    help="training images held out for validation")
-    p.add_argument("--validate-every", type=int, default=None,
+    p.add_argument("--validate-every", type=non_negative_int, default=None,
                    help=f"validation bound every N steps ({_TRAIN_DEFAULTS.validate_every}; 0: never)")
-    p.add_argument("--validation-limit", type=int, default=None,
+    p.add_argument("--validation-limit", type=positive_int, default=None,
                    help="validation images used for the periodic bound")
-    p.add_argument("--checkpoint-every", type=int, default=None,
+    p.add_argument("--checkpoint-every", type=non_negative_int, default=None,
                    help=f"checkpoint every N steps ({_TRAIN_DEFAULTS.checkpoint_every}; 0: only at the end)")
-    p.add_argument("--report-every", type=int, default=None, help="print a line every this many steps (50)")
+    p.add_argument("--report-every", type=positive_int, default=None,
+                   help="print a line every this many steps (50)")
     p.add_argument("--plain", action="store_true", help="plain autograd step instead of the fast path (same numbers)")
     p.add_argument("--precision", default=None, choices=PRECISIONS, help=(
         "fp32 (default: the fast path) or bf16 (autograd under bfloat16 autocast, for GPUs with bf16 units; "
@@ -54,7 +66,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help=(
         "torch.compile the fast path's steps (auto: on a CPU from ~batch 32 of mnist-paper; the first step "
         "then takes 15-40 s once, later runs reuse PyTorch's cache; also $DRAW_STUDIO_COMPILE)"))
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    p.add_argument("--threads", type=threads, default=0, help="CPU threads for PyTorch (default: PyTorch's choice)")
     p.add_argument("--log", default=None, help="training log (HDF5) to write (default: beside --out, X.log.h5)")
     p.add_argument("--no-log", action="store_true", help="write no training log")
     p.add_argument("--out", required=True, help="checkpoint file to write")
@@ -64,8 +76,31 @@ def add_parser(subparsers) -> None:
     p.add_argument("--init-from", default=None, help=(
         "checkpoint (e.g. a shipped model without optimiser state) whose weights, step count and settings "
         "start this run with a fresh Adam state; options given here replace its saved ones"))
+    p.add_argument("--overwrite", action="store_true", help=(
+        "start a new run even though --out or its log already exists (they are replaced at the new run's "
+        "first checkpoint; until then they stay untouched)"))
+    p.add_argument("--allow-data-change", action="store_true", help=(
+        "resume on data that differs from what the checkpoint records (dataset, number of training images, "
+        "fingerprint of their pixels) instead of refusing"))
     add_device(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=checked_run)
+
+
+def check_request(args) -> None:
+    """What the parser cannot check alone: no input is overwritten, and a fresh run's batch fits in memory."""
+    refuse_overwriting_inputs({"--log": args.log}, {"--out": args.out, "--resume": args.resume,
+                                                    "--init-from": args.init_from})
+    refuse_overwriting_inputs({"--out": args.out}, {"--init-from": args.init_from})
+    if not (args.resume or args.init_from):  # a resumed run keeps the batch size it trained with
+        check_fits(forward_bytes(get_preset(args.preset).model, args.batch_size, training=True),
+                   f"a training batch of {args.batch_size:,} images of {args.preset}", "use a smaller --batch-size",
+                   resolve_device(args.device))
+
+
+def checked_run(args) -> int:
+    """:func:`check_request`, then :func:`run`."""
+    check_request(args)
+    return run(args)
 
 
 def run(args) -> int:
@@ -81,11 +116,19 @@ def run(args) -> int:
         **overrides, **changes)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.dataset and (args.resume or args.init_from):
+        changes["dataset"] = args.dataset  # checked against the checkpoint's (see --allow-data-change)
     trainer = Trainer(preset.model, config, data_dir=args.data_dir, out=args.out, resume=args.resume,
                       device=args.device, download=not args.no_download, fast=not args.plain,
                       compile={"auto": None, "on": True, "off": False}[args.compile],
                       log=False if args.no_log else (args.log or True),
-                      resume_changes=changes, init_from=args.init_from)
+                      resume_changes=changes, init_from=args.init_from, overwrite=args.overwrite,
+                      allow_data_change=args.allow_data_change)
+    source = args.resume or args.init_from
+    if source and getattr(args, "preset_given", False) and args.preset != trainer.config.preset:
+        raise DrawStudioError(f"--preset {args.preset} differs from the preset {trainer.config.preset} of {source}: "
+                              f"a run {'resumed' if args.resume else 'started from a checkpoint'} keeps the "
+                              "checkpoint's model; drop --preset, or start a new run of that preset")
     control = TrainingControl()
     with stop_on_signals(control):
         for report in trainer.run(control):
@@ -105,8 +148,16 @@ def _print(report) -> None:
         status(f"step {report.step:>7}  validation bound {report.bound:.2f} nats")
     elif report.kind == "checkpoint":
         status(f"step {report.step:>7}  checkpoint {report.path}")
-    elif report.kind in ("start", "nonfinite", "done") and report.message:
+    elif report.kind in ("start", "notice", "nonfinite", "done") and report.message:
         status(f"step {report.step:>7}  {report.message}")
+
+
+class _RememberGiven(argparse.Action):
+    """Store the value and note that the option was given (``args.preset_given``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
 
 
 @contextlib.contextmanager

@@ -1,4 +1,10 @@
-"""Reader for the IDX format of MNIST and Fashion-MNIST (gzip-compressed or raw)."""
+"""Reader for the IDX format of MNIST and Fashion-MNIST (gzip-compressed or raw).
+
+Values are checked as they are read: a file of floating-point numbers must
+hold no NaN or infinity, and a file of three or more dimensions is a stack of
+images (``idx3``) whose values must be grey levels 0..255, whatever its type.
+Either fault is a DataError naming the file and the first bad index.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
+from .imageset import pixel_problem
 from .rawfile import read_bytes
 
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -29,7 +36,8 @@ def read_idx(path: str | Path) -> np.ndarray:
     Raises
     ------
     DataError
-        If the file is not IDX, is truncated, or has trailing bytes.
+        If the file is not IDX, is truncated, has trailing bytes, holds NaN or
+        infinite numbers, or is an image stack with values outside 0..255.
     """
     path = Path(path)
     raw = read_bytes(path)
@@ -46,7 +54,21 @@ def read_idx(path: str | Path) -> np.ndarray:
         problem = "truncated" if len(raw) < expected else "longer than its header says"
         raise DataError(f"{path} is {problem} ({len(raw)} bytes, expected {expected}); "
                         "delete it and fetch the dataset again")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    array = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    problem = _value_problem(array)
+    if problem:
+        raise DataError(f"{path}: {problem}; replace it with the original file")
+    return array
+
+
+def _value_problem(array: np.ndarray) -> str | None:
+    """Why the values of an IDX array are unusable (module docstring), or None."""
+    if array.ndim >= 3:
+        return pixel_problem(array, 255)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        index = [int(i) for i in np.unravel_index(int(np.argmax(~np.isfinite(array))), array.shape)]
+        return f"index {index} holds the non-finite value {array[tuple(index)].item()!r}"
+    return None
 
 
 def write_idx(path: str | Path, array: np.ndarray, compress: bool | None = None) -> None:

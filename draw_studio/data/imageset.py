@@ -8,6 +8,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import DataError
+
 
 @dataclass
 class ImageSet:
@@ -22,12 +24,28 @@ class ImageSet:
         Pixels are already 0/1 (e.g. the Salakhutdinov-Murray files).
     source : str
         Where the data came from, for messages and logs.
+
+    Raises
+    ------
+    DataError
+        On creation, if ``images`` is not (n, C, H, W) or holds a value
+        outside 0..255 (0..1 when ``binary``) or a NaN or infinity; the
+        message names the source and the first bad image and pixel.
     """
 
     images: np.ndarray
     labels: np.ndarray | None
     binary: bool
     source: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.images, np.ndarray) or self.images.ndim != 4:
+            shape = getattr(self.images, "shape", None)
+            raise DataError(f"{self.source}: images must be an array (n, channels, height, width), got shape "
+                            f"{shape}; replace the data with the original files")
+        problem = pixel_problem(self.images, 1 if self.binary else 255)
+        if problem:
+            raise DataError(f"{self.source}: {problem}; replace the data with the original files")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -41,6 +59,28 @@ class ImageSet:
         """The images (and labels) at ``index`` (a slice, or an index array)."""
         labels = None if self.labels is None else self.labels[index]
         return ImageSet(self.images[index], labels, self.binary, self.source)
+
+
+def pixel_problem(values: np.ndarray, high: int = 255) -> str | None:
+    """Why ``values`` are not pixel values 0..``high``, naming the first bad index, or None.
+
+    uint8 arrays are checked only when ``high`` < 255 (one pass over the data);
+    other types are checked for NaN, infinities and the range.
+    """
+    if values.dtype == np.uint8 and high >= 255:
+        return None
+    if values.dtype.kind not in "fiub":
+        return f"pixel values are of type {values.dtype}, not numbers"
+    with np.errstate(invalid="ignore"):
+        bad = ~((values >= 0) & (values <= high))  # NaN compares false: it is bad too
+    if not bad.any():
+        return None
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), values.shape))
+    value = values[index].item()
+    kind = "the non-finite value" if isinstance(value, float) and not np.isfinite(value) else "the value"
+    names = {4: ("image", "channel", "row", "column"), 3: ("image", "row", "column")}.get(len(index))
+    where = ", ".join(f"{name} {i}" for name, i in zip(names, index)) if names else f"index {list(index)}"
+    return f"pixel values must be 0..{high}, but {where} holds {kind} {value!r}"
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,16 @@ def candidate_dirs(folder: str, data_dir: str | Path | None, system_dirs: tuple[
 
     ``--data-dir``'s sub-folder ``folder``, then ``--data-dir`` itself (sub-folder
     first, so a parent of both mnist/ and fashion-mnist/ picks the right one);
-    ``$DRAW_STUDIO_DATA/folder``; the cache folder; then system folders such as
+    ``$DRAW_STUDIO_DATA/folder`` (only without ``--data-dir``: a folder given
+    explicitly is never silently replaced by the user's other data folder);
+    the cache folder (canonical downloads); then system folders such as
     Debian's /usr/share/datasets.
     """
     dirs: list[Path] = []
     if data_dir:
         dirs += [Path(data_dir) / folder, Path(data_dir)]
     env = os.environ.get(ENV_DATA)
-    if env:
+    if env and not data_dir:
         dirs.append(Path(env) / folder)
     dirs.append(cache_dir() / folder)
     dirs += [Path(d) for d in system_dirs]
@@ -64,6 +66,9 @@ def missing_error(pretty: str, dirs: list[Path], reason: str = "", hint: str = "
     ``hint`` (e.g. where to get the files by hand) is appended to the fix.
     """
     where = ", ".join(str(d) for d in dict.fromkeys(dirs))
+    env = os.environ.get(ENV_DATA)
+    if env and dirs and not any(Path(env) in d.parents for d in dirs):  # --data-dir was given
+        where += f" (not ${ENV_DATA}, {Path(env) / dirs[0].name}: --data-dir was given)"
     extra = f" ({reason})" if reason else ""
     if downloadable:
         fix = (f"pass --data-dir to a folder holding its files, set {ENV_DATA}, or run once with network "

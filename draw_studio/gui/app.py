@@ -41,11 +41,18 @@ def run_window(path: str | None = None, screenshot: str | None = None, device: s
     """Open the window on ``path`` (or the startup model) and run until it closes.
 
     With ``screenshot`` the window is rendered at least 1280x800, saved as a
-    PNG, and the function returns 0 (1 if the PNG could not be written)
-    without entering the event loop.
+    PNG, and the function returns 0 without entering the event loop.
+
+    Raises
+    ------
+    DrawStudioError
+        In screenshot mode: ``path`` could not be opened or drawn, or the PNG
+        could not be written (then no screenshot is written).
     """
     if path is not None and not Path(path).exists():
         raise DrawStudioError(f"{path} does not exist; pass a checkpoint, a trace or a training log")
+    if screenshot is not None and Path(screenshot).is_dir():
+        raise DrawStudioError(f"cannot write the screenshot {screenshot}: it is a folder; give a .png file name")
     if screenshot is not None and not Path(screenshot).resolve().parent.is_dir():
         raise DrawStudioError(f"cannot write the screenshot {screenshot}: its folder does not exist")
     sys.setswitchinterval(GUI_SWITCH_INTERVAL_S)
@@ -66,14 +73,38 @@ def run_window(path: str | None = None, screenshot: str | None = None, device: s
     app.processEvents()
     opened = window.open_startup(path)
     if screenshot is not None:
-        window.redraw_now()
-        ok = window.save_screenshot(screenshot)
-        window.close()
-        if not opened:
-            print(f"draw-studio gui: could not open {path}; the screenshot shows the empty window",
-                  file=sys.stderr)
-        return 0 if ok else 1
+        return _screenshot(window, screenshot, None if opened else (window.last_error or f"could not open {path}"))
     return app.exec()
+
+
+def _screenshot(window, screenshot: str, problem: str | None) -> int:
+    """Save the screenshot and close; a file that could not be opened or drawn is an error, not a picture."""
+    try:
+        if problem is None:
+            window.redraw_now()
+            if window.draw_errors:
+                problem = window.draw_errors[0]
+        if problem is None and not window.save_screenshot(screenshot):
+            problem = window.last_error or f"could not write the screenshot {screenshot}"
+    finally:
+        window.close()
+        _delete_now(window)
+    if problem is not None:
+        raise DrawStudioError(f"{problem} (no screenshot written)")
+    return 0
+
+
+def _delete_now(window) -> None:
+    """Destroy the window (and its dialogs) while the QApplication still exists.
+
+    Left to the interpreter's exit, the Qt objects can be destroyed after
+    the application (e.g. while an exception still holds the window), which
+    ends in a segmentation fault.
+    """
+    import shiboken6
+
+    if shiboken6.isValid(window):
+        shiboken6.delete(window)
 
 
 def offscreen_if_headless() -> None:

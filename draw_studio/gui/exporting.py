@@ -39,14 +39,27 @@ class Exporter(QObject):
         self.jobs.idle.connect(self._on_idle)
 
     def view_png(self, path: str | Path) -> bool:
-        """Save the window as it looks now (``QWidget.grab``) to a PNG."""
+        """Save the window as it looks now (``QWidget.grab``) to a PNG, atomically."""
+        from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+        from ..checkpoint import atomic_write
+        from ..errors import DrawStudioError
+
         self.window.redraw_now()
-        ok = self.window.grab().save(str(path), "PNG")
-        if ok:
-            self.window.show_status(f"saved the view to {path}")
-        else:
-            self.window.show_error(f"could not write {path}; check the folder exists and is writable")
-        return ok
+        data = QByteArray()
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        if not self.window.grab().save(buffer, "PNG"):
+            self.window.show_error(f"could not render the view as PNG for {path}")
+            return False
+        buffer.close()
+        try:
+            atomic_write(path, lambda temp: Path(temp).write_bytes(data.data()))
+        except DrawStudioError as exc:
+            self.window.show_error(str(exc))
+            return False
+        self.window.show_status(f"saved the view to {path}")
+        return True
 
     def trace(self, kind: str, path: str | Path, fps: float = 8.0) -> bool:
         """Export the current trace (all its images) as ``frames`` (a folder), ``gif``, ``mp4`` or ``trace``.

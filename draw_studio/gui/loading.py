@@ -10,10 +10,14 @@ import torch
 from ..checkpoint import file_sha256, load_model
 from ..config import TrainConfig, get_preset
 from ..errors import DrawStudioError
+from ..hdf5_file import read_image
 from ..model import DRAW
 
 CHECKPOINT, TRACE, LOG = "checkpoint", "trace", "log"
 SHIPPED_MODEL = Path("models") / "mnist-attention.ckpt"
+# a checkpoint is a zip archive (torch.save) or, from old PyTorch versions, a pickle
+CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
+CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
 
 
 def file_kind(path: str | Path) -> str:
@@ -22,19 +26,40 @@ def file_kind(path: str | Path) -> str:
     Raises
     ------
     DrawStudioError
-        The file is missing, or is HDF5 but neither a trace nor a training log.
+        The file is missing, a folder, empty, neither HDF5 nor a PyTorch
+        file, or HDF5 but neither a trace nor a training log.
     """
     import h5py
 
     path = Path(path)
+    if path.is_dir():
+        raise DrawStudioError(f"{path} is a folder; open a checkpoint, a trace or a training log file")
     if not path.is_file():
         raise DrawStudioError(f"{path} does not exist; check the path")
-    if not h5py.is_hdf5(path):
-        return CHECKPOINT
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+        hdf5 = h5py.is_hdf5(path)
+    except OSError as exc:
+        raise DrawStudioError(f"could not read {path}: {exc.strerror or exc}; check the file and its "
+                              "permissions") from None
+    if not hdf5:
+        if not head:
+            raise DrawStudioError(f"{path} is empty; open a checkpoint, a trace or a training log")
+        if path.suffix.lower() in (".h5", ".hdf5"):
+            raise DrawStudioError(f"{path} is named like a trace or a training log but is not an HDF5 file; "
+                                  "open a trace or a training log written by DRAW Studio")
+        if not head.startswith(CHECKPOINT_MAGIC) and path.suffix.lower() not in CHECKPOINT_SUFFIXES:
+            raise DrawStudioError(f"{path} is neither a checkpoint nor an HDF5 trace or training log; open a "
+                                  "file written by DRAW Studio")
+        return CHECKPOINT  # the checkpoint loader says what is wrong with a damaged one
     try:
         fmt = _format_attribute(path)
-    except OSError as exc:
-        raise DrawStudioError(f"{path} cannot be opened as HDF5 ({exc})") from None
+    except DrawStudioError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged HDF5 file can fail in many ways
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise DrawStudioError(f"{path} cannot be opened as HDF5 ({first}); it is damaged or truncated") from None
     fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
     if fmt == "draw-studio/trace":
         return TRACE
@@ -45,15 +70,11 @@ def file_kind(path: str | Path) -> str:
 
 
 def _format_attribute(path: Path):
-    """The root ``format`` attribute; a training log still being written is opened in SWMR mode."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return f.attrs.get("format", "")
-    except OSError:
-        with h5py.File(path, "r", libver="latest", swmr=True) as f:
-            return f.attrs.get("format", "")
+    """The root ``format`` attribute, after a bounded check that the file is whole (h5py can spin for
+    ever on a truncated file); opened without locks, so a writer is never blocked."""
+    image = read_image(path, "trace or training log", "use an intact copy", snapshot=False)
+    with image.open() as f:
+        return f.attrs.get("format", "")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindo
 
 from ..errors import DrawStudioError
 from ..trace import Trace, read_trace
+from ..trace_checks import displayable, nonfinite_fields
 from ..train import default_log_path
 from . import configure_pyqtgraph
 from .gallery_panel import GalleryPanel
@@ -65,6 +66,9 @@ class MainWindow(QMainWindow):
         self.interactive = interactive
         self.close_prompt: Callable[[], str] | None = None  # returns "save", "discard" or "cancel"
         self.state = StudioState(self)
+        self.last_error: str | None = None  # the text of the last error dialog
+        self.draw_errors: list[str] = []  # panels that failed to draw (see redraw_now)
+        self.display_note = ""  # what was changed to draw the last trace (non-finite values), else ""
 
         self.training = TrainingPanel(self.state)
         self.timeline = TimelinePanel(self.state)
@@ -194,28 +198,49 @@ class MainWindow(QMainWindow):
         self.controller.finished.connect(self._on_training_finished)
 
     def redraw_now(self) -> None:
-        """Redraw every panel whose data changed (the timer does this ~30 times a second)."""
+        """Redraw every panel whose data changed (the timer does this ~30 times a second).
+
+        A panel that fails to draw never takes the window down: the failure
+        goes to the status bar and :attr:`draw_errors`.
+        """
         for panel in self.panels:
-            panel.refresh()
+            try:
+                panel.refresh()
+            except Exception as exc:  # noqa: BLE001 - one panel's bug must not crash the window
+                text = f"could not draw the {panel.title} panel ({type(exc).__name__}: {exc})"
+                self.draw_errors.append(text)
+                self.show_status(text)
 
     def show_status(self, text: str) -> None:
         self.statusBar().showMessage(text, 12_000)
 
     def show_error(self, text: str) -> None:
-        """A status-bar line and a dialog that does not block the window."""
+        """A status-bar line and a dialog that does not block the window (kept in :attr:`last_error`)."""
+        self.last_error = text
         self.statusBar().showMessage(text, 30_000)
         box = QMessageBox(QMessageBox.Icon.Warning, "DRAW Studio", text, QMessageBox.StandardButton.Ok, self)
         box.setObjectName("errorDialog")
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 
+    def _displayable(self, trace: Trace) -> Trace:
+        """``trace``, or a copy with its non-finite values (a diverged model) made drawable, said in the status bar."""
+        shown = displayable(trace)
+        if shown is not trace:
+            self.display_note = (f"this trace holds non-finite values ({', '.join(nonfinite_fields(trace))}): the "
+                                 "model has diverged; they are shown as 0 and their attention windows are not drawn")
+            self.show_status(self.display_note)
+        return shown
+
     def _on_trace_ready(self, purpose: str, trace: Trace) -> None:
+        trace = self._displayable(trace)
         replaced = self.gallery.samples if trace.mode == "generate" else self.gallery.reconstructions
         self.gallery.show_trace(trace)
         if purpose == "reconstructions" or self.state.trace is None or self.state.trace is replaced:
             self.state.set_trace(trace, image_index=0)
 
     def _on_live_trace(self, trace: Trace, training_step: int) -> None:
+        trace = self._displayable(trace)
         self.information.add_training_trace(trace, training_step)
         self.gallery.show_trace(trace)
         if self.training.follow_live.isChecked():
@@ -241,6 +266,7 @@ class MainWindow(QMainWindow):
 
     def open_path(self, path: str | Path) -> bool:
         """Open a checkpoint, a trace or a training log; a bad file becomes an error message."""
+        self.display_note = ""
         try:
             kind = file_kind(path)
             if kind == CHECKPOINT:
@@ -254,9 +280,17 @@ class MainWindow(QMainWindow):
         except DrawStudioError as exc:
             self.show_error(str(exc))
             return False
+        except MemoryError:
+            self.show_error(f"{path} is too large to open in the memory of this machine")
+            return False
+        except Exception as exc:  # noqa: BLE001 - a file the window cannot open is a dialog, never a crash
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            self.show_error(f"could not open {path} ({type(exc).__name__}: {first}); it is damaged or not a "
+                            "DRAW Studio file")
+            return False
         self._remember(str(path))
         self.setWindowTitle(f"DRAW Studio — {Path(path).name}")
-        self.show_status(f"opened {kind} {path}")
+        self.show_status(f"opened {kind} {path}" + (f"; {self.display_note}" if self.display_note else ""))
         return True
 
     def show_log(self, path: str | Path) -> None:
@@ -271,7 +305,7 @@ class MainWindow(QMainWindow):
         if log.is_file() and not self.controller.active:
             try:
                 self.show_log(log)
-            except DrawStudioError as exc:
+            except Exception as exc:  # noqa: BLE001 - a damaged log must not stop the checkpoint from opening
                 self.show_status(f"the training log beside the checkpoint was not shown: {exc}")
 
     def show_model(self, loaded: LoadedModel) -> None:
@@ -279,13 +313,14 @@ class MainWindow(QMainWindow):
         self.service.set_model(loaded.model, loaded.train_config, loaded.sha256)
         self.training.fill_from_configs(loaded.train_config.to_dict())
         self.training.offer_resume(loaded.path if loaded.resumable else None)
-        traces = self.service.first_traces()
+        traces = [(purpose, self._displayable(trace)) for purpose, trace in self.service.first_traces()]
         for _, trace in traces:
             self.gallery.show_trace(trace)
         self.state.set_trace(traces[-1][1], image_index=0)
         self.gallery.set_model_available(True)
 
     def show_trace_file(self, trace: Trace) -> None:
+        trace = self._displayable(trace)
         self.gallery.show_trace(trace)
         self.state.set_trace(trace, image_index=0)
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QGraphicsRectItem, QHBoxLayout, QLabel, QSlider, 
                                QVBoxLayout, QWidget)
 
 from ..attention import PARAM_COLUMNS
+from ..trace_checks import finite_window
 from .image_view import DIVERGING, ImagePane
 from .panel import Panel
 from .state import StudioState
@@ -39,8 +40,8 @@ class AttentionBox:
         view_box.addItem(self.item)
 
     def place(self, params: np.ndarray | None, n: int) -> None:
-        """Show the window of ``params`` (5,) for an N x N grid, or hide it (None)."""
-        if params is None:
+        """Show the window of ``params`` (5,) for an N x N grid, or hide it (None, or not all finite)."""
+        if params is None or not finite_window(params):
             self.item.hide()
             return
         left, top, width, height, filter_width = grid_extent(params, n)

@@ -1,0 +1,79 @@
+"""What the training loop tells its caller (:class:`Report`) and how it is told to pause or stop.
+
+Both are re-exported by ``draw_studio.train``.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Report:
+    """One progress report of the training loop.
+
+    Attributes
+    ----------
+    kind : str
+        ``"start"``, ``"notice"`` (something the user should know, e.g. about
+        the data or the log; right after ``"start"``), ``"step"`` (every
+        ``report_every`` steps and before each checkpoint), ``"validation"``,
+        ``"checkpoint"``, ``"nonfinite"`` (a bad step, see
+        ``draw_studio.divergence``), ``"paused"``, ``"resumed"`` or ``"done"``
+        (only once the final checkpoint is written).
+    step : int
+        Optimiser steps completed.
+    loss, nll_x, kl : float
+        Training bound and its terms (nats per image), mean over the steps
+        since the last ``"step"`` report.
+    step_losses : list of (step, wall_time, loss, nll_x, kl)
+        Every step since the last ``"step"`` report (wall time is that of
+        the report), so that no point of the curves is lost.
+    """
+
+    kind: str
+    step: int
+    total_steps: int
+    epoch: float = 0.0
+    loss: float = float("nan")
+    nll_x: float = float("nan")
+    kl: float = float("nan")
+    images_per_s: float = 0.0
+    lr: float = 0.0
+    wall_time: float = 0.0
+    eta_s: float = float("nan")
+    bound: float = float("nan")
+    message: str = ""
+    path: str = ""
+    step_losses: list = field(default_factory=list)
+
+
+class TrainingControl:
+    """Flags the loop checks between steps; safe to set from another thread."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_while_paused(self, timeout: float = 0.1) -> None:
+        self._running.wait(timeout)
