@@ -19,12 +19,14 @@ import random
 import resource
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from fault_tools import MNIST, assert_clean_error, fill, run_cli, run_cli_obeying_permissions, small_disk
+from fault_tools import MNIST, assert_clean_error, cli_env, fill, run_cli, run_cli_obeying_permissions, small_disk
 
 from draw_studio.checkpoint import load_model, save_checkpoint
 from draw_studio.config import TrainConfig, get_preset
@@ -305,3 +307,26 @@ def test_eval_json_is_strict_json(tmp_path, tiny_checkpoint):
 
     values = json.loads(result.stdout, parse_constant=refuse)
     assert np.isfinite(values["bound"]) and values["n"] == 20
+
+
+def test_kill_9_during_a_trace_write_leaves_the_previous_trace_whole(tmp_path, tiny_checkpoint):
+    from draw_studio.trace import read_trace
+
+    target = tmp_path / "t.h5"
+    first = run_cli("trace", tiny_checkpoint, "--generate", "-n", 4, "--seed", 1, "--out", target, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = target.read_bytes()
+    child = subprocess.Popen([sys.executable, "-m", "draw_studio", "trace", str(tiny_checkpoint), "--data-dir",
+                              str(MNIST), "--split", "test", "-n", "10000", "--out", str(target)], cwd=tmp_path,
+                             env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith(".t.h5.") and p.stat().st_size > 0 for p in tmp_path.iterdir()):
+            assert child.poll() is None and time.monotonic() < deadline, "the trace never started writing"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(30)
+    assert child.returncode == -signal.SIGKILL
+    assert target.read_bytes() == before  # the killed write never reached the trace's own name
+    assert read_trace(target).z.shape[0] == 4
