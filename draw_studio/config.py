@@ -141,16 +141,17 @@ class ModelConfig(_JsonConfig):
         return (lstms + heads + enc * 2 * z + 2 * z + (dec + 1) * write_size + c * h * w
                 + 4 * max(enc, dec) + (c if self.likelihood == "logistic" else 0))
 
-    def with_image_shape(self, channels: int, height: int, width: int) -> "ModelConfig":
+    def with_image_shape(self, channels: int, height: int, width: int) -> ModelConfig:
         """Return a copy sized for images of shape (channels, height, width)."""
         return dataclasses.replace(self, channels=channels, height=height, width=width)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
+    def from_dict(cls, values: dict) -> ModelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise DrawStudioError(f"unknown model settings {sorted(unknown)}: the file was written by a newer DRAW Studio")
+            raise DrawStudioError(f"unknown model settings {sorted(unknown)}: the file was written by a newer "
+                                  "DRAW Studio")
         return cls(**values)  # __post_init__ checks every value against the documented bounds
 
 
@@ -229,7 +230,7 @@ class TrainConfig(_JsonConfig):
         _check_real("training", "lr_decay", self.lr_decay, 0.0, 1.0, low_open=True)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "TrainConfig":
+    def from_dict(cls, values: dict) -> TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 

@@ -6,7 +6,6 @@ import torch
 
 from .errors import DrawStudioError
 
-
 KINDS = ("cpu", "cuda", "mps")  # the device types DRAW Studio runs on
 
 

@@ -22,9 +22,9 @@ import io
 import os
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .errors import TraceFormatError
 

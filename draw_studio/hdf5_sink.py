@@ -124,7 +124,7 @@ class FailSafeFile:
     def fileno(self) -> int:
         return self._fd
 
-    def __enter__(self) -> "FailSafeFile":
+    def __enter__(self) -> FailSafeFile:
         return self
 
     def __exit__(self, *exc) -> None:

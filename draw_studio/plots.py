@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DrawStudioError
 from .checkpoint import atomic_write
+from .errors import DrawStudioError
 from .training_log import read_training_log
 
 

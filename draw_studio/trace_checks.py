@@ -60,7 +60,8 @@ def layout_problem(shapes: dict[str, tuple[int, ...]], kinds: dict[str, str], co
     wanted = expected_shapes(config, canvas[0], config.steps)
     for name, shape in shapes.items():
         if tuple(shape) != wanted[name]:
-            return f"{where.get(name, name)} has shape {tuple(shape)}, expected {wanted[name]} for this model and {canvas[0]} images"
+            return (f"{where.get(name, name)} has shape {tuple(shape)}, expected {wanted[name]} for this model "
+                    f"and {canvas[0]} images")
         if kinds.get(name, "f") not in "fiu":
             return f"{where.get(name, name)} holds {kinds[name]!r} values, not numbers"
     return None

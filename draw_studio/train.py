@@ -22,8 +22,8 @@ import dataclasses
 import math
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 
@@ -33,14 +33,21 @@ from .data import ImageSet, load_split
 from .data.binarize import dynamic_binarization, fixed_binarization
 from .device import make_generator, mix_seed, resolve_device
 from .divergence import RESTORE_AFTER_BAD_STEPS, DivergedError, DivergenceGuard
-from .good_state import GoodStateKeeper
 from .errors import DrawStudioError, TraceFormatError
 from .evaluate import evaluate, model_inputs
 from .fast import compile_wanted, fast_backward, release_buffers
+from .good_state import GoodStateKeeper
 from .model import DRAW, LossTerms
 from .progress import Report, TrainingControl
-from .run_checks import (check_resume_data, continuable_log, images_fingerprint, refuse_to_replace, same_file,
-                         same_model, same_run_as)
+from .run_checks import (
+    check_resume_data,
+    continuable_log,
+    images_fingerprint,
+    refuse_to_replace,
+    same_file,
+    same_model,
+    same_run_as,
+)
 from .training_log import TrainingLogWriter
 
 RESTORE_AFTER_NONFINITE = RESTORE_AFTER_BAD_STEPS

@@ -20,10 +20,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -219,7 +219,7 @@ class TrainingLogWriter:
                 f.attrs[key] = value
             f.attrs["software"] = SOFTWARE
             for group, columns in GROUPS.items():
-                for index, (name, dtype, fill_value) in enumerate(columns):
+                for index, (name, _, fill_value) in enumerate(columns):
                     f.create_dataset(f"{group}/{name}", data=self._columns[group][index][0], maxshape=(None,),
                                      chunks=(CHUNK_ROWS,), fillvalue=fill_value)
 
@@ -263,7 +263,7 @@ class TrainingLogWriter:
             self._closed = True
             self.flush()
 
-    def __enter__(self) -> "TrainingLogWriter":
+    def __enter__(self) -> TrainingLogWriter:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:

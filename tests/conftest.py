@@ -25,7 +25,10 @@ def _offscreen_with_a_large_screen() -> None:
 
 _offscreen_with_a_large_screen()
 
-import draw_studio.gui  # noqa: E402,F401 - its import guards None against PySide6 6.12 (gui/compat.py)
+try:  # the GUI package's import guards None against PySide6 6.12 (gui/compat.py) before any test imports Qt
+    import draw_studio.gui  # noqa: E402,F401
+except ImportError:  # no PySide6: the core's tests still run, the GUI tests skip themselves
+    pass
 
 
 @pytest.fixture

@@ -92,7 +92,8 @@ def _no_permission_override() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
-def run_cli_obeying_permissions(*args, cwd: str | Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+def run_cli_obeying_permissions(*args, cwd: str | Path | None = None,
+                                timeout: float = 180) -> subprocess.CompletedProcess:
     """:func:`run_cli` in a child that obeys file permissions even when the tests run as root (so a
     folder without write permission gives EACCES); raises ``subprocess.SubprocessError`` where the
     capability cannot be dropped."""

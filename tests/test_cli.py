@@ -7,7 +7,6 @@ import sys
 
 import pytest
 from PIL import Image
-
 from tiny_data import MNIST_DIR, REPO
 
 

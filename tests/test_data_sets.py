@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from draw_studio.data import (DATASETS, FIXED_BINARIZATION_SEED, SPLITS, ImageSet, fixed_binary_images,
-                              get_dataset, load_split, locate)
+from draw_studio.data import (
+    DATASETS,
+    FIXED_BINARIZATION_SEED,
+    SPLITS,
+    ImageSet,
+    fixed_binary_images,
+    get_dataset,
+    load_split,
+    locate,
+)
 from draw_studio.data.idx import read_idx, write_idx
 from draw_studio.data.locate import candidate_dirs
 from draw_studio.errors import DataError

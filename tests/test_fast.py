@@ -11,7 +11,6 @@ from draw_studio.config import get_preset
 from draw_studio.fast import compile_wanted, fast_backward
 from draw_studio.model import DRAW
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

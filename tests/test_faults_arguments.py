@@ -16,6 +16,7 @@ import time
 import numpy as np
 import pytest
 import torch
+from fault_tools import MNIST
 from PIL import Image
 
 from draw_studio.checkpoint import save_checkpoint
@@ -24,8 +25,6 @@ from draw_studio.config import ModelConfig, TrainConfig, get_preset
 from draw_studio.data.idx import read_idx, write_idx
 from draw_studio.errors import DrawStudioError
 from draw_studio.model import DRAW
-
-from fault_tools import MNIST
 
 NO_CUDA = not torch.cuda.is_available()
 

@@ -21,19 +21,23 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from fault_tools import MNIST, assert_clean_error, cli_env, fill, run_cli, small_disk
+from tiny_data import mnist_slice
 
 from draw_studio.checkpoint import read_checkpoint
 from draw_studio.cli import main
 from draw_studio.config import TrainConfig, get_preset
 from draw_studio.data import ImageSet, load_split
-from draw_studio.divergence import EXPLOSION_FACTOR, MAX_RESTORES, RESTORE_AFTER_BAD_STEPS, DivergedError
-from draw_studio.divergence import DivergenceGuard
+from draw_studio.divergence import (
+    EXPLOSION_FACTOR,
+    MAX_RESTORES,
+    RESTORE_AFTER_BAD_STEPS,
+    DivergedError,
+    DivergenceGuard,
+)
 from draw_studio.errors import DataError, DrawStudioError, TraceFormatError
 from draw_studio.train import Trainer
 from draw_studio.training_log import read_training_log
-
-from fault_tools import MNIST, assert_clean_error, cli_env, fill, run_cli, small_disk
-from tiny_data import mnist_slice
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_LOG = REPO / "models" / "mnist-noattention.log.h5"

@@ -23,8 +23,8 @@ import torch
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from fault_tools import assert_clean_error, cli_env, run_cli  # noqa: E402
 import shiboken6  # noqa: E402
+from fault_tools import assert_clean_error, cli_env, run_cli  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from draw_studio.config import get_preset  # noqa: E402
@@ -34,7 +34,8 @@ from draw_studio.trace import record_trace, write_trace  # noqa: E402
 # bad file -> what its message says
 BAD = {"text.h5": "not an HDF5 file", "empty.h5": "empty", "folder": "is a folder",
        "curves.csv": "neither a checkpoint", "picture.png": "neither a checkpoint",
-       "truncated.h5": "is truncated", "log-cut10.log.h5": "is truncated", "log-cut60.log.h5": "is truncated", "shapes-samples.h5": "latent/z has shape (3, 4, 4)",
+       "truncated.h5": "is truncated", "log-cut10.log.h5": "is truncated", "log-cut60.log.h5": "is truncated",
+       "shapes-samples.h5": "latent/z has shape (3, 4, 4)",
        "shapes-params.h5": "write/params has shape (6, 4, 3)", "shapes-image.h5": "canvas has shape",
        "text.ckpt": "not a readable checkpoint"}
 

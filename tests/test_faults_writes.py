@@ -129,7 +129,8 @@ def history_with_rows(rows: int):
 
 
 WRITERS = {
-    "checkpoint": ("m.ckpt", lambda path, model, trace: save_checkpoint(path, model, TrainConfig(preset="tiny"), step=9)),
+    "checkpoint": ("m.ckpt", lambda path, model, trace: save_checkpoint(path, model, TrainConfig(preset="tiny"),
+                                                                        step=9)),
     "png": ("s.png", lambda path, model, trace: save_grid(path, np.random.default_rng(0).random((16, 1, 28, 28)),
                                                           scale=8)),
     "gif": ("a.gif", lambda path, model, trace: export_gif(trace, path, scale=8, windows=True)),

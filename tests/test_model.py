@@ -5,12 +5,11 @@ import math
 
 import pytest
 import torch
+from tiny_data import mnist_slice
 
 from draw_studio.config import ModelConfig, get_preset
 from draw_studio.likelihood import discretized_logistic_nll
 from draw_studio.model import DRAW
-
-from tiny_data import mnist_slice
 
 
 def tiny(**changes) -> ModelConfig:

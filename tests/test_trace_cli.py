@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tiny_data import MNIST_DIR, mnist_split
 
 from draw_studio.checkpoint import file_sha256, save_checkpoint
 from draw_studio.cli import main
@@ -14,8 +15,6 @@ from draw_studio.config import TrainConfig, get_preset
 from draw_studio.evaluate import model_inputs
 from draw_studio.model import DRAW
 from draw_studio.trace import read_trace
-
-from tiny_data import MNIST_DIR, mnist_split
 
 T = get_preset("tiny").model.steps
 

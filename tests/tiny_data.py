@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from draw_studio.data import ImageSet, load_split
@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 MNIST_DIR = REPO.parent / "shared" / "data" / "mnist"
 
 
-@lru_cache(maxsize=None)
+@cache
 def mnist_split(split: str) -> ImageSet:
     """A real MNIST split (cached for the test session)."""
     return load_split("mnist", split, MNIST_DIR, download=False)

@@ -17,9 +17,10 @@ from ..config import TrainConfig
 from ..data import load_split
 from ..device import resolve_device
 from ..evaluate import evaluate, model_inputs
+from ..formatting import duration
 from ..memory import check_fits, forward_bytes
 from .arguments import MAX_INT
-from .common import add_data, add_device, command_parser, duration, refuse_overwriting_inputs, status
+from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
 
 
 def add_parser(subparsers) -> None:

@@ -74,18 +74,6 @@ def status(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def duration(seconds: float) -> str:
-    """'1h02m', '3m05s' or '12s'."""
-    if seconds != seconds or seconds == float("inf"):
-        return "?"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
-
-
 def json_text(value) -> str:
     """``value`` as strict JSON: NaN and infinities (never valid JSON) become null."""
     import json

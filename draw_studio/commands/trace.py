@@ -11,10 +11,11 @@ from ..data import DATASETS
 from ..data.folder import open_picture
 from ..device import resolve_device
 from ..errors import DrawStudioError
+from ..formatting import duration
 from ..memory import check_fits, record_bytes, trace_bytes
 from ..trace import save_trace_from_checkpoint
 from .arguments import batch_size, index_list, positive_int, seed
-from .common import add_data, add_device, command_parser, duration, refuse_overwriting_inputs, status
+from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
 
 
 def add_parser(subparsers) -> None:

@@ -13,11 +13,11 @@ from ..config import PRECISIONS, PRESETS, TrainConfig, get_preset
 from ..data import DATASETS
 from ..device import resolve_device
 from ..errors import DrawStudioError
+from ..formatting import duration
 from ..memory import check_fits, forward_bytes
 from ..train import Trainer, TrainingControl
-from .arguments import adam_beta, non_negative_int, positive_float, positive_int, real, seed
-from .arguments import batch_size, threads
-from .common import add_data, add_device, command_parser, duration, refuse_overwriting_inputs, status
+from .arguments import adam_beta, batch_size, non_negative_int, positive_float, positive_int, real, seed, threads
+from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
 
 _TRAIN_DEFAULTS = TrainConfig()
 CHANGEABLE_ON_RESUME = ("lr", "beta1", "beta2", "grad_clip", "lr_schedule", "lr_decay", "lr_decay_every",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class ImageSet:
         """(C, H, W) of one image."""
         return tuple(self.images.shape[1:])
 
-    def subset(self, index) -> "ImageSet":
+    def subset(self, index) -> ImageSet:
         """The images (and labels) at ``index`` (a slice, or an index array)."""
         labels = None if self.labels is None else self.labels[index]
         return ImageSet(self.images[index], labels, self.binary, self.source)

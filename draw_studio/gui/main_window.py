@@ -6,8 +6,8 @@ when something they show has changed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
@@ -18,10 +18,10 @@ from ..trace import Trace, read_trace
 from ..trace_checks import displayable, nonfinite_fields
 from ..train import default_log_path
 from . import configure_pyqtgraph
+from .exporting import Exporter
 from .gallery_panel import GalleryPanel
 from .glimpses_panel import GlimpsesPanel
 from .information_panel import InformationPanel
-from .exporting import Exporter
 from .latents_panel import LatentsPanel
 from .loading import CHECKPOINT, LOG, TRACE, LoadedModel, file_kind, load_checkpoint, startup_model
 from .model_service import ModelService, default_data_dir

@@ -6,13 +6,26 @@ import dataclasses
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QFormLayout, QGridLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
-from ..commands.common import duration
 from ..config import PRESETS, TrainConfig, get_preset
 from ..data import DATASETS, ImageSet
 from ..errors import DrawStudioError
+from ..formatting import duration
 from ..train import default_log_path
 from ..training_log import read_training_log
 from .curves import CurvesPlot
