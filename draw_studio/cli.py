@@ -27,13 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module_name = "evaluate" if name == "eval" else name
-        try:
-            module = importlib.import_module(f".commands.{module_name}", __package__)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(f"{__package__}.commands"):
-                continue  # command not built yet
-            raise
-        module.add_parser(subparsers)
+        importlib.import_module(f".commands.{module_name}", __package__).add_parser(subparsers)
     return parser
 
 

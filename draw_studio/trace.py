@@ -188,7 +188,7 @@ def _check_images(model: DRAW, images: np.ndarray | None) -> np.ndarray | None:
     return images
 
 
-def _header(model: DRAW, images, generate_n, seed, batch_size, checkpoint_sha256, source) -> dict:
+def _header(model: DRAW, images, seed, batch_size, checkpoint_sha256, source) -> dict:
     return {"mode": "generate" if images is None else "reconstruct", "model_config": model.config,
             "seed": int(seed), "checkpoint_sha256": checkpoint_sha256,
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "software": SOFTWARE,
@@ -230,7 +230,7 @@ def record_trace(model: DRAW, images: np.ndarray | None = None, labels: np.ndarr
     for name, value in (("labels", labels), ("source_index", source_index)):
         if value is not None:
             fields[name] = np.asarray(value, dtype=np.int64)
-    return Trace(**_header(model, images, generate_n, seed, batch_size, checkpoint_sha256, source), **fields)
+    return Trace(**_header(model, images, seed, batch_size, checkpoint_sha256, source), **fields)
 
 
 def record_trace_file(path: str | Path, model: DRAW, images: np.ndarray | None = None,
@@ -244,7 +244,7 @@ def record_trace_file(path: str | Path, model: DRAW, images: np.ndarray | None =
     file is left under ``path``.
     """
     images = _check_images(model, images)
-    header = _header(model, images, generate_n, seed, batch_size, checkpoint_sha256, source)
+    header = _header(model, images, seed, batch_size, checkpoint_sha256, source)
     total = len(images) if images is not None else int(generate_n or 0)
     extras = {name: np.asarray(value, dtype=np.int64)
               for name, value in (("labels", labels), ("source_index", source_index)) if value is not None}
@@ -548,19 +548,6 @@ def _prepare(checkpoint, device, **selection):
     model, state = load_model(checkpoint, resolve_device(device))
     train = TrainConfig.from_dict(state.get("train_config") or {})
     return model, select_inputs(model, train, **selection), file_sha256(checkpoint)
-
-
-def trace_from_checkpoint(checkpoint: str | Path, seed: int = 0, batch_size: int = 100, device: str = "auto",
-                          **selection) -> Trace:
-    """Load a checkpoint and record a trace in memory.
-
-    ``selection`` are the arguments of :func:`select_inputs` (``generate``,
-    ``n``, ``indices``, ``image_files``, ``dataset``, ``split``,
-    ``data_dir``, ``download``).
-    """
-    model, inputs, sha = _prepare(checkpoint, device, **selection)
-    return record_trace(model, inputs.images, inputs.labels, inputs.generate_n, seed, batch_size, sha,
-                        inputs.source, inputs.source_index)
 
 
 def save_trace_from_checkpoint(checkpoint: str | Path, out: str | Path, seed: int = 0, batch_size: int = 100,

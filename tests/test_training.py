@@ -4,12 +4,14 @@ import dataclasses
 import math
 import threading
 
+import numpy as np
 import pytest
 import torch
 from tiny_data import mnist_slice
 
 from draw_studio.checkpoint import file_sha256, load_model, read_checkpoint, save_checkpoint
 from draw_studio.config import TrainConfig, get_preset
+from draw_studio.data import ImageSet
 from draw_studio.errors import CheckpointError, DrawStudioError
 from draw_studio.model import DRAW
 from draw_studio.train import Trainer, TrainingControl, learning_rate
@@ -193,3 +195,19 @@ def test_init_from_a_weights_only_checkpoint_continues_its_weights_and_steps_wit
     resumed = trainer(config(steps=10), resume=tmp_path / "next.ckpt", out=tmp_path / "next.ckpt")
     list(resumed.run())
     assert read_checkpoint(tmp_path / "next.ckpt")["extra"]["lineage"] == lineage
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_every_step_draws_its_own_noise(fast):
+    # Every training image is the same binary digit, so every step sees the same batch: from the same
+    # weights, two steps' losses can differ only through the noise eps_t those steps draw.
+    digit = (mnist_slice("train", 1).images[:1] > 127).astype("uint8")  # (1, 1, 28, 28)
+    same = ImageSet(np.repeat(digit, 64, axis=0), None, True, "one digit")
+
+    def loss_of_step(step: int) -> float:
+        run = Trainer(TINY, config(steps=8), train_set=same, valid_set=same, device="cpu", fast=fast)
+        return float(run.train_step(step)[0])
+
+    losses = [loss_of_step(step) for step in range(4)]
+    assert loss_of_step(2) == losses[2]  # the noise of a step is a function of the seed and the step
+    assert len(set(losses)) == 4, losses  # and differs from one step to the next

@@ -16,7 +16,7 @@ from .state import StudioState
 class LatentMap:
     """One T x Z heatmap in a plot, with a colour bar and a frame on the current step's row."""
 
-    def __init__(self, plot: pg.PlotItem, colormap: pg.ColorMap, label: str) -> None:
+    def __init__(self, plot: pg.PlotItem, colormap: pg.ColorMap) -> None:
         self.plot = plot
         plot.setMenuEnabled(False)
         plot.setLabel("bottom", "latent k")
@@ -67,8 +67,8 @@ class LatentsPanel(Panel):
         super().__init__(state, parent)
         self.view = pg.GraphicsLayoutWidget()
         self.view.setObjectName("latentPlots")
-        self.mu_map = LatentMap(self.view.addPlot(row=0, col=0), DIVERGING, "mu")
-        self.sigma_map = LatentMap(self.view.addPlot(row=0, col=1), pg.colormap.get("viridis"), "sigma")
+        self.mu_map = LatentMap(self.view.addPlot(row=0, col=0), DIVERGING)
+        self.sigma_map = LatentMap(self.view.addPlot(row=0, col=1), pg.colormap.get("viridis"))
         self.sigma_map.plot.setLabel("left", "")
         for latent_map in (self.mu_map, self.sigma_map):
             latent_map.plot.getAxis("left").setWidth(44)

@@ -47,8 +47,3 @@ class Panel(QWidget):
 
     def redraw(self) -> None:
         raise NotImplementedError
-
-    @property
-    def step_index(self) -> int:
-        """Index into per-step arrays (T axis) of the current step, or -1 at step 0."""
-        return self.state.step - 1

@@ -62,7 +62,4 @@ def images_of(trace: Trace, step: int | None = None) -> np.ndarray:
 
 def model_sizes(trace: Trace) -> tuple[int, int]:
     """(read N, write N) of the trace's model."""
-    config = trace.model_config
-    if isinstance(config, dict):
-        return int(config.get("read_n", 2)), int(config.get("write_n", 5))
-    return int(config.read_n), int(config.write_n)
+    return int(trace.model_config.read_n), int(trace.model_config.write_n)
