@@ -7,6 +7,23 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from enum import Enum
+
+from .formatting import duration
+
+
+class ReportKind(str, Enum):
+    """What a :class:`Report` is about (a ``str``, so ``kind == "step"`` also holds)."""
+
+    START = "start"
+    NOTICE = "notice"
+    STEP = "step"
+    VALIDATION = "validation"
+    CHECKPOINT = "checkpoint"
+    NONFINITE = "nonfinite"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    DONE = "done"
 
 
 @dataclass
@@ -15,8 +32,8 @@ class Report:
 
     Attributes
     ----------
-    kind : str
-        ``"start"``, ``"notice"`` (something the user should know, e.g. about
+    kind : ReportKind
+        (given as a member or its string) ``"start"``, ``"notice"`` (something the user should know, e.g. about
         the data or the log; right after ``"start"``), ``"step"`` (every
         ``report_every`` steps and before each checkpoint), ``"validation"``,
         ``"checkpoint"``, ``"nonfinite"`` (a bad step, see
@@ -32,7 +49,7 @@ class Report:
         the report), so that no point of the curves is lost.
     """
 
-    kind: str
+    kind: ReportKind
     step: int
     total_steps: int
     epoch: float = 0.0
@@ -47,6 +64,23 @@ class Report:
     message: str = ""
     path: str = ""
     step_losses: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.kind = ReportKind(self.kind)  # an unknown kind is a ValueError here, not a report nobody shows
+
+    def describe(self) -> str | None:
+        """The report as one line for people (the command line prints it, the window's status bar
+        shows it), or None when it says nothing (a pause, or a start without a message)."""
+        prefix = f"step {self.step:>7}"
+        if self.kind is ReportKind.STEP:
+            return (f"{prefix}/{self.total_steps}  epoch {self.epoch:6.2f}  loss {self.loss:8.2f} "
+                    f"(L_x {self.nll_x:7.2f} + L_z {self.kl:6.2f})  {self.images_per_s:6.0f} img/s  "
+                    f"lr {self.lr:.2e}  ETA {duration(self.eta_s)}")
+        if self.kind is ReportKind.VALIDATION:
+            return f"{prefix}  validation bound {self.bound:.2f} nats"
+        if self.kind is ReportKind.CHECKPOINT:
+            return f"{prefix}  checkpoint {self.path}"
+        return f"{prefix}  {self.message}" if self.message else None
 
 
 class TrainingControl:

@@ -30,6 +30,7 @@ import numpy as np
 from . import SOFTWARE
 from .errors import DrawStudioError, TraceFormatError
 from .hdf5_file import build_image, read_image
+from .progress import ReportKind
 
 FORMAT = "draw-studio/training-log"
 FORMAT_VERSION = 1
@@ -195,9 +196,9 @@ class TrainingLogWriter:
 
     def handle(self, report) -> None:
         """Append what a :class:`draw_studio.train.Report` carries (step rows or a validation bound)."""
-        if report.kind == "step":
+        if report.kind is ReportKind.STEP:
             self.append_steps(report.step_losses)
-        elif report.kind == "validation":
+        elif report.kind is ReportKind.VALIDATION:
             self.append_eval(report.step, report.bound)
 
     @property

@@ -211,3 +211,17 @@ def test_every_step_draws_its_own_noise(fast):
     losses = [loss_of_step(step) for step in range(4)]
     assert loss_of_step(2) == losses[2]  # the noise of a step is a function of the seed and the step
     assert len(set(losses)) == 4, losses  # and differs from one step to the next
+
+
+def test_reports_have_known_kinds_and_one_description_for_the_command_line_and_the_window():
+    from draw_studio.progress import Report, ReportKind
+
+    with pytest.raises(ValueError):
+        Report(kind="stpe", step=1, total_steps=2)
+    reports = list(trainer(config(steps=4, validate_every=2)).run())
+    assert {r.kind for r in reports} >= {ReportKind.START, ReportKind.STEP, ReportKind.VALIDATION, ReportKind.DONE}
+    lines = {r.kind: r.describe() for r in reports}
+    assert lines[ReportKind.STEP].startswith("step       4/4  epoch") and "ETA" in lines[ReportKind.STEP]
+    bound = [r.bound for r in reports if r.kind is ReportKind.VALIDATION][-1]
+    assert lines[ReportKind.VALIDATION].endswith(f"validation bound {bound:.2f} nats")
+    assert Report(kind="paused", step=3, total_steps=4).describe() is None

@@ -13,7 +13,6 @@ from ..config import PRECISIONS, PRESETS, TrainConfig, get_preset
 from ..data import DATASETS
 from ..device import resolve_device
 from ..errors import DrawStudioError
-from ..formatting import duration
 from ..memory import check_fits, forward_bytes
 from ..train import Trainer, TrainingControl
 from .arguments import adam_beta, batch_size, non_negative_int, positive_float, positive_int, real, seed, threads
@@ -140,16 +139,9 @@ def run(args) -> int:
 
 
 def _print(report) -> None:
-    if report.kind == "step":
-        status(f"step {report.step:>7}/{report.total_steps}  epoch {report.epoch:6.2f}  "
-               f"loss {report.loss:8.2f} (L_x {report.nll_x:7.2f} + L_z {report.kl:6.2f})  "
-               f"{report.images_per_s:6.0f} img/s  lr {report.lr:.2e}  ETA {duration(report.eta_s)}")
-    elif report.kind == "validation":
-        status(f"step {report.step:>7}  validation bound {report.bound:.2f} nats")
-    elif report.kind == "checkpoint":
-        status(f"step {report.step:>7}  checkpoint {report.path}")
-    elif report.kind in ("start", "notice", "nonfinite", "done") and report.message:
-        status(f"step {report.step:>7}  {report.message}")
+    line = report.describe()
+    if line:
+        status(line)
 
 
 class _RememberGiven(argparse.Action):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal
 
+from ..progress import ReportKind
 from ..train import Trainer
 from .worker import TraceRequest, TrainingJob, TrainingWorker
 
@@ -143,9 +144,9 @@ class TrainingController(QObject):
         for report in reports:
             if self._worker is None:
                 break  # late reports of a worker already torn down
-            if report.kind == "paused":
+            if report.kind is ReportKind.PAUSED:
                 self._set_state(PAUSED)
-            elif report.kind in ("start", "resumed") and self.state != STOPPING:
+            elif report.kind in (ReportKind.START, ReportKind.RESUMED) and self.state != STOPPING:
                 self._set_state(RUNNING)
         self.reports.emit(reports)
 

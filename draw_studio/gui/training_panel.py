@@ -26,6 +26,7 @@ from ..config import PRESETS, TrainConfig, get_preset
 from ..data import DATASETS, ImageSet
 from ..errors import DrawStudioError
 from ..formatting import duration
+from ..progress import ReportKind
 from ..train import default_log_path
 from ..training_log import read_training_log
 from .curves import CurvesPlot
@@ -364,16 +365,15 @@ class TrainingPanel(Panel):
     def on_reports(self, reports: list) -> None:
         """Take a coalesced batch of training reports (drawing waits for the redraw timer)."""
         for report in reports:
-            if report.kind == "step":
+            if report.kind is ReportKind.STEP:
                 self.history.add_steps(report.step_losses)
-            elif report.kind == "validation":
-                self.history.add_validation(report.step, report.wall_time, report.bound)
-                self.message.emit(f"step {report.step}: validation bound {report.bound:.2f} nats")
-            elif report.kind == "checkpoint":
-                self.message.emit(f"step {report.step}: checkpoint {report.path}")
-            elif report.kind in ("nonfinite", "done", "start") and report.message:
-                self.message.emit(f"step {report.step}: {report.message}")
-            if report.kind in ("step", "start", "done") or self.last_report is None:
+            else:
+                if report.kind is ReportKind.VALIDATION:
+                    self.history.add_validation(report.step, report.wall_time, report.bound)
+                line = report.describe()
+                if line:
+                    self.message.emit(" ".join(line.split()))
+            if report.kind in (ReportKind.STEP, ReportKind.START, ReportKind.DONE) or self.last_report is None:
                 self.last_report = report
         self.mark_dirty()
 

@@ -23,11 +23,12 @@ from ..config import ModelConfig, TrainConfig
 from ..data import ImageSet
 from ..errors import DrawStudioError
 from ..evaluate import model_inputs
+from ..progress import ReportKind
 from ..trace import record_trace
 from ..train import Trainer, TrainingControl
 
 REPORT_INTERVAL_S = 0.1
-URGENT_KINDS = ("start", "validation", "checkpoint", "nonfinite", "paused", "resumed", "done")
+URGENT_KINDS = frozenset(ReportKind) - {ReportKind.STEP}  # sent at once; step reports are coalesced
 
 
 def training_threads() -> int:
