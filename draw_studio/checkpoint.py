@@ -7,14 +7,9 @@ training configuration, so nothing else is needed to load it.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import errno
-import hashlib
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -22,75 +17,11 @@ import torch
 from . import SOFTWARE
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, DrawStudioError
+from .files import atomic_write
 from .model import DRAW
 
 FORMAT = "draw-studio/checkpoint"
 FORMAT_VERSION = 1
-
-
-WRITE_PROBLEMS = {
-    errno.ENOSPC: "the disk is full; free some space or choose another folder",
-    errno.EDQUOT: "the disk quota is exhausted; free some space or choose another folder",
-    errno.EFBIG: "the file is larger than this system allows (file-size limit, see ulimit -f); choose "
-                 "another folder or raise the limit",
-    errno.EROFS: "the folder is on a read-only file system; choose another folder",
-    errno.EACCES: "permission denied; choose a folder you can write to",
-    errno.EPERM: "permission denied; choose a folder you can write to",
-    errno.EIO: "the device reported an I/O error; check the disk or choose another folder",
-}
-
-
-def write_failure(path: str | Path, exc: OSError) -> str:
-    """One line saying why ``path`` could not be written and what to do about it."""
-    problem = WRITE_PROBLEMS.get(exc.errno) or f"{exc.strerror or exc}; choose another folder"
-    return f"could not write {path}: {problem} (nothing was overwritten)"
-
-
-def atomic_write(path: str | Path, write) -> None:
-    """Call ``write(temp_path)`` then rename the temporary file over ``path``.
-
-    The temporary file sits in the same folder; it is flushed to the disk
-    before the rename. On any failure (a full disk, a file-size limit, a
-    read-only folder, no permission, or ``write`` raising) the temporary file
-    is removed and whatever was at ``path`` before stays untouched.
-
-    Raises
-    ------
-    DrawStudioError
-        The file could not be written (one line naming the cause and the fix).
-    """
-    path = Path(path)
-    directory = path.parent
-    if not directory.is_dir():
-        raise DrawStudioError(f"cannot write {path}: folder {directory} does not exist; create it first")
-    if path.is_dir():
-        raise DrawStudioError(f"cannot write {path}: it is a folder; give a file name")
-    temp = None
-    try:
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-        os.close(fd)
-        write(temp)
-        _flush_to_disk(temp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp made it private; give it the usual permissions
-        os.replace(temp, path)
-        temp = None
-    except OSError as exc:
-        raise DrawStudioError(write_failure(path, exc)) from None
-    finally:
-        if temp is not None:
-            with contextlib.suppress(OSError):
-                os.remove(temp)
-
-
-def _flush_to_disk(path: str) -> None:
-    """fsync a written file, so that the rename never publishes a file whose bytes are still in flight."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_checkpoint(path: str | Path, model: DRAW, train_config: TrainConfig | None = None,
@@ -285,15 +216,6 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[DR
     model = model_from_state(state, path).to(device)
     model.eval()
     return model, state
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "models"

@@ -54,19 +54,3 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type in ("cpu", "mps") and device.index not in (None, 0):
         raise DrawStudioError(f"device {name!r} does not exist; {here}")
     return device
-
-
-def make_generator(device: torch.device, seed: int) -> torch.Generator:
-    """A random generator on ``device`` seeded with ``seed`` (kept in int64 range)."""
-    generator = torch.Generator(device=device)
-    generator.manual_seed(int(seed) % (2 ** 63))
-    return generator
-
-
-def mix_seed(*parts: int) -> int:
-    """Combine integers into one 63-bit seed (splitmix-style), stable across runs and platforms."""
-    value = 0x9E3779B97F4A7C15
-    for part in parts:
-        value = (value ^ (int(part) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
-        value ^= value >> 31
-    return value & 0x7FFFFFFFFFFFFFFF

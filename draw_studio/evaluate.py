@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from .data import FIXED_BINARIZATION_SEED, ImageSet, fixed_binary_images
-from .device import make_generator, mix_seed
+from .data import FIXED_BINARIZATION_SEED
 from .errors import DrawStudioError
 from .likelihood import nats_to_bits_per_dim
 from .model import DRAW
+from .seeding import make_generator, mix_seed
 
 
 @dataclass
@@ -57,27 +57,6 @@ class EvalResult:
             shown = ", ".join(f"{name} = {value}" for name, value in bad.items())
             raise DrawStudioError(f"{source} gives a non-finite bound ({shown}) on {self.n} images: its weights "
                                   "have diverged; evaluate an earlier checkpoint or train again")
-
-
-def model_inputs(images: ImageSet, likelihood: str) -> tuple[np.ndarray, str, int | None]:
-    """Images as the model sees them at evaluation time.
-
-    A Bernoulli model sees the split's fixed binarisation (or the data's own
-    binary pixels); a continuous likelihood sees grey levels / 255.
-
-    Returns
-    -------
-    pixels : ndarray, shape (n, C, H, W), float32 in [0, 1]
-    binarization : str
-        ``"fixed"``, ``"given"`` (already binary) or ``"none"``.
-    seed : int or None
-        The fixed binarisation seed.
-    """
-    if likelihood == "bernoulli":
-        if images.binary:
-            return images.images.astype(np.float32), "given", None
-        return fixed_binary_images(images).astype(np.float32), "fixed", FIXED_BINARIZATION_SEED
-    return images.images.astype(np.float32) / 255.0, "none", None
 
 
 @torch.inference_mode()

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write, write_failure
 from .errors import DrawStudioError
+from .files import atomic_write, write_failure
 from .images import tile, to_uint8, upscale
 from .trace import Trace
 from .trace_checks import finite_window

@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 
 from .checkpoint import save_checkpoint
-from .device import make_generator, mix_seed
 from .divergence import DivergedError
 from .errors import DrawStudioError
 from .progress import Report
+from .seeding import make_generator, mix_seed
 
 
 class GoodStateKeeper:

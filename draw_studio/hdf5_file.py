@@ -6,7 +6,7 @@ for ever. So DRAW Studio's training logs are
 
 * built whole in memory (:func:`build_image`: h5py writes into a ``BytesIO``, where no write can
   fail) and put on disk with plain Python writes, under a temporary name renamed over the old file
-  (``checkpoint.atomic_write``); a reader always finds a whole, closed file;
+  (``files.atomic_write``); a reader always finds a whole, closed file;
 * read from a snapshot of the file's bytes (:func:`read_image`), after a bounded check of the
   superblock: a file shorter than the end-of-file address its header records is reported as
   truncated at once. The "open for writing" marks that a killed SWMR writer leaves behind are cleared

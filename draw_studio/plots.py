@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write
 from .errors import DrawStudioError
+from .files import atomic_write
 from .training_log import read_training_log
 
 

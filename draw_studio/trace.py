@@ -22,14 +22,15 @@ import torch
 
 from . import SOFTWARE
 from .attention import PARAM_COLUMNS
-from .checkpoint import atomic_write, file_sha256, load_model
+from .checkpoint import load_model
 from .config import ModelConfig, TrainConfig
-from .data import ImageSet, load_split
-from .device import make_generator, mix_seed, resolve_device
+from .data import ImageSet, load_split, model_inputs
+from .device import resolve_device
 from .errors import DrawStudioError, TraceFormatError
-from .evaluate import model_inputs
+from .files import atomic_write, file_sha256
 from .hdf5_sink import FailSafeFile
 from .model import DRAW
+from .seeding import make_generator, mix_seed
 from .trace_checks import layout_problem
 
 FORMAT = "draw-studio/trace"

@@ -27,15 +27,16 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import file_sha256, model_from_state, read_checkpoint
+from .checkpoint import model_from_state, read_checkpoint
 from .config import ModelConfig, TrainConfig
-from .data import ImageSet, load_split
+from .data import ImageSet, load_split, model_inputs
 from .data.binarize import dynamic_binarization, fixed_binarization
-from .device import make_generator, mix_seed, resolve_device
+from .device import resolve_device
 from .divergence import RESTORE_AFTER_BAD_STEPS, DivergedError, DivergenceGuard
 from .errors import DrawStudioError, TraceFormatError
-from .evaluate import evaluate, model_inputs
+from .evaluate import evaluate
 from .fast import compile_wanted, fast_backward, release_buffers
+from .files import file_sha256
 from .good_state import GoodStateKeeper
 from .model import DRAW, LossTerms
 from .progress import Report, TrainingControl
@@ -48,6 +49,7 @@ from .run_checks import (
     same_model,
     same_run_as,
 )
+from .seeding import make_generator, mix_seed
 from .training_log import TrainingLogWriter
 
 RESTORE_AFTER_NONFINITE = RESTORE_AFTER_BAD_STEPS

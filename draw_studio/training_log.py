@@ -29,6 +29,7 @@ import numpy as np
 
 from . import SOFTWARE
 from .errors import DrawStudioError, TraceFormatError
+from .files import atomic_write
 from .hdf5_file import build_image, read_image
 from .progress import ReportKind
 
@@ -236,8 +237,6 @@ class TrainingLogWriter:
         """
         if self.pending or not self._dirty:
             return
-        from .checkpoint import atomic_write  # here: reading a log needs no torch
-
         started = time.monotonic()
         data = self.image()
 

@@ -9,10 +9,11 @@ import torch
 from PIL import Image
 from tiny_data import MNIST_DIR, mnist_split
 
-from draw_studio.checkpoint import file_sha256, save_checkpoint
+from draw_studio.checkpoint import save_checkpoint
 from draw_studio.cli import main
 from draw_studio.config import TrainConfig, get_preset
-from draw_studio.evaluate import model_inputs
+from draw_studio.data import model_inputs
+from draw_studio.files import file_sha256
 from draw_studio.model import DRAW
 from draw_studio.trace import read_trace
 

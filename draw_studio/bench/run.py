@@ -10,10 +10,11 @@ import torch
 
 from .. import __version__
 from ..config import get_preset
-from ..device import make_generator, resolve_device
+from ..device import resolve_device
 from ..evaluate import evaluate
 from ..fast import compile_wanted, fast_backward
 from ..model import DRAW
+from ..seeding import make_generator
 from ..trace import record_trace
 from .measure import alternating_rates, count_flops, matmul_gflops, median_rate, median_seconds, peak_memory_mb
 

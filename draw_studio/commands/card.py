@@ -12,11 +12,12 @@ from pathlib import Path
 import torch
 
 from .. import SOFTWARE
-from ..checkpoint import atomic_write, load_model
+from ..checkpoint import load_model
 from ..config import TrainConfig
-from ..data import load_split
+from ..data import load_split, model_inputs
 from ..device import resolve_device
-from ..evaluate import evaluate, model_inputs
+from ..evaluate import evaluate
+from ..files import atomic_write
 from ..formatting import duration
 from ..memory import check_fits, forward_bytes
 from .arguments import MAX_INT

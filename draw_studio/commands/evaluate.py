@@ -6,10 +6,10 @@ import json
 
 from ..checkpoint import load_model
 from ..config import TrainConfig
-from ..data import DATASETS, load_split
+from ..data import DATASETS, load_split, model_inputs
 from ..device import resolve_device
 from ..errors import DrawStudioError
-from ..evaluate import evaluate, model_inputs
+from ..evaluate import evaluate
 from ..memory import check_fits, forward_bytes
 from .arguments import batch_size, non_negative_int, seed
 from .common import add_data, add_device, command_parser, status

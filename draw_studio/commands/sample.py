@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from ..checkpoint import checkpoint_or_default, load_model
-from ..device import make_generator, resolve_device
+from ..device import resolve_device
 from ..images import save_grid
 from ..memory import check_fits, forward_bytes, grid_bytes
+from ..seeding import make_generator
 from .arguments import integer, positive_int, seed
 from .common import add_device, command_parser, refuse_overwriting_inputs, status
 

@@ -129,5 +129,26 @@ def fixed_binary_images(images: ImageSet, seed: int = FIXED_BINARIZATION_SEED) -
     return images.images if images.binary else fixed_binarization(images.images, seed)
 
 
+def model_inputs(images: ImageSet, likelihood: str) -> tuple[np.ndarray, str, int | None]:
+    """Images as the model sees them at evaluation time.
+
+    A Bernoulli model sees the split's fixed binarisation (or the data's own
+    binary pixels); a continuous likelihood sees grey levels / 255.
+
+    Returns
+    -------
+    pixels : ndarray, shape (n, C, H, W), float32 in [0, 1]
+    binarization : str
+        ``"fixed"``, ``"given"`` (already binary) or ``"none"``.
+    seed : int or None
+        The fixed binarisation seed.
+    """
+    if likelihood == "bernoulli":
+        if images.binary:
+            return images.images.astype(np.float32), "given", None
+        return fixed_binary_images(images).astype(np.float32), "fixed", FIXED_BINARIZATION_SEED
+    return images.images.astype(np.float32) / 255.0, "none", None
+
+
 __all__ = ["DATASETS", "DatasetSpec", "FIXED_BINARIZATION_SEED", "ImageSet", "SPLITS", "fixed_binary_images",
-           "get_dataset", "load_split", "locate"]
+           "get_dataset", "load_split", "locate", "model_inputs"]

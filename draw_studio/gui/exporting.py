@@ -42,8 +42,8 @@ class Exporter(QObject):
         """Save the window as it looks now (``QWidget.grab``) to a PNG, atomically."""
         from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
-        from ..checkpoint import atomic_write
         from ..errors import DrawStudioError
+        from ..files import atomic_write
 
         self.window.redraw_now()
         data = QByteArray()

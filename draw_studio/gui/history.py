@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import atomic_write
+from ..files import atomic_write
 
 TRAIN_COLUMNS = ("step", "wall_time", "bound", "nll_x", "kl")
 VALID_COLUMNS = ("step", "wall_time", "bound")

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import file_sha256, load_model
+from ..checkpoint import load_model
 from ..config import TrainConfig, get_preset
 from ..errors import DrawStudioError
+from ..files import file_sha256
 from ..hdf5_file import read_image
 from ..model import DRAW
 

@@ -13,9 +13,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from ..config import TrainConfig
-from ..data import ImageSet, load_split
+from ..data import ImageSet, load_split, model_inputs
 from ..errors import DrawStudioError
-from ..evaluate import model_inputs
 from ..model import DRAW
 from ..trace import Trace, record_trace
 from .training_controller import TrainingController

@@ -20,9 +20,8 @@ import torch
 from PySide6.QtCore import QObject, Signal, Slot
 
 from ..config import ModelConfig, TrainConfig
-from ..data import ImageSet
+from ..data import ImageSet, model_inputs
 from ..errors import DrawStudioError
-from ..evaluate import model_inputs
 from ..progress import ReportKind
 from ..trace import record_trace
 from ..train import Trainer, TrainingControl
