@@ -13,5 +13,13 @@ class CheckpointError(DrawStudioError):
     """A checkpoint file is missing, truncated, corrupt, foreign or mismatched."""
 
 
-class TraceFormatError(DrawStudioError):
-    """An HDF5 file is not a DRAW Studio trace or log of a supported version."""
+class FileFormatError(DrawStudioError):
+    """A file is not what DRAW Studio expects: not HDF5, truncated, or of another format or version."""
+
+
+class TraceFormatError(FileFormatError):
+    """An HDF5 file is not a DRAW Studio trace of a supported version."""
+
+
+class TrainingLogError(FileFormatError):
+    """A training log is missing, damaged, truncated or of an unsupported version."""

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import TraceFormatError
+from .errors import FileFormatError
 
 SIGNATURE = b"\x89HDF\r\n\x1a\n"
 MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024  # larger files are opened in place (after the same header check)
@@ -145,7 +145,8 @@ class Image:
         return h5py.File(self.path, "r", locking=False, swmr=self.written)
 
 
-def read_image(path: str | Path, what: str, fix: str, snapshot: bool = True) -> Image:
+def read_image(path: str | Path, what: str, fix: str, snapshot: bool = True,
+               error: type[FileFormatError] = FileFormatError) -> Image:
     """Read ``path`` for h5py after checking its header; every check is bounded in time.
 
     Parameters
@@ -158,11 +159,13 @@ def read_image(path: str | Path, what: str, fix: str, snapshot: bool = True) -> 
     snapshot : bool
         Read the file's bytes (up to ``MAX_SNAPSHOT_BYTES``); False only
         checks the header, and :meth:`Image.open` then opens it in place.
+    error : type
+        The :class:`FileFormatError` subclass to raise (e.g. ``TrainingLogError``).
 
     Raises
     ------
-    TraceFormatError
-        Not an HDF5 file, or shorter than its header says (truncated).
+    FileFormatError
+        (``error``) Not an HDF5 file, or shorter than its header says (truncated).
     """
     path = Path(path)
     for attempt in range(WRITE_MARK_RETRIES + 1):
@@ -176,10 +179,10 @@ def read_image(path: str | Path, what: str, fix: str, snapshot: bool = True) -> 
 
                 offset = find_signature(read, size)
                 if offset is None:
-                    raise TraceFormatError(f"{path} is not an HDF5 file; pass a {what} written by draw-studio")
+                    raise error(f"{path} is not an HDF5 file; pass a {what} written by draw-studio")
                 block = superblock(read(offset, 96), offset)
                 if block is None:
-                    raise TraceFormatError(f"{path} is truncated or damaged: its HDF5 header is cut short or "
+                    raise error(f"{path} is truncated or damaged: its HDF5 header is cut short or "
                                            f"unreadable; {fix}")
                 data = None
                 if snapshot and size <= MAX_SNAPSHOT_BYTES:
@@ -187,11 +190,11 @@ def read_image(path: str | Path, what: str, fix: str, snapshot: bool = True) -> 
                     data = handle.read()
                     size = len(data)
         except OSError as exc:
-            raise TraceFormatError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+            raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
         if size >= block.end:
             break
         if not block.flags or attempt == WRITE_MARK_RETRIES:
-            raise TraceFormatError(f"{path} is truncated: it holds {size:,} bytes, its header says "
+            raise error(f"{path} is truncated: it holds {size:,} bytes, its header says "
                                    f"{block.end:,}; {fix}")
         time.sleep(WRITE_MARK_WAIT_S)  # an older SWMR writer may be extending the file right now
     written = bool(block.flags)

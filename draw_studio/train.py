@@ -33,7 +33,7 @@ from .data import ImageSet, load_split, model_inputs
 from .data.binarize import dynamic_binarization, fixed_binarization
 from .device import resolve_device
 from .divergence import RESTORE_AFTER_BAD_STEPS, DivergedError, DivergenceGuard
-from .errors import DrawStudioError, TraceFormatError
+from .errors import DrawStudioError, FileFormatError
 from .evaluate import evaluate
 from .fast import compile_wanted, fast_backward, release_buffers
 from .files import file_sha256
@@ -355,7 +355,7 @@ class Trainer(GoodStateKeeper):
         """Run a log write; a failure stops the run with one line saying what is safe."""
         try:
             action(*args)
-        except TraceFormatError:
+        except FileFormatError:
             raise  # an unreadable log to continue: its own message says what to do
         except DrawStudioError as exc:
             raise DrawStudioError(f"training stopped at step {self.step}: {exc}; {self._last_good()}") from None

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from . import SOFTWARE
-from .errors import DrawStudioError, TraceFormatError
+from .errors import DrawStudioError, FileFormatError, TrainingLogError
 from .files import atomic_write
 from .hdf5_file import build_image, read_image
 from .progress import ReportKind
@@ -154,8 +154,8 @@ class TrainingLogWriter:
     def _continue(self, source: Path, resume_step: int, same_run) -> None:
         try:
             old = read_training_log(source)
-        except TraceFormatError as exc:
-            raise TraceFormatError(f"cannot continue the training log: {exc}") from None
+        except FileFormatError as exc:
+            raise TrainingLogError(f"cannot continue the training log: {exc}") from None
         if same_run is not None and not same_run(old):
             if source == self.path and not self.pending:
                 aside = aside_name(self.path)
@@ -294,18 +294,18 @@ def read_training_log(path: str | Path) -> TrainingLog:
 
     Raises
     ------
-    TraceFormatError
+    TrainingLogError
         Missing file, not HDF5, truncated or damaged, not a training log,
         or another format version.
     """
     path = Path(path)
     if not path.is_file():
-        raise TraceFormatError(f"training log {path} does not exist; check the path")
+        raise TrainingLogError(f"training log {path} does not exist; check the path")
     for attempt in range(SNAPSHOT_TRIES):
-        image = read_image(path, "training log", TRUNCATED_FIX)
+        image = read_image(path, "training log", TRUNCATED_FIX, error=TrainingLogError)
         try:
             return _read(path, image)
-        except TraceFormatError:
+        except FileFormatError:
             if not image.written or attempt == SNAPSHOT_TRIES - 1:
                 raise
             time.sleep(0.1)  # an older version's SWMR writer may have been caught in the middle of a flush
@@ -316,18 +316,18 @@ def _read(path: Path, image) -> TrainingLog:
     try:
         f = image.open()
     except (OSError, RuntimeError, ValueError) as exc:
-        raise TraceFormatError(f"{path} cannot be opened as a training log ({_first_line(exc)}); "
+        raise TrainingLogError(f"{path} cannot be opened as a training log ({_first_line(exc)}); "
                                f"{TRUNCATED_FIX}") from None
     try:
         with f:
             fmt = f.attrs.get("format", "")
             fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
             if fmt != FORMAT:
-                raise TraceFormatError(f"{path} is an HDF5 file but not a DRAW Studio training log (format "
+                raise TrainingLogError(f"{path} is an HDF5 file but not a DRAW Studio training log (format "
                                        f"{fmt!r}, expected {FORMAT!r}); pass the log written by draw-studio train")
             version = f.attrs.get("format_version")
             if version is None or int(version) != FORMAT_VERSION:
-                raise TraceFormatError(f"{path} is training log format version {version}, this DRAW Studio "
+                raise TrainingLogError(f"{path} is training log format version {version}, this DRAW Studio "
                                        f"reads version {FORMAT_VERSION}; use a matching DRAW Studio")
             history = _whole_rows(f, "history")
             evals = _whole_rows(f, "eval")
@@ -336,10 +336,10 @@ def _read(path: Path, image) -> TrainingLog:
             run_id = f.attrs.get("run_id", "")
             run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
     except (KeyError, ValueError, OSError, TypeError, RuntimeError) as exc:
-        raise TraceFormatError(f"{path} is a damaged training log ({_first_line(exc)}); "
+        raise TrainingLogError(f"{path} is a damaged training log ({_first_line(exc)}); "
                                f"{TRUNCATED_FIX}") from None
     if not all(isinstance(config, dict) for config in configs):
-        raise TraceFormatError(f"{path} is a damaged training log (its configurations are not JSON objects); "
+        raise TrainingLogError(f"{path} is a damaged training log (its configurations are not JSON objects); "
                                f"{TRUNCATED_FIX}")
     _check_order(path, history[0], evals[0])
     return TrainingLog(*history, eval_step=evals[0], eval_bound=evals[1], model_config=configs[0],
@@ -374,10 +374,10 @@ def _check_order(path: Path, steps: np.ndarray, eval_steps: np.ndarray) -> None:
     bad = np.flatnonzero(np.diff(steps) <= 0)
     if len(steps) and (steps[0] < 0 or len(bad)):
         row = 0 if steps[0] < 0 else int(bad[0]) + 1
-        raise TraceFormatError(f"{path} is a damaged training log: row {row} has step {int(steps[row])} after "
+        raise TrainingLogError(f"{path} is a damaged training log: row {row} has step {int(steps[row])} after "
                                f"step {int(steps[row - 1]) if row else 'none'}; {TRUNCATED_FIX}")
     if len(eval_steps) and (eval_steps[0] < 0 or (np.diff(eval_steps) < 0).any()):
-        raise TraceFormatError(f"{path} is a damaged training log: its evaluation steps are out of order; "
+        raise TrainingLogError(f"{path} is a damaged training log: its evaluation steps are out of order; "
                                f"{TRUNCATED_FIX}")
 
 

@@ -35,7 +35,7 @@ from draw_studio.divergence import (
     DivergedError,
     DivergenceGuard,
 )
-from draw_studio.errors import DataError, DrawStudioError, TraceFormatError
+from draw_studio.errors import DataError, DrawStudioError, TrainingLogError
 from draw_studio.train import Trainer
 from draw_studio.training_log import read_training_log
 
@@ -285,7 +285,7 @@ def test_truncated_logs_give_one_line_errors_quickly(tmp_path):
             cut = tmp_path / "cut.log.h5"
             cut.write_bytes(data[:int(len(data) * fraction)])
             started = time.perf_counter()
-            with pytest.raises(TraceFormatError, match="truncated") as info:
+            with pytest.raises(TrainingLogError, match="truncated") as info:
                 read_training_log(cut)
             assert time.perf_counter() - started < 2.0, (source, fraction)
             assert "\n" not in str(info.value)

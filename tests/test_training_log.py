@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from draw_studio.config import TrainConfig, get_preset
-from draw_studio.errors import TraceFormatError
+from draw_studio.errors import TrainingLogError
 from draw_studio.train import Report
 from draw_studio.training_log import TrainingLogWriter, read_training_log
 
@@ -79,14 +79,14 @@ def test_resume_drops_rows_after_the_checkpoint(tmp_path):
 def test_non_logs_are_refused(tmp_path):
     text = tmp_path / "log.h5"
     text.write_bytes(b"\x00" * 64)
-    with pytest.raises(TraceFormatError, match="not an HDF5 file"):
+    with pytest.raises(TrainingLogError, match="not an HDF5 file"):
         read_training_log(text)
     other = tmp_path / "other.h5"
     with h5py.File(other, "w") as f:
         f.attrs["format"] = "draw-studio/trace"
-    with pytest.raises(TraceFormatError, match="not a DRAW Studio training log"):
+    with pytest.raises(TrainingLogError, match="not a DRAW Studio training log"):
         read_training_log(other)
-    with pytest.raises(TraceFormatError):
+    with pytest.raises(TrainingLogError):
         TrainingLogWriter(other, MODEL, TrainConfig(), resume_step=3)  # never overwrites a foreign file
 
 
