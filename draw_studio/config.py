@@ -278,3 +278,38 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise DrawStudioError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+# Training settings a resumed run may change (the rest, e.g. data, batch size and seed, stay the checkpoint's).
+CHANGEABLE_ON_RESUME = ("lr", "beta1", "beta2", "grad_clip", "lr_schedule", "lr_decay", "lr_decay_every",
+                        "validate_every", "validation_limit", "checkpoint_every", "report_every", "precision")
+
+
+def train_config_for(preset: str, **settings) -> TrainConfig:
+    """The training configuration of a new run of ``preset``.
+
+    The defaults, then the preset's training overrides, then ``settings``
+    (``TrainConfig`` fields; a None value keeps what is there, a None
+    ``dataset`` the preset's). Shared by the command line and the window.
+    """
+    chosen = get_preset(preset)
+    given = {name: value for name, value in settings.items() if value is not None}
+    dataset = given.pop("dataset", None) or chosen.dataset
+    return dataclasses.replace(TrainConfig(), preset=preset, dataset=dataset,
+                               **{**chosen.train_overrides, **given})
+
+
+def resume_changes(**settings) -> dict:
+    """The settings given for a resumed run (None: keep the checkpoint's), checked against
+    :data:`CHANGEABLE_ON_RESUME`.
+
+    Raises
+    ------
+    DrawStudioError
+        A setting that a resumed run cannot change.
+    """
+    fixed = sorted(set(settings) - set(CHANGEABLE_ON_RESUME))
+    if fixed:
+        raise DrawStudioError(f"a resumed run keeps its {', '.join(fixed)}; start a new run to change "
+                              f"{'it' if len(fixed) == 1 else 'them'}")
+    return {name: value for name, value in settings.items() if value is not None}

@@ -226,3 +226,16 @@ def test_reports_have_known_kinds_and_one_description_for_the_command_line_and_t
     bound = [r.bound for r in reports if r.kind is ReportKind.VALIDATION][-1]
     assert lines[ReportKind.VALIDATION].endswith(f"validation bound {bound:.2f} nats")
     assert Report(kind="paused", step=3, total_steps=4).describe() is None
+
+
+def test_one_policy_builds_new_runs_and_says_what_a_resumed_run_may_change():
+    from draw_studio.config import CHANGEABLE_ON_RESUME, resume_changes, train_config_for
+
+    config = train_config_for("mnist-paper", lr=3e-4, dataset=None, seed=None, batch_size=32)
+    assert (config.preset, config.dataset, config.lr, config.batch_size) == ("mnist-paper", "mnist", 3e-4, 32)
+    assert config.seed == TrainConfig().seed  # None keeps the default
+    assert resume_changes(lr=1e-4, grad_clip=None) == {"lr": 1e-4}
+    with pytest.raises(DrawStudioError, match="keeps its batch_size, seed"):
+        resume_changes(lr=1e-4, batch_size=8, seed=2)
+    assert {"lr", "lr_schedule", "validate_every"} <= set(CHANGEABLE_ON_RESUME)
+    assert not {"batch_size", "seed", "dataset", "validation_size"} & set(CHANGEABLE_ON_RESUME)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import signal
 
 import torch
 
-from ..config import PRECISIONS, PRESETS, TrainConfig, get_preset
+from ..config import (
+    CHANGEABLE_ON_RESUME,
+    PRECISIONS,
+    PRESETS,
+    TrainConfig,
+    get_preset,
+    resume_changes,
+    train_config_for,
+)
 from ..data import DATASETS
 from ..device import resolve_device
 from ..errors import DrawStudioError
@@ -19,8 +26,7 @@ from .arguments import adam_beta, batch_size, non_negative_int, positive_float, 
 from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
 
 _TRAIN_DEFAULTS = TrainConfig()
-CHANGEABLE_ON_RESUME = ("lr", "beta1", "beta2", "grad_clip", "lr_schedule", "lr_decay", "lr_decay_every",
-                        "validate_every", "validation_limit", "checkpoint_every", "report_every", "precision")
+
 
 
 def add_parser(subparsers) -> None:
@@ -104,15 +110,11 @@ def checked_run(args) -> int:
 
 def run(args) -> int:
     preset = get_preset(args.preset)
-    overrides = dict(preset.train_overrides)
-    if args.binarization:
-        overrides["binarization"] = args.binarization
-    changes = {name: getattr(args, name) for name in CHANGEABLE_ON_RESUME if getattr(args, name) is not None}
+    changes = resume_changes(**{name: getattr(args, name) for name in CHANGEABLE_ON_RESUME})
     changes["report_every"] = max(changes.get("report_every", 50), 1)
-    config = dataclasses.replace(
-        TrainConfig(), preset=args.preset, dataset=args.dataset or preset.dataset, batch_size=args.batch_size,
-        steps=args.steps, epochs=args.epochs, seed=args.seed, validation_size=args.validation_size,
-        **overrides, **changes)
+    config = train_config_for(args.preset, dataset=args.dataset, batch_size=args.batch_size, steps=args.steps,
+                              epochs=args.epochs, seed=args.seed, validation_size=args.validation_size,
+                              binarization=args.binarization, **changes)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.dataset and (args.resume or args.init_from):

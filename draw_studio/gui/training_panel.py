@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..config import PRESETS, TrainConfig, get_preset
+from ..config import PRESETS, TrainConfig, get_preset, resume_changes, train_config_for
 from ..data import DATASETS, ImageSet
 from ..errors import DrawStudioError
 from ..formatting import duration
@@ -285,11 +284,10 @@ class TrainingPanel(Panel):
         except ValueError:
             raise DrawStudioError(f"learning rate {self.lr.text()!r} is not a number; type e.g. 1e-3") from None
         preset = get_preset(self.preset.currentText())
-        overrides = dict(preset.train_overrides)
-        train_config = dataclasses.replace(
-            TrainConfig(), preset=self.preset.currentText(), dataset=self.dataset.currentText(),
-            batch_size=self.batch_size.value(), steps=self.steps.value(), lr=lr, seed=self.seed.value(),
-            validate_every=self.validate_every.value(), report_every=1, **overrides)
+        train_config = train_config_for(
+            self.preset.currentText(), dataset=self.dataset.currentText(), batch_size=self.batch_size.value(),
+            steps=self.steps.value(), lr=lr, seed=self.seed.value(), validate_every=self.validate_every.value(),
+            report_every=1)
         out = self.checkpoint.text().strip() or None
         if out:
             folder = Path(out).expanduser().resolve().parent
@@ -300,7 +298,7 @@ class TrainingPanel(Panel):
                                       "choose another checkpoint file") from None
         train_set, valid_set = self.given_data or (None, None)
         resume = self.resume_path if self.resuming else None
-        changes = ({"lr": lr, "validate_every": self.validate_every.value(), "report_every": 1}
+        changes = (resume_changes(lr=lr, validate_every=self.validate_every.value(), report_every=1)
                    if resume else None)
         return TrainingJob(preset.model, train_config, data_dir=self.data_dir.text().strip() or None,
                            device=self.device.currentText().strip() or "auto", out=out, train_set=train_set,
