@@ -29,7 +29,8 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from draw_studio.config import get_preset  # noqa: E402
 from draw_studio.model import DRAW  # noqa: E402
-from draw_studio.trace import record_trace, write_trace  # noqa: E402
+from draw_studio.trace import record_trace  # noqa: E402
+from draw_studio.trace_file import write_trace  # noqa: E402
 
 # bad file -> what its message says
 BAD = {"text.h5": "not an HDF5 file", "empty.h5": "empty", "folder": "is a folder",

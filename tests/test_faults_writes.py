@@ -34,7 +34,8 @@ from draw_studio.errors import CheckpointError, DrawStudioError
 from draw_studio.export import export_frames, export_gif, export_mp4
 from draw_studio.images import save_grid
 from draw_studio.model import DRAW
-from draw_studio.trace import record_trace, write_trace
+from draw_studio.trace import record_trace
+from draw_studio.trace_file import write_trace
 
 TINY = get_preset("tiny").model
 CAUSES = {"disk-full": "disk is full", "file-too-large": "larger than this system allows",
@@ -311,7 +312,7 @@ def test_eval_json_is_strict_json(tmp_path, tiny_checkpoint):
 
 
 def test_kill_9_during_a_trace_write_leaves_the_previous_trace_whole(tmp_path, tiny_checkpoint):
-    from draw_studio.trace import read_trace
+    from draw_studio.trace_file import read_trace
 
     target = tmp_path / "t.h5"
     first = run_cli("trace", tiny_checkpoint, "--generate", "-n", 4, "--seed", 1, "--out", target, cwd=tmp_path)

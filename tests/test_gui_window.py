@@ -20,7 +20,8 @@ from draw_studio.checkpoint import save_checkpoint  # noqa: E402
 from draw_studio.config import TrainConfig, get_preset  # noqa: E402
 from draw_studio.data import model_inputs  # noqa: E402
 from draw_studio.model import DRAW  # noqa: E402
-from draw_studio.trace import read_trace, record_trace, write_trace  # noqa: E402
+from draw_studio.trace import record_trace  # noqa: E402
+from draw_studio.trace_file import read_trace, write_trace  # noqa: E402
 from draw_studio.training_log import TrainingLogWriter  # noqa: E402
 
 DOCKS = ("trainingDock", "timelineDock", "informationDock", "latentsDock", "glimpsesDock", "galleryDock")

@@ -12,7 +12,8 @@ from tiny_data import mnist_slice
 from draw_studio.config import get_preset
 from draw_studio.errors import DrawStudioError, TraceFormatError
 from draw_studio.model import DRAW
-from draw_studio.trace import read_trace, record_trace, record_trace_file, write_trace
+from draw_studio.trace import record_trace
+from draw_studio.trace_file import read_trace, record_trace_file, write_trace
 
 LABELS = {"sample", "step", "channel", "y", "x", "param", "latent"}
 

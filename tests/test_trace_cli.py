@@ -15,7 +15,7 @@ from draw_studio.config import TrainConfig, get_preset
 from draw_studio.data import model_inputs
 from draw_studio.files import file_sha256
 from draw_studio.model import DRAW
-from draw_studio.trace import read_trace
+from draw_studio.trace_file import read_trace
 
 T = get_preset("tiny").model.steps
 

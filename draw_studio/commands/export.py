@@ -7,8 +7,8 @@ from pathlib import Path
 from ..errors import DrawStudioError
 from ..export import PADDING, export_frames, export_gif, export_mp4, frame_layout
 from ..memory import check_fits
-from ..trace import open_trace_file, read_trace
 from ..trace_checks import nonfinite_fields
+from ..trace_file import open_trace_file, read_trace
 from .arguments import index_list, integer, positive_int, real
 from .common import command_parser, refuse_overwriting_inputs, status
 

@@ -13,7 +13,7 @@ from ..device import resolve_device
 from ..errors import DrawStudioError
 from ..formatting import duration
 from ..memory import check_fits, record_bytes, trace_bytes
-from ..trace import save_trace_from_checkpoint
+from ..trace_inputs import save_trace_from_checkpoint
 from .arguments import batch_size, index_list, positive_int, seed
 from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
 

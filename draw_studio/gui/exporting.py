@@ -68,7 +68,7 @@ class Exporter(QObject):
         Returns False if there is no trace or another export still runs.
         """
         from .. import export
-        from ..trace import write_trace
+        from ..trace_file import write_trace
 
         if kind not in KINDS:
             raise ValueError(f"unknown export kind {kind!r}; use one of {', '.join(KINDS)}")

@@ -14,8 +14,9 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox
 
 from ..errors import DrawStudioError
-from ..trace import Trace, read_trace
+from ..trace import Trace
 from ..trace_checks import displayable, nonfinite_fields
+from ..trace_file import read_trace
 from ..train import default_log_path
 from . import configure_pyqtgraph
 from .exporting import Exporter
