@@ -105,6 +105,27 @@ def write_patch(patch: torch.Tensor, fx: torch.Tensor, fy: torch.Tensor, gamma: 
     return image / gamma[:, None, None, None]
 
 
+def window_extent(params, n: int) -> tuple[float, float, float, float]:
+    """Where an N x N filter grid lies: (x0, x1, y0, y1) = gx -+ delta (N-1)/2, gy -+ delta (N-1)/2.
+
+    Parameters
+    ----------
+    params : array-like, shape (5,)
+        ``gx, gy, delta, sigma2, gamma`` (the paper's 1-based pixel units, as in traces).
+    n : int
+        Grid size N.
+
+    Returns
+    -------
+    tuple of float
+        The outermost filter centres, in 1-based pixel coordinates (pixel a covers a +- 0.5).
+        The exporter and the window's timeline both draw windows from this.
+    """
+    gx, gy, delta = (float(v) for v in params[:3])
+    half = delta * (n - 1) / 2
+    return gx - half, gx + half, gy - half, gy + half
+
+
 class AttentionHead(nn.Module):
     """The linear layer W(h_dec) of eq 21 for one of read or write.
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .attention import window_extent
 from .errors import DrawStudioError
 from .files import atomic_write, write_failure
 from .images import tile, to_uint8, upscale
@@ -81,13 +82,6 @@ def render_frame(trace: Trace, step: int, scale: int = 4, windows: bool = False,
     return picture
 
 
-def window_box(params: np.ndarray, n: int) -> tuple[float, float, float, float]:
-    """(x0, x1, y0, y1): the extent of the filter grid in 1-based pixel coordinates."""
-    gx, gy, delta, _, _ = (float(v) for v in params)
-    half = delta * (n - 1) / 2
-    return gx - half, gx + half, gy - half, gy + half
-
-
 def border_width(sigma2: float, scale: int) -> int:
     """Border of a window in picture pixels: the filter width sqrt(sigma2) times ``scale``, at least 1."""
     return max(1, int(round(np.sqrt(max(float(sigma2), 0.0)) * scale)))
@@ -99,7 +93,7 @@ def _draw_window(picture: np.ndarray, index: int, columns: int, trace: Trace, pa
     cfg = trace.model_config
     top = (PADDING + (index // columns) * (cfg.height + PADDING)) * scale
     left = (PADDING + (index % columns) * (cfg.width + PADDING)) * scale
-    x0, x1, y0, y1 = window_box(params, n)
+    x0, x1, y0, y1 = window_extent(params, n)
     # 1-based coordinate u maps to picture offset (u - 0.5) * scale inside the image (pixel a covers a +- 0.5)
     x0, x1, y0, y1 = ((v - 0.5) * scale for v in (x0, x1, y0, y1))
     half = border_width(params[3], scale) / 2

@@ -98,3 +98,15 @@ def test_read_and_write_shapes_and_values(channels):
             torch.testing.assert_close(glimpse[b, c], expected_read)
             expected_write = fy[b].T @ patch[b, c] @ fx[b] / params[b, 4]
             torch.testing.assert_close(written[b, c], expected_write)
+
+
+def test_window_extent_is_where_the_outermost_filters_sit():
+    from draw_studio.attention import filterbanks, window_extent
+
+    params = torch.tensor([[14.3, 13.7, 2.5, 1.0, 1.0]])  # gx, gy, delta, sigma2, gamma: well inside the image
+    fx, fy = filterbanks(params, 28, 28, 5)  # (1, 5, 28) each
+    pixels = torch.arange(1, 29, dtype=torch.float32)
+    centres_x, centres_y = fx[0] @ pixels, fy[0] @ pixels  # (5,) filter means in 1-based pixels
+    x0, x1, y0, y1 = window_extent(params[0].numpy(), 5)
+    assert (x0, x1) == pytest.approx((centres_x[0].item(), centres_x[-1].item()), abs=0.05)
+    assert (y0, y1) == pytest.approx((centres_y[0].item(), centres_y[-1].item()), abs=0.05)

@@ -23,12 +23,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..attention import PARAM_COLUMNS
+from ..attention import PARAM_COLUMNS, window_extent
 from ..trace_checks import finite_window
 from .image_view import DIVERGING, ImagePane
 from .panel import Panel
 from .state import StudioState
-from .trace_view import canvas_image, grid_extent, increment, increment_scale, model_sizes
+from .trace_view import canvas_image, increment, increment_scale, model_sizes
 
 READ_COLOUR = "#ff3b3b"
 WRITE_COLOUR = "#38e05a"
@@ -52,12 +52,12 @@ class AttentionBox:
         if params is None or not finite_window(params):
             self.item.hide()
             return
-        left, top, width, height, filter_width = grid_extent(params, n)
+        x0, x1, y0, y1 = window_extent(params, n)
         pen = QPen(self.colour)
-        pen.setCosmetic(False)  # width in image pixels
-        pen.setWidthF(max(filter_width, 0.1))
+        pen.setCosmetic(False)  # width in image pixels: the filter width sqrt(sigma2)
+        pen.setWidthF(max(float(np.sqrt(max(float(params[3]), 0.0))), 0.1))
         self.item.setPen(pen)
-        self.item.setRect(QRectF(left, top, width, height))
+        self.item.setRect(QRectF(x0 - 0.5, y0 - 0.5, x1 - x0, y1 - y0))  # image-item pixel i spans [i, i+1)
         self.item.show()
 
     def rect(self) -> QRectF:

@@ -35,26 +35,6 @@ def increment_scale(trace: Trace, image: int) -> float:
     return top if top > 0 and np.isfinite(top) else 1.0
 
 
-def grid_extent(params: np.ndarray, n: int) -> tuple[float, float, float, float, float]:
-    """Where an attention grid lies, in image-item coordinates (pixel i spans [i, i+1)).
-
-    Parameters
-    ----------
-    params : ndarray, shape (5,)
-        ``gx, gy, delta, sigma2, gamma`` with the paper's 1-based pixel indices.
-    n : int
-        Grid size N.
-
-    Returns
-    -------
-    (left, top, width, height, filter_width)
-        The rectangle gx ± delta (N-1)/2, gy ± delta (N-1)/2 and sqrt(sigma2).
-    """
-    gx, gy, delta, sigma2, _ = (float(v) for v in params)
-    half = delta * (n - 1) / 2.0
-    return gx - 0.5 - half, gy - 0.5 - half, 2 * half, 2 * half, float(np.sqrt(max(sigma2, 0.0)))
-
-
 def images_of(trace: Trace, step: int | None = None) -> np.ndarray:
     """Mean images of every image of the trace at ``step`` (default T), (n, C, H, W)."""
     return sigmoid(trace.canvas[:, trace.steps if step is None else step])
