@@ -119,8 +119,16 @@ class Trace:
         return _sigmoid(self.canvas[:, step])
 
     def increment(self, step: int) -> np.ndarray:
-        """What step ``step`` (0..T-1) added to the canvas: c_{step+1} - c_step, (n, C, H, W)."""
-        return self.canvas[:, step + 1] - self.canvas[:, step]
+        """What step ``step`` (1..T, as in the paper) wrote: c_step - c_{step-1}, shape (n, C, H, W).
+
+        Raises
+        ------
+        ValueError
+            For step 0 (the initial canvas; no step wrote it) or beyond T.
+        """
+        if not 1 <= step <= self.steps:
+            raise ValueError(f"step {step} wrote nothing: steps that write are 1..{self.steps}")
+        return self.canvas[:, step] - self.canvas[:, step - 1]
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The datasets this trace holds, by field name."""

@@ -101,7 +101,10 @@ def test_round_trip_and_streaming_write_match(tmp_path):
     again = record_trace(model, x, batch_size=3, seed=5)
     np.testing.assert_array_equal(again.z, trace.z)
     np.testing.assert_allclose(trace.kl.shape, (7, model.config.steps))
-    np.testing.assert_allclose(trace.increment(0), trace.canvas[:, 1] - trace.canvas[:, 0])
+    np.testing.assert_allclose(trace.increment(1), trace.canvas[:, 1] - trace.canvas[:, 0])
+    np.testing.assert_allclose(trace.increment(trace.steps), trace.canvas[:, -1] - trace.canvas[:, -2])
+    with pytest.raises(ValueError):
+        trace.increment(0)
     np.testing.assert_allclose(trace.mean_images(trace.steps), np_sigmoid(trace.canvas[:, -1]), rtol=1e-6)
 
 

@@ -15,7 +15,6 @@ from ..trace import Trace
 from .image_view import TileGrid
 from .panel import Panel
 from .state import StudioState
-from .trace_view import images_of
 
 
 class GalleryPanel(Panel):
@@ -118,7 +117,7 @@ class GalleryPanel(Panel):
                 continue
             highlight = self.state.image_index if trace is current else -1
             if grid.count != trace.n or getattr(grid, "shown_trace", None) is not trace:
-                grid.show_tiles(images_of(trace), columns=min(8, trace.n), highlight=highlight)
+                grid.show_tiles(trace.mean_images(trace.steps), columns=min(8, trace.n), highlight=highlight)
                 grid.shown_trace = trace
             else:
                 grid.set_highlight(highlight)

@@ -28,7 +28,7 @@ from ..trace_checks import finite_window
 from .image_view import DIVERGING, ImagePane
 from .panel import Panel
 from .state import StudioState
-from .trace_view import canvas_image, increment, increment_scale, model_sizes
+from .trace_view import increment_scale, model_sizes
 
 READ_COLOUR = "#ff3b3b"
 WRITE_COLOUR = "#38e05a"
@@ -225,9 +225,9 @@ class TimelinePanel(Panel):
             self.input_pane.show_image(trace.input[i])
         else:
             self.input_pane.show_message("generated from the prior:\nno input image")
-        self.canvas_pane.show_image(canvas_image(trace, i, s))
+        self.canvas_pane.show_image(trace.mean_images(s)[i])
         self.canvas_pane.set_title(f"canvas sigmoid(c_{s})")
-        written = increment(trace, i, s)
+        written = trace.increment(s)[i] if s >= 1 else None
         if written is None:
             self.increment_pane.show_message("t = 0: nothing written yet\n(c_0 is the initial canvas)")
         else:
