@@ -124,7 +124,8 @@ class DRAW(nn.Module):
             return bernoulli_nll(canvas, x)
         return discretized_logistic_nll(canvas, x, self.log_scale)
 
-    def _check_images(self, x: torch.Tensor) -> None:
+    def check_images(self, x: torch.Tensor) -> None:
+        """Raise ``DrawStudioError`` unless ``x`` is (batch, C, H, W) of this model's image size."""
         cfg = self.config
         expected = (cfg.channels, cfg.height, cfg.width)
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
@@ -151,7 +152,7 @@ class DRAW(nn.Module):
             ``read_glimpse`` (batch, T, 2C, Nr, Nr), ``write_patch``
             (batch, T, C, Nw, Nw).
         """
-        self._check_images(x)
+        self.check_images(x)
         cfg = self.config
         batch = x.shape[0]
         (h_enc, c_enc), (h_dec, c_dec), canvas = self._initial_state(batch)

@@ -35,9 +35,9 @@ from .device import resolve_device
 from .divergence import RESTORE_AFTER_BAD_STEPS, DivergedError, DivergenceGuard
 from .errors import DrawStudioError, FileFormatError
 from .evaluate import evaluate
-from .fast import compile_wanted, fast_backward, release_buffers
 from .files import file_sha256
 from .good_state import GoodStateKeeper
+from .handwritten_step import compile_wanted, fast_backward, release_buffers
 from .model import DRAW, LossTerms
 from .progress import Report, TrainingControl
 from .run_checks import (
@@ -104,12 +104,12 @@ class Trainer(GoodStateKeeper):
         is touched); a resumed run continues its own log (rows after the
         resumed step dropped), never another run's.
     fast : bool
-        Use ``draw_studio.fast.fast_backward`` (same numbers, faster) rather
+        Use ``draw_studio.handwritten_step.fast_backward`` (same numbers, faster) rather
         than autograd through ``DRAW.forward``.
     compile : bool, optional
         Whether the fast path compiles its steps (``torch.compile``; the first
         step then takes ~15-40 s, once per machine and batch size). None: see
-        ``draw_studio.fast.compile_wanted`` (``$DRAW_STUDIO_COMPILE``, else on a
+        ``draw_studio.handwritten_step.compile_wanted`` (``$DRAW_STUDIO_COMPILE``, else on a
         CPU for big enough batches).
     overwrite : bool
         False: refuse (``DrawStudioError``) to start over an existing

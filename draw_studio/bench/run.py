@@ -12,7 +12,7 @@ from .. import __version__
 from ..config import get_preset
 from ..device import resolve_device
 from ..evaluate import evaluate
-from ..fast import compile_wanted, fast_backward
+from ..handwritten_step import compile_wanted, fast_backward
 from ..model import DRAW
 from ..seeding import make_generator
 from ..trace import record_trace
@@ -80,7 +80,7 @@ def run_benchmark(device_name: str = "auto", quick: bool = False, gui: bool = Tr
     gui : bool
         Also measure the window's event-loop latency while it trains (needs PySide6).
     compile : bool, optional
-        Passed to ``fast_backward`` (None: its default, see ``draw_studio.fast.compile_wanted``).
+        Passed to ``fast_backward`` (None: its default, see ``draw_studio.handwritten_step.compile_wanted``).
     batches : (int, int)
         The two training batch sizes; the keys keep the names ``b64`` / ``b256`` (tests use
         tiny ones).

@@ -6,9 +6,9 @@ import threading
 import pytest
 import torch
 
-from draw_studio import fast
+from draw_studio import handwritten_step as fast
 from draw_studio.config import get_preset
-from draw_studio.fast import compile_wanted, fast_backward
+from draw_studio.handwritten_step import compile_wanted, fast_backward
 from draw_studio.model import DRAW
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -1,9 +1,9 @@
-"""A faster training step for DRAW, with the same numbers as ``DRAW.forward``.
+"""A hand-written forward and backward of one DRAW training step, with the same numbers as ``DRAW.forward``.
 
 ``fast_backward(model, x, generator)`` runs the forward and the backward pass by hand (no
 autograd graph) and leaves in every parameter's ``.grad`` what
 ``model(x, generator=generator)[0].bound.mean().backward()`` would, to float32 rounding
-(tests/test_fast.py checks every attention / likelihood combination, eager and compiled).
+(tests/test_handwritten_step.py checks every attention / likelihood combination, eager and compiled).
 
 Why it is faster (measured by ``draw-studio bench``; the table is in the bench's notes):
 
@@ -620,7 +620,7 @@ def fast_backward(model: DRAW, x: torch.Tensor, generator: torch.Generator | Non
     LossTerms
         Detached ``nll_x``, ``kl`` and ``log_weight``, each (batch,).
     """
-    model._check_images(x)
+    model.check_images(x)
     cfg = model.config
     batch = x.shape[0]
     weight = 1.0 / batch if loss_weight is None else loss_weight
