@@ -7,15 +7,16 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_model
+from ..checkpoint import default_checkpoint, load_model
 from ..config import TrainConfig, get_preset
 from ..errors import DrawStudioError
 from ..files import file_sha256
 from ..hdf5_file import read_image
 from ..model import DRAW
+from ..trace_file import FORMAT as TRACE_FORMAT
+from ..training_log import FORMAT as LOG_FORMAT
 
 CHECKPOINT, TRACE, LOG = "checkpoint", "trace", "log"
-SHIPPED_MODEL = Path("models") / "mnist-attention.ckpt"
 # a checkpoint is a zip archive (torch.save) or, from old PyTorch versions, a pickle
 CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80")
 CHECKPOINT_SUFFIXES = (".ckpt", ".pt", ".pth")
@@ -62,9 +63,9 @@ def file_kind(path: str | Path) -> str:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise DrawStudioError(f"{path} cannot be opened as HDF5 ({first}); it is damaged or truncated") from None
     fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
-    if fmt == "draw-studio/trace":
+    if fmt == TRACE_FORMAT:
         return TRACE
-    if fmt == "draw-studio/training-log":
+    if fmt == LOG_FORMAT:
         return LOG
     raise DrawStudioError(f"{path} is an HDF5 file but neither a DRAW Studio trace nor a training log "
                           f"(format {fmt!r}); open a checkpoint, a trace or a training log")
@@ -108,15 +109,8 @@ def fresh_model(preset: str = "mnist-paper", seed: int = 0) -> LoadedModel:
     return LoadedModel(model, config, "", f"untrained {preset} model")
 
 
-def startup_model(project_dir: str | Path | None = None) -> LoadedModel:
-    """The shipped model ``models/mnist-attention.ckpt`` if present, else an untrained mnist-paper model.
-
-    The model is looked for under ``project_dir`` (default: the working
-    folder, then the folder holding the ``draw_studio`` package).
-    """
-    folders = [Path(project_dir)] if project_dir else [Path.cwd(), Path(__file__).resolve().parents[2]]
-    for folder in folders:
-        shipped = folder / SHIPPED_MODEL
-        if shipped.is_file():
-            return load_checkpoint(shipped)
-    return fresh_model()
+def startup_model() -> LoadedModel:
+    """The shipped default model (``checkpoint.default_checkpoint``) if present, else an untrained
+    mnist-paper model."""
+    shipped = default_checkpoint()
+    return load_checkpoint(shipped) if shipped is not None else fresh_model()
