@@ -55,8 +55,8 @@ def train_command(config: TrainConfig, out: str) -> str:
     """The ``draw-studio train`` line that reproduces ``config`` (from scratch)."""
     words = ["draw-studio", "train", "--preset", config.preset, "--dataset", config.dataset,
              "--data-dir", "../shared/data/mnist",
-             *(["--epochs", f"{config.epochs:g}"] if config.epochs > 0 else ["--steps", str(config.steps)]), "--batch-size",
-             str(config.batch_size), "--seed", str(config.seed), "--lr", f"{config.lr:g}", "--beta1",
+             *(["--epochs", f"{config.epochs:g}"] if config.epochs > 0 else ["--steps", str(config.steps)]),
+             "--batch-size", str(config.batch_size), "--seed", str(config.seed), "--lr", f"{config.lr:g}", "--beta1",
              f"{config.beta1:g}", "--grad-clip", f"{config.grad_clip:g}", "--lr-schedule", config.lr_schedule,
              "--binarization", config.binarization, "--out", out]
     return shlex.join(words)
