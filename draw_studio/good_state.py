@@ -89,19 +89,14 @@ class GoodStateKeeper:
                                 f"(step {self._good_step}) restored")
         log = self._log
         if log is not None and not log.pending:
-            self._log_do(log.flush)  # the log on disk reaches the checkpoint's step before the checkpoint does
-        try:
-            path = self._write(self.out, self._wall(started))
-        except DivergedError:
-            raise
-        except DrawStudioError as exc:  # e.g. a full disk: say what is safe
-            raise DrawStudioError(f"training stopped at step {self.step}: {exc}; {self._last_good()}") from None
+            self._or_stop(log.flush)  # the log on disk reaches the checkpoint's step before the checkpoint does
+        path = self._or_stop(self._write, self.out, self._wall(started))  # e.g. a full disk: say what is safe
         self._saved_step = self.step
         self._on_disk = (path, self.step)
         self._good_state, self._good_step = self._snapshot(), self.step
         self.guard.checkpoint_written()
         if log is not None and log.pending:
-            self._log_do(log.commit)  # a new run's log moves in with its first checkpoint
+            self._or_stop(log.commit)  # a new run's log moves in with its first checkpoint
         return self._report("checkpoint", started, path=str(path))
 
     def _fall_back(self, why: str) -> None:

@@ -52,7 +52,6 @@ from .run_checks import (
 from .seeding import make_generator, mix_seed
 from .training_log import TrainingLogWriter
 
-RESTORE_AFTER_NONFINITE = RESTORE_AFTER_BAD_STEPS
 LOG_FLUSH_S = 5.0  # the log on disk lags the run by at most this (more for a big log), and never a checkpoint
 
 
@@ -315,15 +314,15 @@ class Trainer(GoodStateKeeper):
         """
         self._log = None
         if self.log_path:
-            self._log_do(lambda: setattr(self, "_log", self._open_log()))
+            self._log = self._or_stop(self._open_log)
         finished = False
         try:
             for report in self._run(control or TrainingControl()):
                 if self._log is not None:
-                    self._log_do(self._log.handle, report)
+                    self._or_stop(self._log.handle, report)
                 yield report
             if self._log is not None:
-                self._log_do(self._log.close)
+                self._or_stop(self._log.close)
             finished = True
         finally:
             if not finished and self._log is not None:
@@ -351,10 +350,11 @@ class Trainer(GoodStateKeeper):
         self.notices += log.notices
         return log
 
-    def _log_do(self, action, *args) -> None:
-        """Run a log write; a failure stops the run with one line saying what is safe."""
+    def _or_stop(self, action, *args):
+        """``action(*args)`` (a log or checkpoint write); a failure stops the run with one line saying
+        what is safe."""
         try:
-            action(*args)
+            return action(*args)
         except FileFormatError:
             raise  # an unreadable log to continue: its own message says what to do
         except DrawStudioError as exc:
