@@ -89,3 +89,16 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def same_file(a: str | Path | None, b: str | Path | None) -> bool:
+    """Whether two paths name the same file, existing or not (resolved: ``..``, symbolic links; and by
+    inode: hard links, bind mounts). None names no file."""
+    if a is None or b is None:
+        return False
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return Path(a).resolve() == Path(b).resolve()

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import numpy as np
 
 from .config import ModelConfig
 from .errors import DataError, DrawStudioError
+from .files import same_file
 from .training_log import TrainingLog, read_training_log
 
 SAME_RUN_SETTINGS = ("preset", "dataset", "seed", "batch_size", "validation_size")
@@ -32,18 +32,6 @@ def images_fingerprint(images: np.ndarray) -> str:
     digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
     digest.update(array.reshape(-1).view(np.uint8))
     return "sha256:" + digest.hexdigest()
-
-
-def same_file(a: str | Path | None, b: str | Path | None) -> bool:
-    """Whether two paths name the same file (existing or not)."""
-    if a is None or b is None:
-        return False
-    try:
-        if os.path.exists(a) and os.path.exists(b):
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return Path(a).resolve() == Path(b).resolve()
 
 
 def refuse_to_replace(out: Path | None, log: Path | None, continuing: Path | None = None) -> None:

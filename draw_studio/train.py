@@ -35,7 +35,7 @@ from .device import resolve_device
 from .divergence import RESTORE_AFTER_BAD_STEPS, DivergedError, DivergenceGuard
 from .errors import DrawStudioError, FileFormatError
 from .evaluate import evaluate
-from .files import file_sha256
+from .files import file_sha256, same_file
 from .good_state import GoodStateKeeper
 from .handwritten_step import compile_wanted, fast_backward, release_buffers
 from .model import DRAW, LossTerms
@@ -45,7 +45,6 @@ from .run_checks import (
     continuable_log,
     images_fingerprint,
     refuse_to_replace,
-    same_file,
     same_model,
     same_run_as,
 )

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 from ..errors import DrawStudioError
+from ..files import same_file
 
 
 def command_parser(subparsers, name: str, **kwargs) -> argparse.ArgumentParser:
@@ -38,15 +38,6 @@ def add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-download", action="store_true", help="never download a missing dataset")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return os.path.samefile(a, b)  # hard links, bind mounts
-    except OSError:
-        return False
-
-
 def refuse_overwriting_inputs(outputs: dict, inputs: dict) -> None:
     """Raise DrawStudioError if an output path is one of the input files.
 
@@ -65,7 +56,7 @@ def refuse_overwriting_inputs(outputs: dict, inputs: dict) -> None:
 
     for out_flag, out in paths(outputs):
         for in_flag, given in paths(inputs):
-            if _same_file(out, given):
+            if same_file(out, given):
                 raise DrawStudioError(f"{out_flag} {out} would overwrite {in_flag} {given}; write to another file")
 
 
