@@ -16,8 +16,8 @@ import torch
 
 from . import SOFTWARE
 from .config import ModelConfig, TrainConfig
-from .errors import CheckpointError, DrawStudioError
-from .files import atomic_write
+from .errors import CheckpointError, DrawStudioError, first_line
+from .files import atomic_write, require_file
 from .model import DRAW
 
 FORMAT = "draw-studio/checkpoint"
@@ -91,11 +91,8 @@ def read_checkpoint(path: str | Path) -> dict:
         Missing, unreadable, truncated, corrupt, foreign or newer-version
         files, each with one line saying what is wrong and what to do.
     """
-    path = Path(path)
-    if path.is_dir():
-        raise CheckpointError(f"{path} is a folder, not a checkpoint; pass a .ckpt file")
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; check the path or train one with draw-studio train")
+    path = require_file(path, CheckpointError, f"{path} is a folder, not a checkpoint; pass a .ckpt file",
+                        f"checkpoint {path} does not exist; check the path or train one with draw-studio train")
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -123,9 +120,8 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0].split(". ")[0] if text else ""
-    return (first or type(exc).__name__)[:100]
+    """The first sentence of ``exc``'s first line (torch's messages run on)."""
+    return first_line(exc).split(". ")[0][:100]
 
 
 def _setting_problem(config_class, values, what: str) -> str | None:
@@ -204,7 +200,7 @@ def model_from_state(state: dict, path: str | Path = "checkpoint") -> DRAW:
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - the weights do not fit the settings, whatever the way
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = first_line(exc)
         raise CheckpointError(f"{path}: weights do not match the configuration stored with them ({first}); "
                               "the file is damaged or was edited") from None
     return model

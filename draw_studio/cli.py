@@ -13,7 +13,7 @@ import sys
 from . import __version__
 from .errors import DrawStudioError
 
-COMMANDS = ("train", "eval", "sample", "trace", "export", "bench", "publish", "card", "curve", "gui")
+COMMANDS = ("train", "eval", "sample", "trace", "explore", "export", "bench", "publish", "card", "curve", "gui")
 
 
 def build_parser() -> argparse.ArgumentParser:

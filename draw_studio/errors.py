@@ -23,3 +23,9 @@ class TraceFormatError(FileFormatError):
 
 class TrainingLogError(FileFormatError):
     """A training log is missing, damaged, truncated or of an unsupported version."""
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of ``exc``'s message (its type's name when it has none), at most ``limit`` characters."""
+    text = str(exc).strip()
+    return ((text.splitlines() or [""])[0] or type(exc).__name__)[:limit]

@@ -1,13 +1,15 @@
 """Pictures of a trace: one PNG per step, an animated GIF or an MP4.
 
-Frame s (s = 0..T) shows the mean image sigmoid(c_s) of every image of the
-trace, tiled, with nearest-neighbour upscaling. With ``windows=True`` frame
-s >= 1 also shows the attention windows of the step that produced it, step
-s - 1: where it read (red) and where it wrote (green). Frame 0 (the empty
-canvas) has no windows. A window is drawn as the extent of its filter grid,
-gx +- delta (N - 1) / 2 by gy +- delta (N - 1) / 2 (the outer filter centres,
-1-based pixel coordinates, pixel a centred on a), with a border as wide as
-the filters: sqrt(sigma2) picture pixels at scale 1 (at least 1 pixel).
+Frame s (s = 0..T) shows the mean image sigmoid(c_s) of the trace's images
+(all, or those chosen with :func:`select_images`), tiled, with
+nearest-neighbour upscaling. With ``windows=True`` frame s >= 1 also shows
+the attention windows of the step that produced it, step s - 1: where it
+read (red) and where it wrote (green). Frame 0 (the empty canvas) has no
+windows. Windows are drawn as the window's timeline draws them
+(:mod:`draw_studio.window_style`): by default a thin outline of the filter
+grid's extent with the filter width as a translucent band outside it, so the
+image stays visible; ``style="border"`` is the paper's border as wide as the
+filter. A window that goes past its image is clipped and marked at the edge.
 
 A trace of a diverged model holds NaN or infinite values: a non-finite
 canvas value is drawn black, and no window is drawn for a step whose
@@ -21,41 +23,104 @@ folder) is one ``DrawStudioError`` line and leaves no partial file behind.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
+import re
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .attention import window_extent
 from .errors import DrawStudioError
 from .files import atomic_write, write_failure
 from .images import tile, to_uint8, upscale
 from .trace import Trace
-from .trace_checks import finite_window
+from .window_style import DEFAULT_STYLE, STYLES, paint_window, window_shape
 
 READ_COLOUR = (255, 0, 0)
 WRITE_COLOUR = (0, 255, 0)
 PADDING = 1
 
 Progress = Callable[[int, int], None]
+MAX_CHOSEN = 1_000_000  # images one choice may name (a trace this large would not fit in memory anyway)
+
+
+def parse_images(text: str) -> list[int]:
+    """``"0-9,12"`` -> [0, 1, ..., 9, 12]: indices and inclusive ranges, sorted, each image once.
+
+    Whether each index exists is checked against a trace by :func:`select_images`.
+
+    Raises
+    ------
+    ValueError
+        With a one-line reason, for anything else.
+    """
+    parts = [part.strip() for part in str(text).split(",")]
+    if not any(parts):
+        raise ValueError(f"expected comma-separated indices such as 3,17,42 or a range such as 0-9, got {text!r}")
+    chosen: set[int] = set()
+    for part in parts:
+        single, span = re.fullmatch(r"\d+", part), re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if not part:
+            raise ValueError(f"an empty entry in {text!r}; write indices like 0-9,12")
+        if re.fullmatch(r"-\s*\d+", part):
+            raise ValueError(f"index {part} is out of range: indices count images from 0")
+        if single is None and span is None:
+            raise ValueError(f"{part!r} is neither a whole number nor a range; write indices like 0-9,12")
+        first, last = (int(single.group()),) * 2 if single else (int(span.group(1)), int(span.group(2)))
+        if first > last:
+            raise ValueError(f"the range {part} runs backwards; write {last}-{first}")
+        if last - first + 1 + len(chosen) > MAX_CHOSEN:
+            raise ValueError(f"{text!r} names more than {MAX_CHOSEN:,} images")
+        chosen.update(range(first, last + 1))
+    return sorted(chosen)
 
 
 def frame_layout(trace: Trace, columns: int | None = None) -> tuple[int, int]:
     """(columns, rows) of the image grid of a frame."""
-    columns = columns or max(1, int(np.ceil(np.sqrt(trace.n))))
+    return grid_shape(trace.n, columns)
+
+
+def grid_shape(n: int, columns: int | None = None) -> tuple[int, int]:
+    """(columns, rows) of a grid of ``n`` images: ``columns`` wide, or near-square by default."""
+    columns = columns or max(1, int(np.ceil(np.sqrt(n))))
     if columns < 1:
         raise DrawStudioError(f"columns must be at least 1, got {columns}")
-    return columns, int(np.ceil(trace.n / columns))
+    return columns, int(np.ceil(n / columns))
+
+
+def select_images(trace: Trace, images: Sequence[int] | None) -> Trace:
+    """A trace of only ``images`` (indices into ``trace``, in that order), or ``trace`` itself for None.
+
+    Raises
+    ------
+    DrawStudioError
+        When no image is chosen or an index is not one of the trace's 0..n-1.
+    """
+    if images is None:
+        return trace
+    chosen = [int(i) for i in images]
+    if not chosen:
+        raise DrawStudioError("no image chosen to export")
+    wrong = [i for i in chosen if not 0 <= i < trace.n]
+    if wrong:
+        raise DrawStudioError(f"image {wrong[0]} does not exist: this trace has images 0..{trace.n - 1}")
+    return dataclasses.replace(trace, **{name: value[chosen] for name, value in trace.arrays().items()})
+
+
+def check_style(style: str) -> None:
+    """Raise DrawStudioError unless ``style`` is one of :data:`~draw_studio.window_style.STYLES`."""
+    if style not in STYLES:
+        raise DrawStudioError(f"unknown window style {style!r}; use one of {', '.join(STYLES)}")
 
 
 def render_frame(trace: Trace, step: int, scale: int = 4, windows: bool = False,
-                 columns: int | None = None) -> np.ndarray:
-    """The picture of frame ``step`` (0..T).
+                 columns: int | None = None, style: str = DEFAULT_STYLE) -> np.ndarray:
+    """The picture of frame ``step`` (0..T), windows drawn in ``style`` (``"outline"`` or ``"border"``).
 
     Returns
     -------
@@ -67,52 +132,33 @@ def render_frame(trace: Trace, step: int, scale: int = 4, windows: bool = False,
                               f"0..{trace.steps}")
     if scale < 1:
         raise DrawStudioError(f"scale must be a whole number of at least 1, got {scale}")
+    check_style(style)
     columns, _ = frame_layout(trace, columns)
     images = to_uint8(trace.mean_images(step))  # (n, C, H, W)
     if windows and images.shape[1] == 1:
         images = images.repeat(3, axis=1)
     picture = upscale(tile(images, columns, padding=PADDING), scale)
     if windows and step >= 1:
-        for params, size, colour in ((trace.read_params, trace.model_config.read_n, READ_COLOUR),
-                                     (trace.write_params, trace.model_config.write_n, WRITE_COLOUR)):
-            if params is not None:
-                for i in range(trace.n):
-                    if finite_window(params[i, step - 1]):
-                        _draw_window(picture, i, columns, trace, params[i, step - 1], size, scale, colour)
+        cfg = trace.model_config
+        for params, size, colour in ((trace.read_params, cfg.read_n, READ_COLOUR),
+                                     (trace.write_params, cfg.write_n, WRITE_COLOUR)):
+            if params is None:
+                continue
+            for i in range(trace.n):
+                shape = window_shape(params[i, step - 1], size, cfg.height, cfg.width)
+                if shape is not None:
+                    top = (PADDING + (i // columns) * (cfg.height + PADDING)) * scale
+                    left = (PADDING + (i % columns) * (cfg.width + PADDING)) * scale
+                    region = picture[top:top + cfg.height * scale, left:left + cfg.width * scale]
+                    paint_window(region, shape, scale, colour, style)
     return picture
 
 
-def border_width(sigma2: float, scale: int) -> int:
-    """Border of a window in picture pixels: the filter width sqrt(sigma2) times ``scale``, at least 1."""
-    return max(1, int(round(np.sqrt(max(float(sigma2), 0.0)) * scale)))
-
-
-def _draw_window(picture: np.ndarray, index: int, columns: int, trace: Trace, params: np.ndarray, n: int,
-                 scale: int, colour: tuple[int, int, int]) -> None:
-    """Paint the border of one window onto image ``index`` of the tiled picture, clipped to that image."""
-    cfg = trace.model_config
-    top = (PADDING + (index // columns) * (cfg.height + PADDING)) * scale
-    left = (PADDING + (index % columns) * (cfg.width + PADDING)) * scale
-    x0, x1, y0, y1 = window_extent(params, n)
-    # 1-based coordinate u maps to picture offset (u - 0.5) * scale inside the image (pixel a covers a +- 0.5)
-    x0, x1, y0, y1 = ((v - 0.5) * scale for v in (x0, x1, y0, y1))
-    half = border_width(params[3], scale) / 2
-    xs = np.arange(cfg.width * scale) + 0.5  # pixel centres of the image's picture columns
-    ys = np.arange(cfg.height * scale) + 0.5
-    in_x = (xs >= x0 - half) & (xs <= x1 + half)
-    in_y = (ys >= y0 - half) & (ys <= y1 + half)
-    inner_x = (xs > x0 + half) & (xs < x1 - half)
-    inner_y = (ys > y0 + half) & (ys < y1 - half)
-    band = (in_y[:, None] & in_x[None, :]) & ~(inner_y[:, None] & inner_x[None, :])  # (H*scale, W*scale)
-    region = picture[top:top + cfg.height * scale, left:left + cfg.width * scale]
-    region[band] = colour
-
-
 def frames(trace: Trace, scale: int = 4, windows: bool = False, columns: int | None = None,
-           multiple: int = 1) -> Iterator[np.ndarray]:
+           multiple: int = 1, style: str = DEFAULT_STYLE) -> Iterator[np.ndarray]:
     """Frames 0..T, each padded at the bottom and right to a multiple of ``multiple`` pixels."""
     for step in range(trace.steps + 1):
-        picture = render_frame(trace, step, scale, windows, columns)
+        picture = render_frame(trace, step, scale, windows, columns, style)
         if multiple > 1:
             h, w = picture.shape[:2]
             pad = ((0, -h % multiple), (0, -w % multiple), (0, 0))
@@ -127,7 +173,8 @@ def _pil(picture: np.ndarray):
 
 
 def export_frames(trace: Trace, out_dir: str | Path, scale: int = 4, windows: bool = False,
-                  columns: int | None = None, progress: Progress | None = None) -> list[Path]:
+                  columns: int | None = None, progress: Progress | None = None,
+                  style: str = DEFAULT_STYLE) -> list[Path]:
     """Write ``frame_000.png`` .. one PNG per canvas state c_0..c_T into ``out_dir``.
 
     The frames are written into a temporary folder inside ``out_dir`` and
@@ -147,7 +194,7 @@ def export_frames(trace: Trace, out_dir: str | Path, scale: int = 4, windows: bo
     try:
         out_dir.mkdir(exist_ok=True)
         temp = Path(tempfile.mkdtemp(prefix=".frames-", dir=out_dir))
-        for step, picture in enumerate(frames(trace, scale, windows, columns)):
+        for step, picture in enumerate(frames(trace, scale, windows, columns, style=style)):
             name = f"frame_{step:0{digits}d}.png"
             _pil(picture).save(temp / name, format="PNG")
             names.append(name)
@@ -165,7 +212,7 @@ def export_frames(trace: Trace, out_dir: str | Path, scale: int = 4, windows: bo
 
 def export_gif(trace: Trace, path: str | Path, fps: float = 8, loop: int = 0, scale: int = 4,
                windows: bool = False, columns: int | None = None, hold_last: float = 1.0,
-               progress: Progress | None = None) -> None:
+               progress: Progress | None = None, style: str = DEFAULT_STYLE) -> None:
     """Write the frames as an animated GIF.
 
     Parameters
@@ -181,7 +228,7 @@ def export_gif(trace: Trace, path: str | Path, fps: float = 8, loop: int = 0, sc
         raise DrawStudioError(f"fps must be positive, got {fps}")
     total = trace.steps + 1
     pictures = []
-    for step, picture in enumerate(frames(trace, scale, windows, columns)):
+    for step, picture in enumerate(frames(trace, scale, windows, columns, style=style)):
         pictures.append(_pil(picture))
         if progress is not None:
             progress(step + 1, total)
@@ -193,7 +240,7 @@ def export_gif(trace: Trace, path: str | Path, fps: float = 8, loop: int = 0, sc
 
 
 def export_mp4(trace: Trace, path: str | Path, fps: float = 8, scale: int = 4, windows: bool = False,
-               columns: int | None = None, progress: Progress | None = None) -> None:
+               columns: int | None = None, progress: Progress | None = None, style: str = DEFAULT_STYLE) -> None:
     """Write the frames as an H.264 MP4 (needs the ``imageio-ffmpeg`` package for its ffmpeg).
 
     Frames are padded to a multiple of 16 pixels (the codec's block size)
@@ -214,7 +261,7 @@ def export_mp4(trace: Trace, path: str | Path, fps: float = 8, scale: int = 4, w
         encoder = None
         with tempfile.TemporaryFile() as log:
             try:
-                for step, picture in enumerate(frames(trace, scale, windows, columns, multiple=16)):
+                for step, picture in enumerate(frames(trace, scale, windows, columns, multiple=16, style=style)):
                     if picture.shape[2] == 1:
                         picture = picture.repeat(3, axis=2)
                     if encoder is None:

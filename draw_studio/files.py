@@ -102,3 +102,32 @@ def same_file(a: str | Path | None, b: str | Path | None) -> bool:
     except OSError:
         pass
     return Path(a).resolve() == Path(b).resolve()
+
+
+def require_file(path: str | Path, error: type[Exception], folder: str, missing: str) -> Path:
+    """``path`` as a Path if it names an existing file.
+
+    Parameters
+    ----------
+    path : str or Path
+    error : type of Exception
+        Raised, with ``folder`` when ``path`` is a folder, with ``missing`` when nothing is there.
+    folder, missing : str
+        One-line messages naming the problem and the fix.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise error(folder)
+    if not path.is_file():
+        raise error(missing)
+    return path
+
+
+def free_name_beside(path: Path, label: str, suffix: str = ".h5") -> Path:
+    """A name that is free beside ``path``: ``X.log.h5`` -> ``X.log.LABEL-1.h5`` (then -2, ...)."""
+    stem = path.name[:-len(suffix)] if suffix and path.name.endswith(suffix) else path.name
+    for number in range(1, 10_000):
+        candidate = path.with_name(f"{stem}.{label}-{number}{suffix}")
+        if not candidate.exists():
+            return candidate
+    raise DrawStudioError(f"too many files set aside beside {path}; remove some")

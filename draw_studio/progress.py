@@ -90,10 +90,20 @@ class TrainingControl:
         self._stop = threading.Event()
         self._running = threading.Event()
         self._running.set()
+        self._no_more_checkpoints = threading.Event()
 
     def stop(self) -> None:
         self._stop.set()
         self._running.set()
+
+    def skip_final_save(self) -> None:
+        """Write no more checkpoints, the final one included (those already written stay); with
+        :meth:`stop`, the run ends without saving its last steps."""
+        self._no_more_checkpoints.set()
+
+    @property
+    def final_save_skipped(self) -> bool:
+        return self._no_more_checkpoints.is_set()
 
     def pause(self) -> None:
         self._running.clear()

@@ -194,39 +194,74 @@ def trace_header(model: DRAW, images, seed, batch_size, checkpoint_sha256, sourc
             "batch_size": int(batch_size), "source": source or ("prior" if images is None else "")}
 
 
-def record_trace(model: DRAW, images: np.ndarray | None = None, labels: np.ndarray | None = None,
-                 generate_n: int | None = None, seed: int = 0, batch_size: int = 100,
-                 checkpoint_sha256: str = "", source: str = "",
-                 source_index: np.ndarray | None = None) -> Trace:
-    """Run the model over ``images`` (or ``generate_n`` prior samples) and keep every step in memory.
+@dataclass(frozen=True)
+class TraceInputs:
+    """What a trace is recorded from: images (or a number of prior samples), where they came from, the noise seed.
+
+    Build one with ``TraceInputs(images=...)`` or :meth:`prior`; ``draw-studio trace`` and
+    the window choose them with :func:`draw_studio.trace_inputs.select_inputs`.
+
+    Attributes
+    ----------
+    images : ndarray, shape (n, C, H, W), optional
+        Float images in [0, 1] as the model sees them (binary for a Bernoulli
+        model). Gives a ``"reconstruct"`` trace.
+    labels, source_index : ndarray, shape (n,), optional
+        The images' classes and their indices in ``source``.
+    generate_n : int, optional
+        Number of samples from the prior, instead of ``images``.
+    source : str
+        Where the images came from (``"mnist/test"``, ``"files"``, ``"prior"``).
+    seed : int
+        Noise of batch b comes from ``make_generator(device, mix_seed(seed, b))``.
+    """
+
+    images: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    source_index: np.ndarray | None = None
+    generate_n: int | None = None
+    source: str = ""
+    seed: int = 0
+
+    @classmethod
+    def prior(cls, count: int, seed: int = 0) -> TraceInputs:
+        """``count`` samples from the prior."""
+        return cls(generate_n=int(count), source="prior", seed=seed)
+
+    @property
+    def count(self) -> int:
+        """How many images the trace will hold."""
+        return len(self.images) if self.images is not None else int(self.generate_n or 0)
+
+    def extra_fields(self) -> dict[str, np.ndarray]:
+        """``labels`` and ``source_index`` (those given) as int64 arrays, shape (n,)."""
+        return {name: np.asarray(value, dtype=np.int64)
+                for name, value in (("labels", self.labels), ("source_index", self.source_index))
+                if value is not None}
+
+
+def record_trace(model: DRAW, inputs: TraceInputs, batch_size: int = 100, checkpoint_sha256: str = "") -> Trace:
+    """Run the model over ``inputs`` and keep every step in memory.
 
     Parameters
     ----------
     model : DRAW
-    images : ndarray, shape (n, C, H, W), optional
-        Float images in [0, 1] as the model sees them (binary for a
-        Bernoulli model). Gives a ``"reconstruct"`` trace.
-    labels, source_index : ndarray, shape (n,), optional
-    generate_n : int, optional
-        Number of samples from the prior, instead of ``images``.
-    seed : int
-        Noise of batch b comes from ``make_generator(device, mix_seed(seed, b))``.
+    inputs : TraceInputs
+        The images (or number of prior samples), their origin and the noise seed.
     batch_size : int
         Images per forward pass.
-    checkpoint_sha256, source : str
+    checkpoint_sha256 : str
         Recorded in the trace.
 
     Returns
     -------
     Trace
     """
-    images = check_trace_images(model, images)
+    images = check_trace_images(model, inputs.images)
     parts: dict[str, list[np.ndarray]] = {}
-    for _, arrays in record_batches(model, images, generate_n, seed, batch_size):
+    for _, arrays in record_batches(model, images, inputs.generate_n, inputs.seed, batch_size):
         for name, value in arrays.items():
             parts.setdefault(name, []).append(value)
     fields = {name: np.concatenate(values) for name, values in parts.items()}
-    for name, value in (("labels", labels), ("source_index", source_index)):
-        if value is not None:
-            fields[name] = np.asarray(value, dtype=np.int64)
-    return Trace(**trace_header(model, images, seed, batch_size, checkpoint_sha256, source), **fields)
+    header = trace_header(model, images, inputs.seed, batch_size, checkpoint_sha256, inputs.source)
+    return Trace(**header, **fields, **inputs.extra_fields())

@@ -16,11 +16,21 @@ import numpy as np
 
 from .attention import PARAM_COLUMNS
 from .config import ModelConfig
-from .errors import DrawStudioError, TraceFormatError
-from .files import atomic_write
+from .errors import DrawStudioError, TraceFormatError, first_line
+from .files import atomic_write, require_file
 from .hdf5_sink import FailSafeFile
 from .model import DRAW
-from .trace import DATASETS, INTEGER_FIELDS, MODES, Progress, Trace, check_trace_images, record_batches, trace_header
+from .trace import (
+    DATASETS,
+    INTEGER_FIELDS,
+    MODES,
+    Progress,
+    Trace,
+    TraceInputs,
+    check_trace_images,
+    record_batches,
+    trace_header,
+)
 from .trace_checks import layout_problem
 
 FORMAT = "draw-studio/trace"
@@ -28,27 +38,24 @@ FORMAT_VERSION = 1
 COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 CHUNK_BYTES = 1 << 18  # aim for chunks of about 256 KiB
 
-def record_trace_file(path: str | Path, model: DRAW, images: np.ndarray | None = None,
-                      labels: np.ndarray | None = None, generate_n: int | None = None, seed: int = 0,
-                      batch_size: int = 100, checkpoint_sha256: str = "", source: str = "",
-                      source_index: np.ndarray | None = None, progress: Progress | None = None) -> None:
-    """Like :func:`record_trace`, but stream each batch straight into the file at ``path``.
+def record_trace_file(path: str | Path, model: DRAW, inputs: TraceInputs, batch_size: int = 100,
+                      checkpoint_sha256: str = "", progress: Progress | None = None) -> None:
+    """Like :func:`~draw_studio.trace.record_trace`, but stream each batch straight into the file at ``path``.
 
     Memory stays bounded by one batch. ``progress(done, total)`` is called
     after each batch; if anything fails (including ``progress`` raising) no
     file is left under ``path``.
     """
-    images = check_trace_images(model, images)
-    header = trace_header(model, images, seed, batch_size, checkpoint_sha256, source)
-    total = len(images) if images is not None else int(generate_n or 0)
-    extras = {name: np.asarray(value, dtype=np.int64)
-              for name, value in (("labels", labels), ("source_index", source_index)) if value is not None}
+    images = check_trace_images(model, inputs.images)
+    header = trace_header(model, images, inputs.seed, batch_size, checkpoint_sha256, inputs.source)
+    extras = inputs.extra_fields()
 
     def batches():
         if extras:
             yield 0, extras
-        yield from record_batches(model, images, generate_n, seed, batch_size)
+        yield from record_batches(model, images, inputs.generate_n, inputs.seed, batch_size)
 
+    total = inputs.count
     atomic_write(path, lambda temp: _write_file(temp, header, total, batches(), progress))
 
 
@@ -140,11 +147,9 @@ def open_trace_file(path: str | Path):
     """
     import h5py
 
-    path = Path(path)
-    if path.is_dir():
-        raise TraceFormatError(f"{path} is a folder, not a trace; pass a trace file written by draw-studio trace")
-    if not path.is_file():
-        raise TraceFormatError(f"trace file {path} does not exist; record one with draw-studio trace")
+    path = require_file(path, TraceFormatError,
+                        f"{path} is a folder, not a trace; pass a trace file written by draw-studio trace",
+                        f"trace file {path} does not exist; record one with draw-studio trace")
     try:
         hdf5 = h5py.is_hdf5(path)
     except OSError as exc:
@@ -154,7 +159,7 @@ def open_trace_file(path: str | Path):
     try:
         f = h5py.File(path, "r")
     except Exception as exc:  # noqa: BLE001 - a damaged file can fail inside HDF5 in many ways
-        raise TraceFormatError(f"{path} cannot be opened as HDF5 ({_first_line(exc)}); record the trace "
+        raise TraceFormatError(f"{path} cannot be opened as HDF5 ({first_line(exc, 120)}); record the trace "
                                "again") from None
     try:
         fmt = _text(f.attrs.get("format", ""))
@@ -162,7 +167,7 @@ def open_trace_file(path: str | Path):
         version = int(version) if version is not None else None
     except Exception as exc:  # noqa: BLE001
         f.close()
-        raise TraceFormatError(f"{path} is a damaged HDF5 file ({_first_line(exc)}); record the trace "
+        raise TraceFormatError(f"{path} is a damaged HDF5 file ({first_line(exc, 120)}); record the trace "
                                "again") from None
     if fmt != FORMAT:
         f.close()
@@ -175,11 +180,6 @@ def open_trace_file(path: str | Path):
     return f
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return ((text.splitlines() or [""])[0] or type(exc).__name__)[:120]
-
-
 @contextlib.contextmanager
 def _damaged_trace(path):
     """Turn any failure to read attributes or data of an open trace into one TraceFormatError line."""
@@ -188,7 +188,7 @@ def _damaged_trace(path):
     except (TraceFormatError, MemoryError):
         raise
     except Exception as exc:  # noqa: BLE001 - damaged attributes or data can fail in many ways
-        detail = str(exc) if isinstance(exc, DrawStudioError) else f"{type(exc).__name__}: {_first_line(exc)}"
+        detail = str(exc) if isinstance(exc, DrawStudioError) else f"{type(exc).__name__}: {first_line(exc, 120)}"
         raise TraceFormatError(f"{path} is a damaged trace ({detail}); record the trace again") from None
 
 

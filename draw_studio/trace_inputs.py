@@ -5,8 +5,8 @@ Shared by ``draw-studio trace`` and the window.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from .device import resolve_device
 from .errors import DrawStudioError
 from .files import file_sha256
 from .model import DRAW
-from .trace import Progress
+from .trace import Progress, TraceInputs
 from .trace_file import record_trace_file
 
 
@@ -51,17 +51,6 @@ def load_image_files(files: Sequence[str | Path], config: ModelConfig) -> np.nda
     return np.stack(pictures)
 
 
-@dataclass
-class TraceInputs:
-    """What a trace is recorded from: images (or a sample count) and where they came from."""
-
-    images: np.ndarray | None
-    labels: np.ndarray | None
-    source_index: np.ndarray | None
-    generate_n: int | None
-    source: str
-
-
 def select_inputs(model: DRAW, train_config: TrainConfig, generate: bool = False, n: int | None = None,
                   indices: Sequence[int] | None = None, image_files: Sequence[str | Path] | None = None,
                   dataset: str | None = None, split: str = "test", data_dir: str | Path | None = None,
@@ -80,13 +69,13 @@ def select_inputs(model: DRAW, train_config: TrainConfig, generate: bool = False
         count = 16 if n is None else int(n)
         if count < 1:
             raise DrawStudioError(f"-n must be at least 1, got {count}")
-        return TraceInputs(None, None, None, count, "prior")
+        return TraceInputs.prior(count)
     if indices and image_files:
         raise DrawStudioError("give either --indices (images of a split) or --images (picture files), not both")
     if image_files:
         grey = load_image_files(image_files, cfg)
         pixels, _, _ = model_inputs(ImageSet(grey, None, False, "files"), cfg.likelihood)
-        return TraceInputs(pixels, None, None, None, "files")
+        return TraceInputs(images=pixels, source="files")
     dataset = dataset or train_config.dataset
     images = load_split(dataset, split, data_dir, train_config.validation_size, download)
     if images.shape != (cfg.channels, cfg.height, cfg.width):
@@ -104,7 +93,7 @@ def select_inputs(model: DRAW, train_config: TrainConfig, generate: bool = False
             raise DrawStudioError(f"-n must be between 1 and {len(pixels)} ({dataset} {split}), got {count}")
         index = np.arange(count, dtype=np.int64)
     labels = images.labels[index] if images.labels is not None else None
-    return TraceInputs(pixels[index], labels, index, None, f"{dataset}/{split}")
+    return TraceInputs(images=pixels[index], labels=labels, source_index=index, source=f"{dataset}/{split}")
 
 
 def _prepare(checkpoint, device, **selection):
@@ -117,6 +106,6 @@ def save_trace_from_checkpoint(checkpoint: str | Path, out: str | Path, seed: in
                                device: str = "auto", progress: Progress | None = None, **selection) -> int:
     """Load a checkpoint and stream a trace into ``out``; returns the number of images traced."""
     model, inputs, sha = _prepare(checkpoint, device, **selection)
-    record_trace_file(out, model, inputs.images, inputs.labels, inputs.generate_n, seed, batch_size, sha,
-                      inputs.source, inputs.source_index, progress)
-    return len(inputs.images) if inputs.images is not None else int(inputs.generate_n)
+    inputs = dataclasses.replace(inputs, seed=seed)
+    record_trace_file(out, model, inputs, batch_size, sha, progress)
+    return inputs.count

@@ -4,6 +4,10 @@
 them; the GUI worker turns them into Qt signals. Pause and stop are flags
 (:class:`TrainingControl`) checked between steps.
 
+A ``Trainer`` is given a built model, optimiser and data; ``Trainer.from_options``
+(a new run) and ``Trainer.from_checkpoint`` (a run that goes on) build them
+(``draw_studio.train_setup``).
+
 Every random choice of step s (data order, dynamic binarisation, the noise
 eps_t) is drawn from generators seeded by (seed, epoch) or (seed, s), so a run
 resumed from a checkpoint takes exactly the same steps as an uninterrupted one.
@@ -18,38 +22,27 @@ the log is always a whole file (``draw_studio.training_log``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from .checkpoint import model_from_state, read_checkpoint
 from .config import ModelConfig, TrainConfig
-from .data import ImageSet, load_split, model_inputs
+from .data import ImageSet, model_inputs
 from .data.binarize import dynamic_binarization, fixed_binarization
-from .device import resolve_device
 from .divergence import RESTORE_AFTER_BAD_STEPS, DivergedError, DivergenceGuard
 from .errors import DrawStudioError, FileFormatError
 from .evaluate import evaluate
-from .files import file_sha256, same_file
 from .good_state import GoodStateKeeper
 from .handwritten_step import compile_wanted, fast_backward, release_buffers
 from .model import DRAW, LossTerms
 from .progress import Report, TrainingControl
-from .run_checks import (
-    check_resume_data,
-    continuable_log,
-    images_fingerprint,
-    refuse_to_replace,
-    same_model,
-    same_run_as,
-)
+from .run_checks import images_fingerprint
 from .seeding import make_generator, mix_seed
-from .training_log import TrainingLogWriter
+from .train_setup import RunStart, continued_run, new_run
+from .training_log import TrainingLogWriter, default_log_path  # noqa: F401 - default_log_path: the window's too
 
 LOG_FLUSH_S = 5.0  # the log on disk lags the run by at most this (more for a big log), and never a checkpoint
 
@@ -65,173 +58,151 @@ def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
     return config.lr
 
 
-def default_log_path(checkpoint: str | Path) -> Path:
-    """The training log written beside a checkpoint: ``X.ckpt`` -> ``X.log.h5``."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.stem + ".log.h5")
-
-
 class Trainer(GoodStateKeeper):
-    """Trains one DRAW model.
+    """Trains one DRAW model: a built model, its optimiser and its data.
+
+    :meth:`from_options` (a new run) and :meth:`from_checkpoint` (a run that goes on) build the parts.
 
     Parameters
     ----------
-    model_config, train_config : ModelConfig, TrainConfig
-        What to build and how to train it. With ``resume`` they come from
-        the checkpoint and only ``train_config.steps`` / ``epochs`` of the
-        arguments are used, plus the fields named in ``resume_changes``
-        (e.g. a lower learning rate for the rest of a run).
-    data_dir : str, optional
-        Searched first for the dataset.
+    model : DRAW
+        Trained in place, on the device it is on.
+    optimizer : torch.optim.Optimizer
+        Over ``model``'s parameters; its learning rate is set each step from ``config``.
+    config : TrainConfig
+        How to train (batch size, steps or epochs, schedule, seed...).
+    train_set, valid_set : ImageSet
+        Training images (all on the device, as uint8) and validation images.
     out : str or Path, optional
-        Checkpoint written every ``checkpoint_every`` steps and at the end.
-    resume : str or Path, optional
-        Checkpoint to continue from.
-    init_from : str or Path, optional
-        Checkpoint (e.g. a shipped, weights-only one) whose weights, step,
-        wall time and training configuration start this run with a fresh
-        Adam state; recorded in ``extra["lineage"]`` of every checkpoint.
-    device : str
-        ``auto``, ``cpu``, ``cuda``...
-    train_set, valid_set : ImageSet, optional
-        Data given directly (the dataset is then not loaded).
-    log : str, Path, bool or None
-        Training log (HDF5) to write; ``True`` (default) puts it beside
-        ``out`` (``X.ckpt`` -> ``X.log.h5``), ``None``/``False`` writes none.
-        A new run's log moves in with its first checkpoint (before, no file
-        is touched); a resumed run continues its own log (rows after the
-        resumed step dropped), never another run's.
+        Checkpoint written every ``config.checkpoint_every`` steps and at the end.
+    log : str or Path, optional
+        Training log (HDF5) to write; a new run's log moves in with its first checkpoint (before,
+        no file is touched); a run that goes on from a checkpoint continues its log as
+        ``start`` says (rows after the starting step dropped), never another run's.
+    start : RunStart, optional
+        Where the run starts (default: step 0 of a new run).
     fast : bool
-        Use ``draw_studio.handwritten_step.fast_backward`` (same numbers, faster) rather
-        than autograd through ``DRAW.forward``.
+        Use ``handwritten_step.fast_backward`` (same numbers, faster) rather than autograd.
     compile : bool, optional
-        Whether the fast path compiles its steps (``torch.compile``; the first
-        step then takes ~15-40 s, once per machine and batch size). None: see
-        ``draw_studio.handwritten_step.compile_wanted`` (``$DRAW_STUDIO_COMPILE``, else on a
-        CPU for big enough batches).
-    overwrite : bool
-        False: refuse (``DrawStudioError``) to start over an existing
-        checkpoint at ``out`` or log at its log path, unless this run resumes
-        ``out`` itself (the command line's default; ``--overwrite`` sets it).
-    allow_data_change : bool
-        Resume even if the data differs from what the checkpoint records
-        (name, number of training images, fingerprint of their pixels).
+        Whether the fast path compiles its steps (``torch.compile``; the first step then takes ~15-40 s,
+        once per machine and batch size). None: ``handwritten_step.compile_wanted`` decides.
 
     Raises
     ------
     DrawStudioError
-        Refused files or data, nothing left to train (``steps`` not above the
-        starting step), or a bad checkpoint.
+        A batch larger than the training set, or nothing left to train (``steps`` not above the
+        starting step).
     """
 
-    def __init__(self, model_config: ModelConfig | None, train_config: TrainConfig, data_dir: str | None = None,
-                 out: str | Path | None = None, resume: str | Path | None = None, device: str = "auto",
-                 train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
-                 download: bool = True, fast: bool = True, log: str | Path | None | bool = True,
-                 resume_changes: dict | None = None, compile: bool | None = None,
-                 init_from: str | Path | None = None, overwrite: bool = True,
-                 allow_data_change: bool = False) -> None:
-        if resume and init_from:
-            raise DrawStudioError("pass either --resume (continue a run exactly) or --init-from "
-                                  "(start from a checkpoint's weights with a fresh optimiser), not both")
-        self.device = resolve_device(device)
-        self.fast = fast
-        self.compile = compile
-        if log is True:
-            log = default_log_path(out) if out else None
-        self.log_path = Path(log) if log else None
-        self.out = Path(out) if out else None
-        self.resume = Path(resume) if resume else None
-        self.init_from = Path(init_from) if init_from else None
-        for other, flag in ((self.out, "--out"), (self.resume, "--resume"), (self.init_from, "--init-from")):
-            if same_file(self.log_path, other):
-                raise DrawStudioError(f"the training log {self.log_path} would be the checkpoint {flag} {other}; "
-                                      "pass another --log")
-        self.notices: list[str] = []
-        self.step = 0
-        self.wall_time_before = 0.0
-        source = resume or init_from
-        resumed = read_checkpoint(source) if source else None
-        self._source_state = resumed
-        self.in_place = resume is not None and (self.out is None or same_file(self.out, self.resume))
-        # a log continued by --init-from: the one already at the log path, if it is of the same model
-        self._init_log = continuable_log(self.log_path, resumed) if init_from else None
-        if not overwrite and not self.in_place:
-            refuse_to_replace(self.out, self.log_path, continuing=self._init_log)
-        extra = (resumed or {}).get("extra", {}) or {}
-        self.lineage: list = list(extra.get("lineage", []))
-        self.run_id = (extra.get("run_id") if resume else None) or uuid.uuid4().hex
-        if resumed is not None:
-            saved = TrainConfig.from_dict(resumed.get("train_config") or {})
-            train_config = dataclasses.replace(saved, steps=train_config.steps, epochs=train_config.epochs,
-                                               **(resume_changes or {}))
-            model_config = ModelConfig.from_dict(resumed["model_config"])
-        self.config = train_config
-        self.train_set = train_set or load_split(train_config.dataset, "train", data_dir,
-                                                 train_config.validation_size, download)
-        self.valid_set = valid_set or load_split(train_config.dataset, "valid", data_dir,
-                                                 train_config.validation_size, download)
-        self.fingerprint = images_fingerprint(self.train_set.images)
-        if resume:
-            notices, changed = check_resume_data(resumed, resume, train_config.dataset, self.train_set,
-                                                 self.fingerprint, allow_data_change)
-            self.notices += notices
-            if changed:
-                self.lineage.append({"data_changed_at_step": int(resumed["step"]),
-                                     "from": extra.get("train_fingerprint"), "to": self.fingerprint,
-                                     "train_images": int(len(self.train_set))})
-        model_config = (model_config or ModelConfig()).with_image_shape(*self.train_set.shape)
-        if resumed is not None:
-            self.model = model_from_state(resumed, source).to(self.device)
-            if model_config != self.model.config:
-                raise DrawStudioError(f"{source} was trained on images of shape {self.model.config.channels}x"
-                                      f"{self.model.config.height}x{self.model.config.width}, the data is "
-                                      f"{'x'.join(map(str, self.train_set.shape))}; resume on the same dataset")
-        else:
-            torch.manual_seed(train_config.seed)
-            self.model = DRAW(model_config).to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=train_config.lr,
-                                          betas=(train_config.beta1, train_config.beta2))
-        if init_from:
-            self.step = int(resumed["step"])
-            self.wall_time_before = float(extra.get("wall_time", 0.0))
-            self.lineage.append({"init_from": str(init_from), "sha256": file_sha256(init_from),
-                                 "step": self.step, "fresh_optimizer": True})
-        elif resumed is not None:
-            if resumed.get("optimizer") is None:
-                raise DrawStudioError(f"{resume} holds no optimiser state (a shipped model?); "
-                                      "continue from its weights with --init-from instead of --resume")
-            self.optimizer.load_state_dict(resumed["optimizer"])
-            self.step = int(resumed["step"])
-            self.wall_time_before = float(extra.get("wall_time", 0.0))
+    def __init__(self, model: DRAW, optimizer: torch.optim.Optimizer, config: TrainConfig, train_set: ImageSet,
+                 valid_set: ImageSet, *, out: str | Path | None = None, log: str | Path | None = None,
+                 start: RunStart | None = None, fast: bool = True, compile: bool | None = None) -> None:
+        start = start or RunStart()
+        self.model, self.optimizer, self.config = model, optimizer, config
+        self.device = next(model.parameters()).device
+        self.train_set, self.valid_set, self.fast, self.compile, self.start = train_set, valid_set, fast, compile, start
+        self.out, self.log_path = Path(out) if out else None, Path(log) if log else None
+        self.step, self.wall_time_before = start.step, start.wall_time
+        self.run_id, self.lineage, self.notices = start.run_id, list(start.lineage), list(start.notices)
+        self.fingerprint = start.fingerprint or images_fingerprint(train_set.images)
         # The whole training split lives on the device as uint8: (n, C, H, W)
-        pixels, self.binary = self.train_set.images, self.train_set.binary
-        if train_config.binarization == "fixed" and model_config.likelihood == "bernoulli" and not self.binary:
-            pixels, self.binary = fixed_binarization(pixels, mix_seed(train_config.seed, 2)), True
+        pixels, self.binary = train_set.images, train_set.binary
+        if config.binarization == "fixed" and model.config.likelihood == "bernoulli" and not self.binary:
+            pixels, self.binary = fixed_binarization(pixels, mix_seed(config.seed, 2)), True
         self.train_pixels = torch.as_tensor(pixels).to(self.device)
         valid_pixels, self.valid_binarization, _ = model_inputs(
-            self.valid_set.subset(slice(0, train_config.validation_limit)), model_config.likelihood)
+            valid_set.subset(slice(0, config.validation_limit)), model.config.likelihood)
         self.valid_pixels = torch.as_tensor(valid_pixels)
-        self.steps_per_epoch = max(len(self.train_set) // train_config.batch_size, 1)
-        if train_config.batch_size > len(self.train_set):
-            raise DrawStudioError(f"batch size {train_config.batch_size} is larger than the "
-                                  f"{len(self.train_set)} training images; use a smaller --batch-size")
-        self.total_steps = (math.ceil(train_config.epochs * self.steps_per_epoch)
-                            if train_config.epochs > 0 else train_config.steps)
+        self.steps_per_epoch = max(len(train_set) // config.batch_size, 1)
+        if config.batch_size > len(train_set):
+            raise DrawStudioError(f"batch size {config.batch_size} is larger than the "
+                                  f"{len(train_set)} training images; use a smaller --batch-size")
+        self.total_steps = (math.ceil(config.epochs * self.steps_per_epoch) if config.epochs > 0 else config.steps)
         if self.total_steps < 1:
             raise DrawStudioError(f"nothing to train: {self.total_steps} steps; pass --steps (or --epochs) above 0")
         if self.step >= self.total_steps:
-            raise DrawStudioError(f"{source} is already at step {self.step:,} and this run asks for "
+            raise DrawStudioError(f"{start.checkpoint} is already at step {self.step:,} and this run asks for "
                                   f"{self.total_steps:,} steps in all; pass a larger --steps (or --epochs) to "
                                   "continue it")
         self.guard = DivergenceGuard()
         self._good_state = self._snapshot()
         self._good_step = self.step
         # the checkpoint file known to hold a good state: (path, step)
-        self._on_disk = (self.out, self.step) if self.in_place and self.out is not None else None
+        self._on_disk = (self.out, self.step) if start.in_place and self.out is not None else None
         self._saved_step: int | None = None  # step of the last checkpoint this session wrote to ``out``
         self._log: TrainingLogWriter | None = None
         self.last_bound = float("nan")
+
+    @classmethod
+    def from_options(cls, model_config: ModelConfig | None, train_config: TrainConfig, *,
+                     data_dir: str | None = None, train_set: ImageSet | None = None,
+                     valid_set: ImageSet | None = None, download: bool = True, out: str | Path | None = None,
+                     log: str | Path | bool | None = True, device: str = "auto", overwrite: bool = True,
+                     fast: bool = True, compile: bool | None = None) -> Trainer:
+        """A new run: a model built from ``model_config`` (sized for the data, initialised from
+        ``train_config.seed``) and a fresh Adam.
+
+        Parameters
+        ----------
+        data_dir : str, optional
+            Searched first for ``train_config.dataset``.
+        train_set, valid_set : ImageSet, optional
+            Data given directly (the dataset is then not loaded).
+        download : bool
+            Allow downloading the dataset when it is nowhere else.
+        log : str, Path, bool or None
+            ``True`` (default): beside ``out`` (``X.ckpt`` -> ``X.log.h5``); ``None``/``False``: none.
+        device : str
+            ``auto``, ``cpu``, ``cuda``...
+        overwrite : bool
+            False: refuse (``DrawStudioError``) to start over an existing checkpoint at ``out`` or
+            log at its log path (the command line's default; ``--overwrite`` sets it).
+
+        The other parameters are the constructor's.
+        """
+        return cls(**vars(new_run(model_config, train_config, data_dir=data_dir, train_set=train_set,
+                                  valid_set=valid_set, download=download, out=out, log=log, device=device,
+                                  overwrite=overwrite)), fast=fast, compile=compile)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Path, steps: int, *, epochs: float = 0.0,
+                        changes: dict | None = None, fresh_optimizer: bool = False, data_dir: str | None = None,
+                        train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
+                        download: bool = True, out: str | Path | None = None, log: str | Path | bool | None = True,
+                        device: str = "auto", overwrite: bool = True, allow_data_change: bool = False,
+                        fast: bool = True, compile: bool | None = None) -> Trainer:
+        """A run that goes on from ``checkpoint``: its model, configuration, step and run.
+
+        Parameters
+        ----------
+        steps, epochs : int, float
+            Steps (or, above 0, epochs) in all, counting those already done.
+        changes : dict, optional
+            Fields of the checkpoint's training configuration to replace for the rest of the run
+            (e.g. a lower learning rate; see ``config.resume_changes``).
+        fresh_optimizer : bool
+            False (``--resume``): go on exactly, with the saved Adam state; the data is checked
+            against what the checkpoint records, and the run continues its own log.
+            True (``--init-from``, e.g. from a shipped, weights-only model): the weights, step, wall
+            time and training configuration with a fresh Adam state, recorded in
+            ``extra["lineage"]`` of every checkpoint.
+        overwrite : bool
+            False: refuse as :meth:`from_options` does, unless this run resumes ``out`` itself.
+        allow_data_change : bool
+            Resume even if the data differs from what the checkpoint records (name, number of
+            training images, fingerprint of their pixels).
+
+        The other parameters are :meth:`from_options`'.
+
+        Raises
+        ------
+        DrawStudioError
+            Refused files or data, or a bad checkpoint.
+        """
+        return cls(**vars(continued_run(checkpoint, steps, epochs, changes, fresh_optimizer=fresh_optimizer,
+                                        data_dir=data_dir, train_set=train_set, valid_set=valid_set,
+                                        download=download, out=out, log=log, device=device, overwrite=overwrite,
+                                        allow_data_change=allow_data_change)), fast=fast, compile=compile)
 
     # ------------------------------------------------------------------ batches
     def batch(self, step: int) -> torch.Tensor:
@@ -303,13 +274,14 @@ class Trainer(GoodStateKeeper):
     def run(self, control: TrainingControl | None = None) -> Iterator[Report]:
         """Train until ``total_steps`` or a stop request, yielding reports.
 
-        The final checkpoint is written at the end and on stop, and ``"done"``
-        comes only after it. A checkpoint is written only from a state whose
-        loss on the next batch is good; bad steps are skipped and repeated
-        ones restore the last good state (``draw_studio.divergence``); a run
-        that keeps diverging stops with :class:`DivergedError`, its last good
-        checkpoint untouched. A log that cannot be written (full disk,
-        file-size limit) stops the run with a ``DrawStudioError``.
+        The final checkpoint is written at the end and on stop (unless
+        ``control.skip_final_save()``), and ``"done"`` comes only after it.
+        A checkpoint is written only from a state whose loss on the next batch
+        is good; bad steps are skipped and repeated ones restore the last good
+        state (``draw_studio.divergence``); a run that keeps diverging stops
+        with :class:`DivergedError`, its last good checkpoint untouched. A log
+        that cannot be written (full disk, file-size limit) stops the run with
+        a ``DrawStudioError``.
         """
         self._log = None
         if self.log_path:
@@ -332,20 +304,12 @@ class Trainer(GoodStateKeeper):
             release_buffers()
 
     def _open_log(self) -> TrainingLogWriter:
-        """The log writer: continuing this run's log when resuming, held back until a new run's first checkpoint."""
-        state = self._source_state
-        if self.resume is not None:
-            source = self.log_path if self.in_place else default_log_path(self.resume)
-            same_run, pending, resume_step = same_run_as(state), not self.in_place, self.step
-        elif self._init_log is not None:
-            source, pending, resume_step = self._init_log, self.out is not None, self.step
-            same_run = lambda old: same_model(old.model_config, state.get("model_config"))  # noqa: E731
-            self.notices.append(f"the curves of {self._init_log} up to step {self.step} go on in this run's log")
-        else:
-            source, same_run, pending, resume_step = None, None, self.out is not None, None
-        log = TrainingLogWriter(self.log_path, self.model.config, self.config, resume_step=resume_step,
-                                run_id=self.run_id, source=source, same_run=same_run, pending=pending,
-                                flush_every_s=LOG_FLUSH_S)
+        """The log writer: continuing the log the run starts from, held back until a new run's first checkpoint."""
+        start = self.start
+        log = TrainingLogWriter(self.log_path, self.model.config, self.config,
+                                resume_step=self.step if start.log_source is not None else None, run_id=self.run_id,
+                                source=start.log_source, same_run=start.same_run,
+                                pending=self.out is not None and not start.in_place, flush_every_s=LOG_FLUSH_S)
         self.notices += log.notices
         return log
 
@@ -393,7 +357,7 @@ class Trainer(GoodStateKeeper):
             window_losses.append(torch.stack((loss, nll_x, kl)))
             window_steps.append(self.step)
             window_images += cfg.batch_size
-            checkpoint_due = (self.out is not None and cfg.checkpoint_every > 0
+            checkpoint_due = (self.out is not None and not control.final_save_skipped and cfg.checkpoint_every > 0
                               and self.step % cfg.checkpoint_every == 0)
             if (self.step % cfg.report_every == 0 or self.step == self.total_steps or checkpoint_due
                     or control.stop_requested):  # a stop never loses the steps since the last report
@@ -414,7 +378,7 @@ class Trainer(GoodStateKeeper):
             if checkpoint_due:
                 yield self._checkpoint(started)
                 window_start, window_images = time.perf_counter(), 0
-        if self.out is not None and self._saved_step != self.step:
+        if self.out is not None and not control.final_save_skipped and self._saved_step != self.step:
             if not self.state_is_good():
                 raise DivergedError(f"training ended at step {self.step} in a diverged state (its weights give a "
                                     f"non-finite or exploding loss), so no final checkpoint was written; "

@@ -9,8 +9,9 @@ opens (no SWMR, no "open for writing" mark, no lock to wait for); a killed run, 
 file-size limit leaves the last flushed file intact and never a half-written one.
 
 Logs written by earlier versions in HDF5's SWMR mode are still read, also while such a writer is
-running or after it was killed; ``python -m draw_studio.training_log repair X.log.h5`` rewrites such
-a file as a plain one (so does the next ``draw-studio train --resume``).
+running or after it was killed; ``python -m draw_studio.training_log repair X.log.h5``
+(``draw_studio.training_log_repair``) rewrites such a file as a plain one (so does the next
+``draw-studio train --resume``).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from . import SOFTWARE
-from .errors import DrawStudioError, FileFormatError, TrainingLogError
-from .files import atomic_write
+from .errors import DrawStudioError, FileFormatError, TrainingLogError, first_line
+from .files import atomic_write, free_name_beside
 from .hdf5_file import build_image, read_image
 from .progress import ReportKind
 
@@ -37,7 +38,9 @@ FORMAT = "draw-studio/training-log"
 FORMAT_VERSION = 1
 CHUNK_ROWS = 1024
 HISTORY = (("step", np.int64, -1), ("wall_time", np.float64, np.nan), ("loss", np.float32, np.nan),
-           ("nll_x", np.float32, np.nan), ("kl", np.float32, np.nan))  # (name, dtype, fill value)
+           ("nll_x", np.float32, np.nan), ("kl", np.float32, np.nan),
+           ("lr", np.float32, np.nan))  # (name, dtype, fill value)
+OPTIONAL = ("lr",)  # absent from older logs (read as NaN); a NaN there never marks an unwritten row
 EVAL = (("step", np.int64, -1), ("bound", np.float32, np.nan))
 GROUPS = {"history": HISTORY, "eval": EVAL}
 WRITE_BYTES_PER_S = 100_000  # with a flush interval, a big log is rewritten at most at about this rate
@@ -72,6 +75,8 @@ class TrainingLog:
     started, software : str
     run_id : str
         Identity of the run (also in its checkpoints); empty in logs of older versions.
+    lr : ndarray, shape (N,), float32
+        Learning rate when each row was reported; NaN where not recorded (logs of older versions).
     """
 
     step: np.ndarray
@@ -86,6 +91,11 @@ class TrainingLog:
     started: str
     software: str
     run_id: str = ""
+    lr: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.lr is None:
+            self.lr = np.full(len(self.step), np.nan, np.float32)
 
 
 class TrainingLogWriter:
@@ -158,7 +168,7 @@ class TrainingLogWriter:
             raise TrainingLogError(f"cannot continue the training log: {exc}") from None
         if same_run is not None and not same_run(old):
             if source == self.path and not self.pending:
-                aside = aside_name(self.path)
+                aside = free_name_beside(self.path, "other-run")
                 try:
                     os.replace(self.path, aside)
                 except OSError as exc:
@@ -170,7 +180,7 @@ class TrainingLogWriter:
                 self.notices.append(f"{source} is the log of another run: this run's log starts empty")
             return
         keep, keep_eval = old.step <= resume_step, old.eval_step <= resume_step
-        for index, column in enumerate((old.step, old.wall_time, old.loss, old.nll_x, old.kl)):
+        for index, column in enumerate((old.step, old.wall_time, old.loss, old.nll_x, old.kl, old.lr)):
             self._columns["history"][index] = [np.asarray(column[keep], HISTORY[index][1])]
         for index, column in enumerate((old.eval_step, old.eval_bound)):
             self._columns["eval"][index] = [np.asarray(column[keep_eval], EVAL[index][1])]
@@ -185,11 +195,17 @@ class TrainingLogWriter:
         if time.monotonic() - self._last_flush >= self._interval:
             self.flush()
 
-    def append_steps(self, rows) -> None:
-        """Append training rows: a list of (step, wall_time, loss, nll_x, kl)."""
+    def append_steps(self, rows, lr: float = float("nan")) -> None:
+        """Append training rows: a list of (step, wall_time, loss, nll_x, kl), each with learning rate ``lr``.
+
+        Rows of six values, (step, wall_time, loss, nll_x, kl, lr), carry their own learning rate.
+        """
         rows = list(rows)
         if rows:
-            self._append("history", [np.asarray(column) for column in zip(*rows)])
+            columns = [np.asarray(column) for column in zip(*rows)]
+            if len(columns) == len(HISTORY) - 1:
+                columns.append(np.full(len(rows), lr))
+            self._append("history", columns)
 
     def append_eval(self, step: int, bound: float) -> None:
         """Append one held-out bound (nats per image) measured at ``step``."""
@@ -198,7 +214,7 @@ class TrainingLogWriter:
     def handle(self, report) -> None:
         """Append what a :class:`draw_studio.train.Report` carries (step rows or a validation bound)."""
         if report.kind is ReportKind.STEP:
-            self.append_steps(report.step_losses)
+            self.append_steps(report.step_losses, lr=report.lr)
         elif report.kind is ReportKind.VALIDATION:
             self.append_eval(report.step, report.bound)
 
@@ -276,14 +292,10 @@ class TrainingLogWriter:
             pass  # the error already on its way says more
 
 
-def aside_name(path: Path) -> Path:
-    """A free name beside ``path`` for a file set aside: ``X.log.h5`` -> ``X.log.other-run-1.h5``."""
-    stem = path.name[:-3] if path.name.endswith(".h5") else path.name
-    for number in range(1, 10_000):
-        candidate = path.with_name(f"{stem}.other-run-{number}.h5")
-        if not candidate.exists():
-            return candidate
-    raise DrawStudioError(f"too many logs set aside beside {path}; remove some")
+def default_log_path(checkpoint: str | Path) -> Path:
+    """The training log written beside a checkpoint: ``X.ckpt`` -> ``X.log.h5``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(checkpoint.stem + ".log.h5")
 
 
 def read_training_log(path: str | Path) -> TrainingLog:
@@ -316,7 +328,7 @@ def _read(path: Path, image) -> TrainingLog:
     try:
         f = image.open()
     except (OSError, RuntimeError, ValueError) as exc:
-        raise TrainingLogError(f"{path} cannot be opened as a training log ({_first_line(exc)}); "
+        raise TrainingLogError(f"{path} cannot be opened as a training log ({first_line(exc)}); "
                                f"{TRUNCATED_FIX}") from None
     try:
         with f:
@@ -336,33 +348,36 @@ def _read(path: Path, image) -> TrainingLog:
             run_id = f.attrs.get("run_id", "")
             run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
     except (KeyError, ValueError, OSError, TypeError, RuntimeError) as exc:
-        raise TrainingLogError(f"{path} is a damaged training log ({_first_line(exc)}); "
+        raise TrainingLogError(f"{path} is a damaged training log ({first_line(exc)}); "
                                f"{TRUNCATED_FIX}") from None
     if not all(isinstance(config, dict) for config in configs):
         raise TrainingLogError(f"{path} is a damaged training log (its configurations are not JSON objects); "
                                f"{TRUNCATED_FIX}")
     _check_order(path, history[0], evals[0])
-    return TrainingLog(*history, eval_step=evals[0], eval_bound=evals[1], model_config=configs[0],
-                       train_config=configs[1], started=started, software=software, run_id=run_id)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:160]
+    return TrainingLog(*history[:5], eval_step=evals[0], eval_bound=evals[1], model_config=configs[0],
+                       train_config=configs[1], started=started, software=software, run_id=run_id, lr=history[5])
 
 
 def _whole_rows(f, group: str) -> list[np.ndarray]:
-    """The columns of ``group`` cut to the rows that every column already holds in full."""
+    """The columns of ``group`` cut to the rows that every column already holds in full.
+
+    An optional column (:data:`OPTIONAL`) the file lacks is read as its fill value.
+    """
     columns = []
     for name, _, _ in GROUPS[group]:
+        if name in OPTIONAL and f"{group}/{name}" not in f:
+            columns.append(None)
+            continue
         dset = f[f"{group}/{name}"]
         if dset.ndim != 1:
             raise ValueError(f"{group}/{name} is not one-dimensional")
         columns.append(dset[()])
-    count = min(len(column) for column in columns)
-    columns = [column[:count] for column in columns]
-    missing = columns[0] == -1
-    for column in columns[1:]:
+    count = min(len(column) for column in columns if column is not None)
+    columns = [np.full(count, fill, dtype) if column is None else column[:count]
+               for column, (_, dtype, fill) in zip(columns, GROUPS[group])]
+    checked = [column for column, (name, _, _) in zip(columns, GROUPS[group]) if name not in OPTIONAL]
+    missing = checked[0] == -1
+    for column in checked[1:]:
         missing |= np.isnan(column)
     if missing.any():
         count = int(np.argmax(missing))
@@ -381,39 +396,7 @@ def _check_order(path: Path, steps: np.ndarray, eval_steps: np.ndarray) -> None:
                                f"{TRUNCATED_FIX}")
 
 
-def repair_training_log(path: str | Path) -> int:
-    """Rewrite a log (e.g. one left by a killed SWMR writer of an older version) as a plain file.
+if __name__ == "__main__":  # ``python -m draw_studio.training_log repair LOG...``
+    from .training_log_repair import main
 
-    Only for a log that no run is writing. Returns the number of training rows kept.
-    """
-    log = read_training_log(path)
-    writer = TrainingLogWriter(path, log.model_config, log.train_config, run_id=log.run_id, pending=True)
-    writer.attrs["started"] = log.started
-    writer.append_steps(zip(log.step, log.wall_time, log.loss, log.nll_x, log.kl))
-    writer._append("eval", [log.eval_step, log.eval_bound])
-    writer.commit()
-    return len(log.step)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m draw_studio.training_log repair LOG...``: rewrite logs as plain HDF5 files."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m draw_studio.training_log", description=(
-        "Rewrite training logs as plain HDF5 files that any h5py reader opens (for logs left by a killed "
-        "run of an older DRAW Studio, which open only in SWMR mode). Only for logs no run is writing."))
-    parser.add_argument("action", choices=("repair",))
-    parser.add_argument("logs", nargs="+")
-    args = parser.parse_args(argv)
-    for path in args.logs:
-        try:
-            rows = repair_training_log(path)
-        except DrawStudioError as exc:
-            print(f"draw-studio training-log: error: {exc}", file=sys.stderr)
-            return 2
-        print(f"{path}: rewritten, {rows} rows", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

@@ -52,3 +52,31 @@ def test_bench_command_prints_the_table_and_json_with_every_key(monkeypatch, cap
             assert positive(result[key]), key
     assert result["compile_seconds"] == 0.0 and result["threads"] == 1 and result["device"] == "cpu"
     assert not any(key.startswith("gui_") for key in result)
+
+
+def test_the_bench_measures_how_long_a_big_training_log_blocks_the_window():
+    pytest.importorskip("PySide6")
+    from draw_studio.bench.event_loop import KEYS, log_event_loop
+
+    lines: list[str] = []
+    result = log_event_loop(lines.append, rows=20_000, timeout_s=300)
+    assert "log_event_loop_error" not in result, result
+    assert result["log_rows"] == 20_000
+    for key in KEYS:
+        assert isinstance(result[key], float) and 0 <= result[key] < 60_000, key
+    assert "20,000-row training log" in lines[-1] and "CSV export" in lines[-1]
+
+
+def test_the_bench_says_so_and_goes_on_when_qt_is_missing():
+    import subprocess
+    import sys
+
+    code = ("import sys, json\n"
+            "sys.modules['PySide6'] = None  # as if PySide6 were not installed\n"
+            "from draw_studio.bench.event_loop import log_event_loop\n"
+            "print(json.dumps(log_event_loop(lambda line: print(line, file=sys.stderr), rows=10)))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    reason = "PySide6 is not installed (pip install 'draw-studio[gui]')"
+    assert json.loads(done.stdout) == {"log_event_loop_error": reason}
+    assert "not measured (PySide6 is not installed" in done.stderr

@@ -1,5 +1,6 @@
-"""Exports of a trace: frames, windows where the parameters say, GIF, MP4 and atomic writes."""
+"""Exports of a trace: frames, windows where the parameters say (never hiding the image), options, GIF, MP4."""
 
+import dataclasses
 import importlib.util
 import sys
 
@@ -9,8 +10,10 @@ from PIL import Image
 
 from draw_studio.config import get_preset
 from draw_studio.errors import DrawStudioError
-from draw_studio.export import export_frames, export_gif, export_mp4, render_frame
+from draw_studio.export import export_frames, export_gif, export_mp4, parse_images, render_frame, select_images
 from draw_studio.trace import Trace
+from draw_studio.trace_file import write_trace
+from draw_studio.window_style import BAND_ALPHA, window_shape
 
 CONFIG = get_preset("tiny").model  # 28x28, T=4, read 2x2, write 3x3
 T = CONFIG.steps
@@ -49,10 +52,16 @@ def test_frames_count_size_and_names(tmp_path):
         np.testing.assert_allclose(got, expected, atol=1)
 
 
-def test_windows_drawn_where_the_params_say(tmp_path):
+def image_region(picture, image_index, scale, columns):
+    """The (28*scale, 28*scale, 3) part of a frame that shows image ``image_index``."""
+    top, left = (1 + (image_index // columns) * 29) * scale, (1 + (image_index % columns) * 29) * scale
+    return picture[top:top + 28 * scale, left:left + 28 * scale]
+
+
+def test_paper_border_style_drawn_where_the_params_say(tmp_path):
     trace = synthetic_trace()
     scale, columns = 4, 2
-    paths = export_frames(trace, tmp_path, scale=scale, windows=True, columns=columns)
+    paths = export_frames(trace, tmp_path, scale=scale, windows=True, columns=columns, style="border")
     first = np.asarray(Image.open(paths[0]))
     assert first.shape[2] == 3 and not ((first == [255, 0, 0]).all(-1)).any()  # frame 0: no windows
     for step in range(1, T + 1):
@@ -120,3 +129,109 @@ def test_interrupted_exports_leave_nothing(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["frames"]
     with pytest.raises(DrawStudioError, match="frames 0..4"):
         render_frame(trace, T + 1)
+
+
+def test_default_windows_outline_the_grid_and_leave_the_pixels_under_it_unchanged():
+    trace = synthetic_trace()
+    scale, columns, step = 4, 2, 2
+    plain = render_frame(trace, step, scale, windows=False, columns=columns).repeat(3, axis=2)
+    drawn = render_frame(trace, step, scale, windows=True, columns=columns)
+    for i in range(trace.n):
+        before, after = image_region(plain, i, scale, columns), image_region(drawn, i, scale, columns)
+        for params, n, colour in ((trace.read_params[i, step - 1], 2, (255, 0, 0)),
+                                  (trace.write_params[i, step - 1], 3, (0, 255, 0))):
+            shape = window_shape(params, n, 28, 28)
+            x0, x1, y0, y1 = (round(v * scale) for v in shape.grid)
+            np.testing.assert_array_equal(after[y0:y1, x0:x1], before[y0:y1, x0:x1])  # every pixel under the grid
+            assert tuple(after[(y0 + y1) // 2, x0 - 1]) == colour  # a thin outline just outside the left edge
+            assert tuple(after[y0 - 1, (x0 + x1) // 2]) == colour  # and the top edge
+            # the filter width: a translucent band sigma pixels wide outside the outline, the image seen through it
+            out = round((shape.x0 - shape.sigma / 2) * scale)  # half way out in the band
+            expected = before[(y0 + y1) // 2, out] * (1 - BAND_ALPHA) + np.array(colour) * BAND_ALPHA
+            np.testing.assert_allclose(after[(y0 + y1) // 2, out], expected, atol=1)
+            beyond = round((shape.x0 - shape.sigma) * scale) - 2  # past the band: untouched
+            np.testing.assert_array_equal(after[(y0 + y1) // 2, beyond], before[(y0 + y1) // 2, beyond])
+
+
+def _one_window(read):
+    """A one-image trace whose read window is ``read`` at every step and has no write window."""
+    trace = synthetic_trace(n=1)
+    return dataclasses.replace(trace, read_params=np.tile(np.asarray(read, np.float32), (1, T, 1)),
+                               write_params=None)
+
+
+def test_a_window_wider_than_the_image_is_clipped_and_marked_at_both_edges():
+    scale = 4
+    trace = _one_window([14.5, 14.5, 40.0, 1.0, 1.0])  # grid -5.5..34.5 (1-based): past all four edges
+    plain = image_region(render_frame(trace, 1, scale, windows=False, columns=1).repeat(3, axis=2), 0, scale, 1)
+    drawn = image_region(render_frame(trace, 1, scale, windows=True, columns=1), 0, scale, 1)
+    red = (drawn == [255, 0, 0]).all(-1)
+    assert red[:, 0].sum() > 28 * scale // 3 and red[:, -1].sum() > 28 * scale // 3  # dashed on the left, right
+    assert red[0].sum() > 28 * scale // 3 and red[-1].sum() > 28 * scale // 3  # and top, bottom edges
+    middle = slice(6 * scale, 22 * scale)
+    np.testing.assert_array_equal(drawn[middle, middle], plain[middle, middle])  # the image itself untouched
+    assert window_shape(trace.read_params[0, 0], 2, 28, 28).note("read") == (
+        "read window extends past the image (left, right, top, bottom)")
+
+
+def test_a_window_wholly_outside_leaves_an_arrow_on_the_edge_facing_it():
+    scale = 4
+    trace = _one_window([40.0, 14.0, 2.0, 1.0, 1.0])  # right of the image
+    drawn = image_region(render_frame(trace, 1, scale, windows=True, columns=1), 0, scale, 1)
+    red = (drawn == [255, 0, 0]).all(-1)
+    columns = np.flatnonzero(red.any(axis=0))
+    assert red.any() and columns.min() > 24 * scale  # only an arrow at the right edge
+    assert red[:, -1].any()  # its tip touches the edge
+    assert window_shape(trace.read_params[0, 0], 2, 28, 28).note("read") == (
+        "read window wholly outside the image (right)")
+
+
+def test_windows_off_draw_nothing_and_a_grey_trace_stays_grey():
+    trace = synthetic_trace()
+    assert render_frame(trace, 2, 2, windows=False).shape[2] == 1
+
+
+def test_export_options_choose_the_images_the_size_and_the_frames(tmp_path):
+    trace = synthetic_trace(n=5)
+    assert parse_images("3, 0-1,1") == [0, 1, 3]
+    for bad, says in (("2-1", "runs backwards"), ("x", "neither a whole number nor a range"), (",", "expected"),
+                      ("-1", "out of range")):
+        with pytest.raises(ValueError, match=says):
+            parse_images(bad)
+    chosen = select_images(trace, [4, 1])
+    np.testing.assert_array_equal(chosen.canvas, trace.canvas[[4, 1]])
+    assert chosen.read_params.shape == (2, T, 5)
+    with pytest.raises(DrawStudioError, match="image 7 does not exist"):
+        select_images(trace, [7])
+    paths = export_frames(chosen, tmp_path / "f", scale=2, windows=False)
+    assert len(paths) == T + 1
+    assert np.asarray(Image.open(paths[0])).shape == ((29 + 1) * 2, (2 * 29 + 1) * 2)  # 2 images side by side
+
+
+def test_export_command_options(tmp_path, capsys):
+    from draw_studio.cli import main
+
+    path = tmp_path / "t.h5"
+    write_trace(path, synthetic_trace(n=5))
+    assert main(["export", str(path), "--frames", str(tmp_path / "f"), "--images", "1-3", "--scale", "3",
+                 "--windows", "--window-style", "border"]) == 0
+    frames = sorted((tmp_path / "f").glob("*.png"))
+    assert len(frames) == T + 1
+    picture = np.asarray(Image.open(frames[1]))
+    assert picture.shape == ((2 * 29 + 1) * 3, (2 * 29 + 1) * 3, 3)  # 3 images: a 2 x 2 grid
+    assert main(["export", str(path), "--gif", str(tmp_path / "a.gif"), "--fps", "4", "--no-windows",
+                 "--images", "0"]) == 0
+    with Image.open(tmp_path / "a.gif") as gif:
+        assert gif.size == ((29 + 1) * 4, (29 + 1) * 4)  # one image at the default scale 4
+        assert gif.info["duration"] >= 250 and gif.mode != "RGB"  # 4 per second; grey: no windows drawn
+    for argv, says in ((["--images", "3-1"], "runs backwards"), (["--images", "9"], "between 0 and 4"),
+                       (["--scale", "0"], "at least 1"), (["--fps", "0"], "(0, 1000]"),
+                       (["--window-style", "thick"], "invalid choice")):
+        capsys.readouterr()
+        try:
+            code = main(["export", str(path), "--gif", str(tmp_path / "b.gif"), *argv])
+        except SystemExit as stop:
+            code = stop.code
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and says in err and len(err.splitlines()) == 1 and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "b.gif").exists()

@@ -56,10 +56,13 @@ def config(**changes) -> TrainConfig:
     return dataclasses.replace(base, **changes)
 
 
-def small_run(out: Path, steps: int = 4, train_set: ImageSet | None = None, **kwargs) -> Trainer:
-    """A finished tiny run on real MNIST images (the first 200 of the training split)."""
-    run = Trainer(TINY, config(steps=steps), out=out, device="cpu", valid_set=mnist_slice("valid", 64),
-                  train_set=train_set or mnist_slice("train", 200), **kwargs)
+def small_run(out: Path, steps: int = 4, train_set: ImageSet | None = None, resume: Path | None = None,
+              **kwargs) -> Trainer:
+    """A finished tiny run on real MNIST images (the first 200 of the training split), new or resumed."""
+    options = dict(out=out, device="cpu", valid_set=mnist_slice("valid", 64),
+                   train_set=train_set or mnist_slice("train", 200), **kwargs)
+    run = (Trainer.from_checkpoint(resume, steps, **options) if resume
+           else Trainer.from_options(TINY, config(steps=steps), **options))
     list(run.run())
     return run
 
@@ -76,8 +79,8 @@ def mnist_run(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        run = Trainer(TINY, config(steps=20), data_dir=str(MNIST), out=folder / "g.ckpt", device="cpu",
-                      download=False)
+        run = Trainer.from_options(TINY, config(steps=20), data_dir=str(MNIST), out=folder / "g.ckpt",
+                                   device="cpu", download=False)
         list(run.run())
     finally:
         torch.set_num_threads(threads)
@@ -125,8 +128,8 @@ def test_a_diverged_run_leaves_the_good_checkpoint_byte_identical_and_exits_2(mn
 
 
 def test_last_steps_diverged_no_finished_and_no_final_checkpoint(tmp_path):
-    run = Trainer(TINY, config(steps=2), out=tmp_path / "m.ckpt", device="cpu", train_set=mnist_slice("train", 200),
-                  valid_set=mnist_slice("valid", 64))
+    run = Trainer.from_options(TINY, config(steps=2), out=tmp_path / "m.ckpt", device="cpu",
+                               train_set=mnist_slice("train", 200), valid_set=mnist_slice("valid", 64))
     with torch.no_grad():
         run.model.latent.weight[0, 0] = float("inf")  # both steps bad (fewer than RESTORE_AFTER_BAD_STEPS)
     kinds = []
@@ -140,12 +143,12 @@ def test_last_steps_diverged_no_finished_and_no_final_checkpoint(tmp_path):
 def test_nothing_to_train_is_refused(tmp_path):
     for steps in (0, -5):
         with pytest.raises(DrawStudioError, match="nothing to train"):
-            Trainer(TINY, config(steps=steps), out=tmp_path / "m.ckpt", device="cpu",
-                    train_set=mnist_slice("train", 200), valid_set=mnist_slice("valid", 64))
+            Trainer.from_options(TINY, config(steps=steps), out=tmp_path / "m.ckpt", device="cpu",
+                                 train_set=mnist_slice("train", 200), valid_set=mnist_slice("valid", 64))
     small_run(tmp_path / "m.ckpt", steps=4)
     with pytest.raises(DrawStudioError, match="already at step 4"):
-        Trainer(TINY, config(steps=4), resume=tmp_path / "m.ckpt", out=tmp_path / "m.ckpt", device="cpu",
-                train_set=mnist_slice("train", 200), valid_set=mnist_slice("valid", 64))
+        Trainer.from_checkpoint(tmp_path / "m.ckpt", 4, out=tmp_path / "m.ckpt", device="cpu",
+                                train_set=mnist_slice("train", 200), valid_set=mnist_slice("valid", 64))
 
 
 def test_divergence_rules():
@@ -170,8 +173,8 @@ def test_a_new_run_refuses_to_replace_an_existing_run_and_overwrite_waits_for_it
     result = cli("train", *TINY_CLI, "--steps", "4", "--out", tmp_path / "b.ckpt")
     assert_clean_error(result, "b.log.h5 already exists", "--overwrite", "--no-log")
     # --overwrite: nothing is touched before the new run's first checkpoint (here it diverges first)
-    run = Trainer(TINY, config(steps=2), out=tmp_path / "a.ckpt", device="cpu", overwrite=True,
-                  train_set=mnist_slice("train", 200), valid_set=mnist_slice("valid", 64))
+    run = Trainer.from_options(TINY, config(steps=2), out=tmp_path / "a.ckpt", device="cpu", overwrite=True,
+                               train_set=mnist_slice("train", 200), valid_set=mnist_slice("valid", 64))
     with torch.no_grad():
         run.model.latent.weight[0, 0] = float("nan")
     with pytest.raises(DivergedError, match="no checkpoint was written by this run"):
@@ -206,8 +209,8 @@ def test_resume_on_other_data_is_refused_unless_allowed(tmp_path):
     fewer = train.subset(slice(0, 150))
     for other, reason in ((inverted, "other pixels"), (fewer, "200 training images, the data here has 150")):
         with pytest.raises(DataError, match=reason) as info:
-            Trainer(TINY, config(steps=8), resume=tmp_path / "m.ckpt", out=tmp_path / "m.ckpt", device="cpu",
-                    train_set=other, valid_set=mnist_slice("valid", 64))
+            Trainer.from_checkpoint(tmp_path / "m.ckpt", 8, out=tmp_path / "m.ckpt", device="cpu",
+                                    train_set=other, valid_set=mnist_slice("valid", 64))
         assert "--allow-data-change" in str(info.value) and "\n" not in str(info.value)
     run = small_run(tmp_path / "m.ckpt", steps=6, train_set=inverted, resume=tmp_path / "m.ckpt",
                     allow_data_change=True)
@@ -232,6 +235,14 @@ def test_resume_with_another_preset_is_refused(mnist_run, tmp_path, cli):
     result = cli("train", "--resume", good, "--out", good, "--preset", "mnist-paper", "--steps", "30",
                  "--data-dir", MNIST, "--no-download", "--threads", "1")
     assert_clean_error(result, "--preset mnist-paper differs", "tiny")
+
+
+def test_resume_and_init_from_together_are_refused(tmp_path, cli):
+    small_run(tmp_path / "m.ckpt", steps=4)
+    result = cli("train", *TINY_CLI, "--steps", "8", "--out", tmp_path / "n.ckpt", "--resume", tmp_path / "m.ckpt",
+                 "--init-from", tmp_path / "m.ckpt")
+    assert_clean_error(result, "either --resume", "--init-from", "not both")
+    assert not (tmp_path / "n.ckpt").exists()
 
 
 def test_an_explicit_data_dir_never_falls_back_to_the_data_folder(tmp_path, monkeypatch):
@@ -355,8 +366,7 @@ def test_kill_9_during_checkpoint_and_log_writes_leaves_files_that_load(tmp_path
     step = read_checkpoint(out)["step"]
     with h5py.File(tmp_path / "k.log.h5", "r") as f:  # a whole file, for plain h5py
         assert f["history/step"].shape[0] >= step  # the log reaches each checkpoint before it is written
-    resumed = Trainer(TINY, config(steps=step + 3), data_dir=str(MNIST), resume=out, out=out, device="cpu",
-                      download=False)
+    resumed = Trainer.from_checkpoint(out, step + 3, data_dir=str(MNIST), out=out, device="cpu", download=False)
     assert [r.kind for r in resumed.run()][-2:] == ["checkpoint", "done"]
     np.testing.assert_array_equal(read_training_log(tmp_path / "k.log.h5").step, np.arange(1, step + 4))
 

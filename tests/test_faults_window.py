@@ -29,7 +29,7 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from draw_studio.config import get_preset  # noqa: E402
 from draw_studio.model import DRAW  # noqa: E402
-from draw_studio.trace import record_trace  # noqa: E402
+from draw_studio.trace import TraceInputs, record_trace  # noqa: E402
 from draw_studio.trace_file import write_trace  # noqa: E402
 
 # bad file -> what its message says
@@ -50,11 +50,11 @@ def files(tmp_path_factory):
     torch.manual_seed(2)
     model = DRAW(get_preset("tiny").model)
     good = folder / "good.h5"
-    write_trace(good, record_trace(model, generate_n=6, seed=0))
+    write_trace(good, record_trace(model, TraceInputs.prior(6)))
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.mul_(1e6)  # finite weights, non-finite forward passes
-    diverged = record_trace(model, generate_n=4, seed=0)
+    diverged = record_trace(model, TraceInputs.prior(4))
     assert not np.isfinite(diverged.write_params).all()
     write_trace(folder / "diverged.h5", diverged)
     (folder / "text.h5").write_text("hello\n")

@@ -34,7 +34,7 @@ from draw_studio.errors import CheckpointError, DrawStudioError
 from draw_studio.export import export_frames, export_gif, export_mp4
 from draw_studio.images import save_grid
 from draw_studio.model import DRAW
-from draw_studio.trace import record_trace
+from draw_studio.trace import TraceInputs, record_trace
 from draw_studio.trace_file import write_trace
 
 TINY = get_preset("tiny").model
@@ -58,7 +58,7 @@ def tiny_checkpoint(tmp_path_factory, tiny_model):
 
 @pytest.fixture(scope="module")
 def tiny_trace(tiny_model):
-    return record_trace(tiny_model, generate_n=9, seed=1)
+    return record_trace(tiny_model, TraceInputs.prior(9, seed=1))
 
 
 # ---------------------------------------------------------------------- the faults

@@ -125,6 +125,17 @@ def test_closing_while_training_stops_the_worker_and_saves(make_window, tmp_path
     assert load_model(tmp_path / "run" / "tiny.ckpt")[1]["step"] == window.controller.trainer.step
 
 
+def test_closing_and_discarding_writes_no_final_checkpoint(make_window, tmp_path, qtbot):
+    window = make_window()
+    set_up_tiny(window, tmp_path, steps=1_000_000)
+    window.close_prompt = lambda: "discard"
+    button(window, "startButton").click()
+    qtbot.waitUntil(lambda: window.training.history.train.size >= 3, timeout=30_000)
+    window.close()
+    assert not window.controller.active and window.controller.trainer.step >= 3
+    assert not (tmp_path / "run" / "tiny.ckpt").exists()  # the run never reached a periodic checkpoint
+
+
 def test_zoom_is_kept_while_points_arrive(window):
     curves = window.training.curves
     history = window.training.history
@@ -202,8 +213,8 @@ def test_an_opened_training_checkpoint_continues_exactly_and_its_curves_go_on(wi
                          report_every=1, validation_limit=60)
 
     def run(steps, **kwargs):
-        trainer = Trainer(get_preset("tiny").model, dataclasses.replace(config, steps=steps), device="cpu",
-                          train_set=train_set, valid_set=valid_set, **kwargs)
+        trainer = Trainer.from_options(get_preset("tiny").model, dataclasses.replace(config, steps=steps),
+                                       device="cpu", train_set=train_set, valid_set=valid_set, **kwargs)
         return [row[2] for report in trainer.run() if report.kind == "step" for row in report.step_losses]
 
     whole = run(10)

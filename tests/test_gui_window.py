@@ -20,7 +20,7 @@ from draw_studio.checkpoint import save_checkpoint  # noqa: E402
 from draw_studio.config import TrainConfig, get_preset  # noqa: E402
 from draw_studio.data import model_inputs  # noqa: E402
 from draw_studio.model import DRAW  # noqa: E402
-from draw_studio.trace import record_trace  # noqa: E402
+from draw_studio.trace import TraceInputs, record_trace  # noqa: E402
 from draw_studio.trace_file import read_trace, write_trace  # noqa: E402
 from draw_studio.training_log import TrainingLogWriter  # noqa: E402
 
@@ -41,7 +41,7 @@ def tiny_model():
 def tiny_trace(tiny_model):
     images = mnist_slice("test", 6)
     pixels, _, _ = model_inputs(images, "bernoulli")
-    return record_trace(tiny_model, pixels, images.labels, seed=1, source="mnist/test")
+    return record_trace(tiny_model, TraceInputs(images=pixels, labels=images.labels, seed=1, source="mnist/test"))
 
 
 @pytest.fixture
@@ -228,7 +228,7 @@ def test_colour_and_attention_free_traces_draw(window, changes):
     config = dataclasses.replace(get_preset("tiny").model, height=12, width=10, **changes)
     model = DRAW(config)
     pixels = np.random.default_rng(0).random((3, config.channels, 12, 10)).astype(np.float32)
-    for trace in (record_trace(model, pixels), record_trace(model, generate_n=2)):
+    for trace in (record_trace(model, TraceInputs(images=pixels)), record_trace(model, TraceInputs.prior(2))):
         window.state.set_trace(trace, image_index=1, step=2)
         window.gallery.show_trace(trace)
         window.redraw_now()

@@ -69,6 +69,16 @@ def test_without_learned_initial_state_those_parameters_get_no_gradient():
     assert model.state_init.grad is None and model.canvas_init.grad is None
 
 
+def test_frozen_parameters_get_no_gradient_and_the_others_the_same():
+    model = small_model()
+    for param in (model.encoder.weight_ih, model.decoder.bias_hh, model.read_head.linear.weight):
+        param.requires_grad_(False)  # part of a fused weight: its other blocks still learn
+    assert_fast_matches(model, images(model), compile=False)
+    fast_backward(model, images(model), torch.Generator().manual_seed(2), compile=False)
+    assert model.encoder.weight_ih.grad is None and model.read_head.linear.weight.grad is None
+    assert model.encoder.weight_hh.grad is not None and model.decoder.bias_ih.grad is not None
+
+
 def test_reused_buffers_give_the_same_numbers_and_gradients_accumulate():
     model = small_model()
     x, other = images(model, batch=8), images(model, batch=5, seed=3)

@@ -139,3 +139,37 @@ def test_logistic_model_runs_on_colour_images():
     assert torch.isfinite(terms.bound).all()
     assert terms.bound.shape == (4,)
     assert math.isfinite(terms.bound.mean().item())
+
+
+def test_initial_state_and_layer_weights_name_what_the_first_step_uses():
+    """One step by hand from ``initial_state`` and ``layer_weights`` (the hand-written step's view of DRAW)."""
+    torch.manual_seed(0)
+    config = tiny(read_attention=False, write_attention=False, height=12, width=10, enc_size=24, dec_size=20, z_size=6)
+    model = DRAW(config)
+    with torch.no_grad():  # a learned initial state that is not zero
+        model.state_init.normal_()
+        model.canvas_init.normal_()
+    x = binary_batch(3)[..., :12, :10]
+    _, record = model(x, generator=torch.Generator().manual_seed(1), record=True)
+    init, w = model.initial_state(), model.layer_weights()
+    assert (init.h_enc.shape, init.h_dec.shape, init.canvas.shape) == ((24,), (20,), (1, 12, 10))
+    assert w.read_head is w.write_head is w.read_head_bias is w.write_head_bias is None
+
+    def lstm(gates, cell):
+        i, f, g, o = gates.chunk(4, dim=1)
+        cell = f.sigmoid() * cell + i.sigmoid() * g.tanh()
+        return o.sigmoid() * cell.tanh(), cell
+
+    with torch.no_grad():
+        read = torch.cat((x, x - init.canvas.sigmoid()), 1).flatten(1)  # (3, 2 * 120)
+        h_enc, _ = lstm(read @ w.encoder_read.T + init.h_dec @ w.encoder_h_dec.T + init.h_enc @ w.encoder_h_enc.T
+                        + w.encoder_bias, init.c_enc)
+        mu, log_sigma = (h_enc @ w.latent.T + w.latent_bias).chunk(2, dim=1)
+        z = record["z"][:, 0]
+        h_dec, _ = lstm(z @ w.decoder_z.T + init.h_dec @ w.decoder_h_dec.T + w.decoder_bias, init.c_dec)
+        canvas = init.canvas + (h_dec @ w.write.T + w.write_bias).view(3, 1, 12, 10)
+    torch.testing.assert_close(mu, record["mu"][:, 0])
+    torch.testing.assert_close(log_sigma.exp(), record["sigma"][:, 0])
+    torch.testing.assert_close(canvas, record["canvas"][:, 1])
+    with_heads = DRAW(tiny()).layer_weights()
+    assert with_heads.read_head.shape == with_heads.write_head.shape == (5, tiny().dec_size)

@@ -12,7 +12,7 @@ from tiny_data import mnist_slice
 from draw_studio.config import get_preset
 from draw_studio.errors import DrawStudioError, TraceFormatError
 from draw_studio.model import DRAW
-from draw_studio.trace import record_trace
+from draw_studio.trace import TraceInputs, record_trace
 from draw_studio.trace_file import read_trace, record_trace_file, write_trace
 
 LABELS = {"sample", "step", "channel", "y", "x", "param", "latent"}
@@ -57,7 +57,7 @@ def test_glimpses_and_increments_recomputed_from_the_file_alone(tmp_path):
     model = tiny_model(height=28, width=28)
     x = binary_images(5)
     path = tmp_path / "trace.h5"
-    write_trace(path, record_trace(model, x, batch_size=2, seed=3))
+    write_trace(path, record_trace(model, TraceInputs(images=x, seed=3), batch_size=2))
     with h5py.File(path, "r") as f:
         cfg = json.loads(f.attrs["model_config"])
         height, width, channels = cfg["height"], cfg["width"], cfg["channels"]
@@ -84,9 +84,10 @@ def test_glimpses_and_increments_recomputed_from_the_file_alone(tmp_path):
 def test_round_trip_and_streaming_write_match(tmp_path):
     model = tiny_model()
     x = binary_images(7)
-    trace = record_trace(model, x, labels=np.arange(7) % 3, batch_size=3, seed=5, checkpoint_sha256="ab" * 32)
+    trace = record_trace(model, TraceInputs(images=x, labels=np.arange(7) % 3, seed=5), batch_size=3,
+                         checkpoint_sha256="ab" * 32)
     write_trace(tmp_path / "a.h5", trace)
-    record_trace_file(tmp_path / "b.h5", model, x, labels=np.arange(7) % 3, batch_size=3, seed=5,
+    record_trace_file(tmp_path / "b.h5", model, TraceInputs(images=x, labels=np.arange(7) % 3, seed=5), batch_size=3,
                       checkpoint_sha256="ab" * 32)
     for name in ("a.h5", "b.h5"):
         back = read_trace(tmp_path / name)
@@ -98,7 +99,7 @@ def test_round_trip_and_streaming_write_match(tmp_path):
     part = read_trace(tmp_path / "a.h5", samples=[4, 1])
     np.testing.assert_array_equal(part.canvas, trace.canvas[[1, 4]])
     # the same seed and batch size give the same noise; the model's own bound agrees with the trace
-    again = record_trace(model, x, batch_size=3, seed=5)
+    again = record_trace(model, TraceInputs(images=x, seed=5), batch_size=3)
     np.testing.assert_array_equal(again.z, trace.z)
     np.testing.assert_allclose(trace.kl.shape, (7, model.config.steps))
     np.testing.assert_allclose(trace.increment(1), trace.canvas[:, 1] - trace.canvas[:, 0])
@@ -115,9 +116,10 @@ def test_spec_attributes_labels_and_shapes(tmp_path, mode, attention):
     cfg = model.config
     n, t, c, h, w, z = 4, cfg.steps, cfg.channels, cfg.height, cfg.width, cfg.z_size
     if mode == "reconstruct":
-        trace = record_trace(model, binary_images(n), labels=np.arange(n), seed=9, checkpoint_sha256="0" * 64)
+        trace = record_trace(model, TraceInputs(images=binary_images(n), labels=np.arange(n), seed=9),
+                             checkpoint_sha256="0" * 64)
     else:
-        trace = record_trace(model, generate_n=n, seed=9, checkpoint_sha256="0" * 64)
+        trace = record_trace(model, TraceInputs(generate_n=n, seed=9), checkpoint_sha256="0" * 64)
     path = tmp_path / "t.h5"
     write_trace(path, trace)
     expected = {"canvas": (n, t + 1, c, h, w), "latent/z": (n, t, z)}
@@ -165,7 +167,7 @@ def test_non_traces_are_refused(tmp_path):
     with pytest.raises(TraceFormatError, match="not a DRAW Studio trace"):
         read_trace(other)
     newer = tmp_path / "newer.h5"
-    write_trace(newer, record_trace(tiny_model(), generate_n=2))
+    write_trace(newer, record_trace(tiny_model(), TraceInputs.prior(2)))
     with h5py.File(newer, "a") as f:
         f.attrs["format_version"] = 2
     with pytest.raises(TraceFormatError, match="version 2"):
@@ -184,15 +186,15 @@ def test_interrupted_writes_leave_no_file(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        record_trace_file(path, model, x, batch_size=2, progress=stop)
+        record_trace_file(path, model, TraceInputs(images=x), batch_size=2, progress=stop)
     assert list(tmp_path.iterdir()) == []
-    trace = record_trace(model, x)
+    trace = record_trace(model, TraceInputs(images=x))
     trace.canvas = trace.canvas[:3]  # inconsistent sizes make the write fail half-way
     with pytest.raises((ValueError, TypeError, DrawStudioError)):
         write_trace(path, trace)
     assert list(tmp_path.iterdir()) == []
-    write_trace(path, record_trace(model, x))  # an existing trace survives a failed overwrite
+    write_trace(path, record_trace(model, TraceInputs(images=x)))  # an existing trace survives a failed overwrite
     before = path.read_bytes()
     with pytest.raises(KeyboardInterrupt):
-        record_trace_file(path, model, x, batch_size=2, progress=stop)
+        record_trace_file(path, model, TraceInputs(images=x), batch_size=2, progress=stop)
     assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["trace.h5"]

@@ -16,6 +16,7 @@ from draw_studio.errors import CheckpointError, DrawStudioError
 from draw_studio.files import file_sha256
 from draw_studio.model import DRAW
 from draw_studio.train import Trainer, TrainingControl, learning_rate
+from draw_studio.training_log import read_training_log
 
 TINY = get_preset("tiny").model
 
@@ -27,8 +28,15 @@ def config(**changes) -> TrainConfig:
 
 
 def trainer(train_config, **kwargs) -> Trainer:
-    return Trainer(TINY, train_config, train_set=mnist_slice("train", 200), valid_set=mnist_slice("valid", 64),
-                   device="cpu", **kwargs)
+    """A new tiny run on real MNIST images."""
+    return Trainer.from_options(TINY, train_config, train_set=mnist_slice("train", 200),
+                                valid_set=mnist_slice("valid", 64), device="cpu", **kwargs)
+
+
+def going_on(checkpoint, steps: int, **kwargs) -> Trainer:
+    """A run that goes on from ``checkpoint`` on the same images as :func:`trainer`."""
+    return Trainer.from_checkpoint(checkpoint, steps, train_set=mnist_slice("train", 200),
+                                   valid_set=mnist_slice("valid", 64), device="cpu", **kwargs)
 
 
 def step_losses(reports):
@@ -39,7 +47,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
     whole = step_losses(trainer(config(steps=8)).run())
     first = trainer(config(steps=4), out=tmp_path / "half.ckpt")
     first_losses = step_losses(first.run())
-    second_losses = step_losses(trainer(config(steps=8), resume=tmp_path / "half.ckpt").run())
+    second_losses = step_losses(going_on(tmp_path / "half.ckpt", 8).run())
     assert len(whole) == 8
     assert first_losses + second_losses == whole  # bit for bit
 
@@ -125,6 +133,35 @@ def test_stop_and_pause_flags_are_checked_between_steps(tmp_path):
     assert read_checkpoint(tmp_path / "m.ckpt")["step"] == 4
 
 
+def test_a_stop_with_skip_final_save_writes_no_final_checkpoint(tmp_path):
+    def stopped_at_step_3(out, skip: bool) -> Trainer:
+        control = TrainingControl()
+        run = trainer(config(steps=1000, checkpoint_every=2), out=out)
+        for report in run.run(control):
+            if report.kind == "step" and report.step == 3:
+                if skip:
+                    control.skip_final_save()  # what the window's "discard" does, from its own thread
+                control.stop()
+        assert run.step == 3
+        return run
+
+    stopped_at_step_3(tmp_path / "saved.ckpt", skip=False)
+    assert read_checkpoint(tmp_path / "saved.ckpt")["step"] == 3
+    stopped_at_step_3(tmp_path / "unsaved.ckpt", skip=True)
+    assert read_checkpoint(tmp_path / "unsaved.ckpt")["step"] == 2  # the periodic checkpoint stays
+
+
+def test_a_trainer_takes_built_parts_and_from_options_only_builds_them():
+    train, valid = mnist_slice("train", 200), mnist_slice("valid", 64)
+    torch.manual_seed(3)  # the seed of config(): what from_options initialises the model with
+    model, settings = DRAW(TINY), config(steps=4)
+    optimizer = torch.optim.Adam(model.parameters(), betas=(settings.beta1, settings.beta2))  # lr: set each step
+    by_hand = Trainer(model, optimizer, settings, train, valid)
+    assert by_hand.device == torch.device("cpu") and by_hand.step == 0 and by_hand.out is None
+    built = Trainer.from_options(TINY, config(steps=4), train_set=train, valid_set=valid, device="cpu")
+    assert step_losses(by_hand.run()) == step_losses(built.run())
+
+
 def test_validation_and_periodic_checkpoints(tmp_path):
     run = trainer(config(steps=4, validate_every=2, checkpoint_every=2), out=tmp_path / "m.ckpt")
     reports = list(run.run())
@@ -181,8 +218,8 @@ def test_init_from_a_weights_only_checkpoint_continues_its_weights_and_steps_wit
     model, _ = load_model(tmp_path / "full.ckpt")
     save_checkpoint(weights_only, model, TrainConfig.from_dict(full["train_config"]), step=full["step"])
     with pytest.raises(DrawStudioError, match="--init-from"):
-        trainer(config(steps=8), resume=weights_only)
-    continued = trainer(config(steps=8), init_from=weights_only, out=tmp_path / "next.ckpt")
+        going_on(weights_only, 8)
+    continued = going_on(weights_only, 8, fresh_optimizer=True, out=tmp_path / "next.ckpt")
     assert continued.step == 4
     for name, value in model.state_dict().items():
         assert torch.equal(continued.model.state_dict()[name], value)
@@ -192,8 +229,13 @@ def test_init_from_a_weights_only_checkpoint_continues_its_weights_and_steps_wit
     lineage = read_checkpoint(tmp_path / "next.ckpt")["extra"]["lineage"]
     assert lineage == [{"init_from": str(weights_only), "sha256": file_sha256(weights_only), "step": 4,
                         "fresh_optimizer": True}]
+    # a log of the same model at its log path goes on: its curves up to the starting step are kept
+    again = going_on(weights_only, 6, fresh_optimizer=True, out=tmp_path / "again.ckpt", log=tmp_path / "full.log.h5")
+    assert any("go on in this run's log" in notice for notice in again.notices)
+    list(again.run())
+    np.testing.assert_array_equal(read_training_log(tmp_path / "full.log.h5").step, np.arange(1, 7))
     # resuming the continued run keeps its lineage
-    resumed = trainer(config(steps=10), resume=tmp_path / "next.ckpt", out=tmp_path / "next.ckpt")
+    resumed = going_on(tmp_path / "next.ckpt", 10, out=tmp_path / "next.ckpt")
     list(resumed.run())
     assert read_checkpoint(tmp_path / "next.ckpt")["extra"]["lineage"] == lineage
 
@@ -206,7 +248,7 @@ def test_every_step_draws_its_own_noise(fast):
     same = ImageSet(np.repeat(digit, 64, axis=0), None, True, "one digit")
 
     def loss_of_step(step: int) -> float:
-        run = Trainer(TINY, config(steps=8), train_set=same, valid_set=same, device="cpu", fast=fast)
+        run = Trainer.from_options(TINY, config(steps=8), train_set=same, valid_set=same, device="cpu", fast=fast)
         return float(run.train_step(step)[0])
 
     losses = [loss_of_step(step) for step in range(4)]

@@ -76,6 +76,25 @@ def test_resume_drops_rows_after_the_checkpoint(tmp_path):
     assert len(read_training_log(path).step) == 0
 
 
+def test_repair_rewrites_a_log_with_every_row_and_setting(tmp_path):
+    from draw_studio.training_log_repair import repair_training_log
+
+    path = tmp_path / "log.h5"
+    with TrainingLogWriter(path, MODEL, TrainConfig(steps=50), run_id="abc") as log:
+        log.append_steps(rows(1, 6), lr=1e-3)
+        log.append_steps(rows(7, 6), lr=5e-4)
+        log.append_eval(5, 321.5)
+        log.append_eval(10, 300.25)
+    before = read_training_log(path)
+    assert repair_training_log(path) == 12
+    after = read_training_log(path)
+    for name in ("step", "wall_time", "loss", "nll_x", "kl", "lr", "eval_step", "eval_bound"):
+        np.testing.assert_array_equal(getattr(after, name), getattr(before, name))
+        assert getattr(after, name).dtype == getattr(before, name).dtype
+    assert (after.model_config, after.train_config, after.started, after.run_id) == (
+        before.model_config, before.train_config, before.started, "abc")
+
+
 def test_non_logs_are_refused(tmp_path):
     text = tmp_path / "log.h5"
     text.write_bytes(b"\x00" * 64)

@@ -15,11 +15,14 @@ from ..evaluate import evaluate
 from ..handwritten_step import compile_wanted, fast_backward
 from ..model import DRAW
 from ..seeding import make_generator
-from ..trace import record_trace
+from ..trace import TraceInputs, record_trace
+from .event_loop import log_event_loop
+from .explore import explore_speed
 from .measure import alternating_rates, count_flops, matmul_gflops, median_rate, median_seconds, peak_memory_mb
 
 Log = Callable[[str], None]
 PRESET = "mnist-paper"
+LOG_ROWS, LOG_ROWS_QUICK = 1_000_000, 200_000  # rows of the training log the window opens
 
 
 def training_step(model: DRAW, optimizer: torch.optim.Optimizer, x: torch.Tensor, fast: bool,
@@ -78,7 +81,8 @@ def run_benchmark(device_name: str = "auto", quick: bool = False, gui: bool = Tr
     quick : bool
         Fewer timed windows (for a smoke test); the numbers are noisier.
     gui : bool
-        Also measure the window's event-loop latency while it trains (needs PySide6).
+        Also measure the window's event-loop latency while it trains, and how long opening,
+        smoothing and exporting a big training log block it (needs PySide6).
     compile : bool, optional
         Passed to ``fast_backward`` (None: its default, see ``draw_studio.handwritten_step.compile_wanted``).
     batches : (int, int)
@@ -128,14 +132,17 @@ def run_benchmark(device_name: str = "auto", quick: bool = False, gui: bool = Tr
     count = 100 if quick else 500
     images = np.random.default_rng(0).random((count, cfg.channels, cfg.height, cfg.width), dtype=np.float32).round()
     traced = min(200, count)
-    out["trace_images_per_s"] = median_rate(lambda: record_trace(model, images=images[:traced], batch_size=traced),
-                                            traced, windows=max(windows - 2, 2), calls_per_window=1)
+    inputs = TraceInputs(images=images[:traced])
+    out["trace_images_per_s"] = median_rate(lambda: record_trace(model, inputs, batch_size=traced), traced,
+                                            windows=max(windows - 2, 2), calls_per_window=1)
     log(f"  trace recording: {out['trace_images_per_s']:.0f} images/s")
     out["eval_images_per_s"] = median_rate(lambda: evaluate(model, images, batch_size=count), count,
                                            windows=max(windows - 2, 2), calls_per_window=1)
     log(f"  eval: {out['eval_images_per_s']:.0f} images/s")
+    out.update(explore_speed(log, device, preset, quick))
     if gui:
         out.update(gui_latency(log, seconds=6 if quick else 12, data_dir=data_dir))
+        out.update(log_event_loop(log, rows=LOG_ROWS_QUICK if quick else LOG_ROWS))
     out["peak_memory_mb"] = peak_memory_mb()
     return out
 

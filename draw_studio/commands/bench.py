@@ -12,12 +12,17 @@ def add_parser(subparsers) -> None:
     p = command_parser(subparsers, "bench", help="measure training, generation, trace and GUI speed", description=(
         "Training images/s at the mnist-paper preset (fast path and the plain autograd path, batch 64 and 256, "
         "timed in turns), matrix-multiply utilisation, the fast path's compile time, generation latency, trace "
-        "and eval throughput, the window's event-loop latency while it trains, peak memory. Takes 1-2 minutes "
+        "and eval throughput, the explore tools (regenerating after a latent edit, a fork of 16, the commitment "
+        "curve, a drawing to its reconstruction), the window's event-loop latency while it trains and its "
+        "longest event-loop block "
+        "while it opens a 1,000,000-row training log, changes the smoothing and exports the CSV, peak memory. "
+        "Takes 2-3 minutes "
         "(the first run compiles the fast path, ~15 s per batch size; later runs reuse PyTorch's cache)."))
     p.add_argument("--json", action="store_true",
                    help="print one JSON object on stdout (the table then goes to stderr)")
     p.add_argument("--quick", action="store_true", help="fewer timed windows (noisier)")
-    p.add_argument("--no-gui", action="store_true", help="skip the window latency measurement")
+    p.add_argument("--no-gui", action="store_true",
+                   help="skip the window measurements (latency while training, big training log)")
     p.add_argument("--data-dir", default=None, help="MNIST for the window's latency run (default: the usual search)")
     p.add_argument("--threads", type=threads, default=0,
                    help="CPU threads for PyTorch (default: PyTorch's choice; 1 to compare with a busy machine)")

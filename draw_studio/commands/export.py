@@ -2,30 +2,47 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..errors import DrawStudioError
-from ..export import PADDING, export_frames, export_gif, export_mp4, frame_layout
+from ..export import PADDING, export_frames, export_gif, export_mp4, frame_layout, parse_images
 from ..memory import check_fits
 from ..trace_checks import nonfinite_fields
 from ..trace_file import open_trace_file, read_trace
-from .arguments import index_list, integer, positive_int, real
+from ..window_style import DEFAULT_STYLE, STYLES
+from .arguments import integer, positive_int, real
 from .common import command_parser, refuse_overwriting_inputs, status
+
+
+def image_choice(text: str) -> list[int]:
+    """The argument type of ``--images``: :func:`draw_studio.export.parse_images`."""
+    try:
+        return parse_images(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parser(subparsers) -> None:
     p = command_parser(subparsers, "export", help="PNG frames, GIF or MP4 of a trace", description=(
         "Pictures of a trace file: frame s shows sigmoid(c_s) of every image; with --windows frame s also "
-        "shows where step s-1 read (red) and wrote (green)."))
+        "shows where step s-1 read (red) and wrote (green): by default an outline of the filter grid's extent "
+        "with the filter width as a translucent band outside it; a window past the image's edge is clipped and "
+        "marked by an arrow."))
     p.add_argument("trace", help="trace file written by draw-studio trace")
     p.add_argument("--frames", metavar="DIR", help="write frame_000.png ... into this folder")
     p.add_argument("--gif", metavar="FILE", help="write an animated GIF")
     p.add_argument("--mp4", metavar="FILE", help="write an MP4 video (needs pip install imageio-ffmpeg)")
-    p.add_argument("--windows", action="store_true", help="draw the read (red) and write (green) windows")
+    p.add_argument("--windows", action=argparse.BooleanOptionalAction, default=False,
+                   help="draw the read (red) and write (green) attention windows (default: --no-windows)")
+    p.add_argument("--window-style", choices=STYLES, default=DEFAULT_STYLE,
+                   help="outline: the grid's extent outlined, the filter width a translucent band outside it "
+                        "(the image stays visible); border: the paper's border as wide as the filter")
     p.add_argument("--scale", type=integer(1, 1024), default=4, help="integer nearest-neighbour upscaling")
     p.add_argument("--columns", type=positive_int, default=None,
                    help="images per row (default: a near-square grid)")
-    p.add_argument("--samples", type=index_list, default=None, help="only these images of the trace, e.g. 0,1,5")
+    p.add_argument("--images", "--samples", dest="samples", type=image_choice, default=None,
+                   help="only these images of the trace: indices and ranges, e.g. 0-9,12 (default: all)")
     p.add_argument("--fps", type=real(0.0, 1000.0, low_open=True), default=8.0,
                    help="frames per second of the GIF / MP4 (above 0, at most 1000)")
     p.add_argument("--loop", type=integer(0, 65535, "the GIF format's limit"), default=0,
@@ -54,7 +71,7 @@ def run(args) -> int:
     if nonfinite_fields(trace):
         status(f"note: this trace holds non-finite values ({', '.join(nonfinite_fields(trace))}): the model had "
                "diverged; they are drawn black and no attention window is drawn for those steps")
-    options = {"scale": args.scale, "windows": args.windows, "columns": args.columns}
+    options = {"scale": args.scale, "windows": args.windows, "columns": args.columns, "style": args.window_style}
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 16 == 0:

@@ -22,6 +22,10 @@ def add_parser(subparsers) -> None:
 def run(args) -> int:
     refuse_overwriting_inputs({"--screenshot": args.screenshot, "--settings": args.settings}, {"file": args.file})
     refuse_overwriting_inputs({"--screenshot": args.screenshot}, {"--settings": args.settings})
+    if args.file is not None:
+        from ..file_kinds import file_kind
+
+        file_kind(args.file)  # a file that is none of the three is one line, before any window (or Qt) starts
     from ..gui.app import offscreen_if_headless, require_qt, run_window
 
     require_qt()

@@ -92,7 +92,11 @@ def add_parser(subparsers) -> None:
 
 
 def check_request(args) -> None:
-    """What the parser cannot check alone: no input is overwritten, and a fresh run's batch fits in memory."""
+    """What the parser cannot check alone: one starting checkpoint at most, no input is overwritten, and a
+    fresh run's batch fits in memory."""
+    if args.resume and args.init_from:
+        raise DrawStudioError("pass either --resume (continue a run exactly) or --init-from "
+                              "(start from a checkpoint's weights with a fresh optimiser), not both")
     refuse_overwriting_inputs({"--log": args.log}, {"--out": args.out, "--resume": args.resume,
                                                     "--init-from": args.init_from})
     refuse_overwriting_inputs({"--out": args.out}, {"--init-from": args.init_from})
@@ -119,13 +123,16 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.dataset and (args.resume or args.init_from):
         changes["dataset"] = args.dataset  # checked against the checkpoint's (see --allow-data-change)
-    trainer = Trainer(preset.model, config, data_dir=args.data_dir, out=args.out, resume=args.resume,
-                      device=args.device, download=not args.no_download, fast=not args.plain,
-                      compile={"auto": None, "on": True, "off": False}[args.compile],
-                      log=False if args.no_log else (args.log or True),
-                      resume_changes=changes, init_from=args.init_from, overwrite=args.overwrite,
-                      allow_data_change=args.allow_data_change)
+    options = dict(data_dir=args.data_dir, out=args.out, device=args.device, download=not args.no_download,
+                   fast=not args.plain, compile={"auto": None, "on": True, "off": False}[args.compile],
+                   log=False if args.no_log else (args.log or True), overwrite=args.overwrite)
     source = args.resume or args.init_from
+    if source:
+        trainer = Trainer.from_checkpoint(source, config.steps, epochs=config.epochs, changes=changes,
+                                          fresh_optimizer=not args.resume, allow_data_change=args.allow_data_change,
+                                          **options)
+    else:
+        trainer = Trainer.from_options(preset.model, config, **options)
     if source and getattr(args, "preset_given", False) and args.preset != trainer.config.preset:
         raise DrawStudioError(f"--preset {args.preset} differs from the preset {trainer.config.preset} of {source}: "
                               f"a run {'resumed' if args.resume else 'started from a checkpoint'} keeps the "

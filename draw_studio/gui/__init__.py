@@ -1,8 +1,10 @@
 """The DRAW Studio desktop window (PySide6 + pyqtgraph).
 
-Only this package imports Qt. One panel per module; ``main_window`` wires
-them to the shared :class:`~draw_studio.gui.state.StudioState`. Training runs
-in :mod:`~draw_studio.gui.worker` on a ``QThread``.
+Only this package imports Qt. One panel per module, each drawing from the open
+:class:`~draw_studio.gui.document.Document` (what is open: a checkpoint, a training
+run, a trace file or a training log); ``main_window`` wires them, and
+``file_opening`` opens files into the document. Training runs in
+:mod:`~draw_studio.gui.worker` on a ``QThread``.
 """
 
 from __future__ import annotations

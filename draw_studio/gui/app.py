@@ -21,6 +21,36 @@ def require_qt() -> None:
                               "run: pip install 'draw-studio[gui]'") from None
 
 
+def check_openable(path: str | Path) -> str:
+    """The kind of ``path`` (``checkpoint``, ``trace`` or ``log``), decided before any window is built.
+
+    Raises
+    ------
+    DrawStudioError
+        ``path`` is missing, a folder, empty, or no DRAW Studio file (one line).
+    """
+    from ..file_kinds import file_kind
+
+    if not Path(path).exists():
+        raise DrawStudioError(f"{path} does not exist; pass a checkpoint, a trace or a training log")
+    return file_kind(path)
+
+
+# what Qt's offscreen platform says about every window it shows: noise on a screenshot's stderr
+OFFSCREEN_NOISE = ("This plugin does not support propagateSizeHints()",)
+
+
+def quiet_offscreen_warnings() -> None:
+    """Drop the offscreen platform's harmless warnings; every other Qt message still reaches stderr."""
+    from PySide6.QtCore import qInstallMessageHandler
+
+    def handler(mode, context, message: str) -> None:
+        if message not in OFFSCREEN_NOISE:
+            sys.stderr.write(message + "\n")
+
+    qInstallMessageHandler(handler)
+
+
 def ensure_application():
     """The QApplication (created once), set up for pixel-true images."""
     from PySide6.QtWidgets import QApplication
@@ -49,8 +79,8 @@ def run_window(path: str | None = None, screenshot: str | None = None, device: s
         In screenshot mode: ``path`` could not be opened or drawn, or the PNG
         could not be written (then no screenshot is written).
     """
-    if path is not None and not Path(path).exists():
-        raise DrawStudioError(f"{path} does not exist; pass a checkpoint, a trace or a training log")
+    if path is not None:
+        check_openable(path)
     if screenshot is not None and Path(screenshot).is_dir():
         raise DrawStudioError(f"cannot write the screenshot {screenshot}: it is a folder; give a .png file name")
     if screenshot is not None and not Path(screenshot).resolve().parent.is_dir():
@@ -62,6 +92,8 @@ def run_window(path: str | None = None, screenshot: str | None = None, device: s
 
     torch.set_num_threads(training_threads())
     app = ensure_application()
+    if screenshot is not None:
+        quiet_offscreen_warnings()
     from PySide6.QtCore import QSettings
 
     from .main_window import MainWindow

@@ -1,25 +1,36 @@
-"""Live curves of the bound and its terms, training and validation.
+"""Live curves of the bound and its terms, training and validation, and the learning rate.
 
-Every point is kept (:class:`~draw_studio.gui.history.TrainingHistory`);
-pyqtgraph only thins them for drawing (``peak`` downsampling, clipped to the
-view). The smoothed curve (EMA) is drawn over the faint raw one. The view
-follows new points until the user zooms or pans; "Fit" follows again.
+Every point is kept (:class:`~draw_studio.gui.history.TrainingHistory`). Smoothing (EMA) and
+min/max thinning (:mod:`~draw_studio.gui.curve_data`) run off the window thread when there are
+many points to (re)compute, and pyqtgraph gets a few thousand points per curve whatever the
+length, so a million-row log never stalls the window. The smoothed curve is drawn over the faint
+raw one; the learning rate, when recorded, against the right axis. The view follows new points
+until the user zooms or pans; "Fit", or a new source (a new run, another log), follows again.
+Hovering says the step and the values there (:attr:`CurvesPlot.hover_text`). Reading a log and
+writing the CSV also run off the window thread (:mod:`~draw_studio.gui.curve_files`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from .history import TrainingHistory, exponential_moving_average
+from ..formatting import duration
+from .curve_data import PLAIN, SMOOTHED, CurveRequest, CurveSet, compute_curves, rows_to_compute, visible_rows
+from .curve_files import CurveFiles
+from .curve_tasks import BackgroundLane
+from .history import TRAIN_COLUMNS, VALID_COLUMNS, TrainingHistory
 
 # curve name -> (history column, legend label, colour)
 TRAIN_CURVES = {"bound": ("bound", "bound L (train)", "#4da6ff"),
                 "nll_x": ("nll_x", "L_x (train)", "#ffb000"),
                 "kl": ("kl", "L_z (train)", "#5ad17a")}
 VALID_COLOUR = "#ff5ad0"
+LR_COLOUR = "#b0b0b0"
+INLINE_ROWS = 50_000  # up to this many rows to (re)compute, the window thread does it at once (a few ms)
+POINTS_PER_PIXEL = 2  # thinning keeps about this many buckets per pixel of plot width
 
 
 def _faint(colour: str) -> pg.QtGui.QColor:
@@ -29,39 +40,62 @@ def _faint(colour: str) -> pg.QtGui.QColor:
 
 
 class CurvesPlot(QWidget):
-    """Plot of a :class:`TrainingHistory` with smoothing, log-y, x-axis choice and CSV export.
+    """Plot of a :class:`TrainingHistory` with smoothing, log-y, x-axis choice, hover read-out and CSV export.
 
     Call :meth:`refresh` (from the window's redraw timer) to draw new points.
+
+    Signals
+    -------
+    export_requested() : the user asked for a CSV export (the panel asks for a file name)
+    hover_text(str) : the step and values under the mouse ("" when it leaves the plot)
+    log_loaded(object) : a training log read by :meth:`open_log` is shown (the ``TrainingLog``)
+    log_failed(str) : a log could not be read (one line)
+    csv_progress(int, int) : rows written so far, rows in all
+    csv_written(str) : a CSV export finished ("wrote N points to PATH")
+    csv_failed(str) : a CSV export failed (one line)
     """
 
     export_requested = Signal()
+    hover_text = Signal(str)
+    log_loaded = Signal(object)
+    log_failed = Signal(str)
+    csv_progress = Signal(int, int)
+    csv_written = Signal(str)
+    csv_failed = Signal(str)
 
     def __init__(self, history: TrainingHistory, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.history = history
-        self._drawn_revision = -1
-        self._smoothed: dict[str, np.ndarray] = {}
-        self._smoothing_key: tuple = ()
+        self.shown: CurveSet | None = None  # what is drawn
+        self._requested: tuple = ()  # (generation, revision, weight, x column) last asked for
+        self._computing: tuple | None = None  # (generation, weight, x column) being computed in the background
+        self._drawn: tuple = ()  # (curve set, first row, last row, points) given to pyqtgraph (compared by identity)
+        self._generation = history.generation
+        self._lane = BackgroundLane("curves", self)
+        self.files = CurveFiles(self)
+        self._hover: tuple = ()  # (curve set, row) under the mouse
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal, objectName="smoothingSlider")
         self.smoothing.setRange(0, 99)
         self.smoothing.setValue(60)
-        self.smoothing.setToolTip("exponential moving average weight (0 = raw)")
+        self.smoothing.setToolTip("smoothing: exponential moving average weight (0 = raw)")
         self.smoothing_label = QLabel()
         self.log_y = QCheckBox("log y", objectName="logYCheck")
         self.x_axis = QComboBox(objectName="xAxisCombo")
         self.x_axis.addItems(["x: step", "x: wall time"])
+        self.x_axis.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.fit_button = QPushButton("Fit", objectName="fitButton")
         self.fit_button.setToolTip("follow the newest points again (undo zoom)")
         self.export_button = QPushButton("CSV…", objectName="exportCsvButton")
         self.export_button.setToolTip("export every point of every curve as CSV")
 
         self.smoothing.setMinimumWidth(40)
-        for small in (self.fit_button, self.export_button, self.x_axis):
-            small.setMinimumWidth(44)
+        for small in (self.fit_button, self.export_button):
+            small.setMinimumWidth(small.fontMetrics().horizontalAdvance(small.text()) + 16)
+        self.x_axis.setMinimumWidth(self.x_axis.sizeHint().width())  # never clipped ("x: wall time")
         controls = QHBoxLayout()
         controls.setContentsMargins(0, 0, 0, 0)
-        controls.addWidget(QLabel("EMA"))
+        controls.setSpacing(4)
         controls.addWidget(self.smoothing, 1)
         controls.addWidget(self.smoothing_label)
         controls.addWidget(self.log_y)
@@ -69,41 +103,66 @@ class CurvesPlot(QWidget):
         controls.addWidget(self.fit_button)
         controls.addWidget(self.export_button)
 
+        # the legend is a line above the plot: it never sits on the data
+        self.legend = QLabel(objectName="curvesLegend")
+        self.legend.setWordWrap(True)
+        self.legend.setStyleSheet("font-size: 8pt;")
+
         self.plot = pg.PlotWidget()
         self.plot.setObjectName("curvesPlot")
         self.plot.setMinimumHeight(140)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setLabel("left", "nats / image")
         self.plot.setLabel("bottom", "step")
-        legend = self.plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
-        legend.setBrush(pg.mkBrush(30, 30, 30, 180))
         self.raw_items: dict[str, pg.PlotDataItem] = {}
         self.smooth_items: dict[str, pg.PlotDataItem] = {}
-        for name, (_, label, colour) in TRAIN_CURVES.items():
-            raw = self.plot.plot(pen=pg.mkPen(_faint(colour), width=1))
-            smooth = self.plot.plot(pen=pg.mkPen(colour, width=2), name=label)
-            for item in (raw, smooth):
-                item.setDownsampling(auto=True, method="peak")
-                item.setClipToView(True)
-            self.raw_items[name], self.smooth_items[name] = raw, smooth
+        for name, (_, _, colour) in TRAIN_CURVES.items():
+            self.raw_items[name] = self.plot.plot(pen=pg.mkPen(_faint(colour), width=1))
+            self.smooth_items[name] = self.plot.plot(pen=pg.mkPen(colour, width=2))
         self.empty_note = pg.TextItem("no curves yet: press Start, or open a training log", color="#9a9a9a",
                                       anchor=(0.5, 0.5))
         self.empty_note.setPos(0.5, 0.2)
         self.plot.addItem(self.empty_note, ignoreBounds=True)
         self.valid_item = self.plot.plot(pen=pg.mkPen(VALID_COLOUR, width=2), symbol="o", symbolSize=6,
-                                         symbolBrush=VALID_COLOUR, symbolPen=None, name="bound L (validation)")
+                                         symbolBrush=VALID_COLOUR, symbolPen=None)
+        self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#808080", width=1, style=Qt.PenStyle.DotLine))
+        self.cursor.setVisible(False)
+        self.plot.addItem(self.cursor, ignoreBounds=True)
+        self._build_lr_axis()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
         layout.addLayout(controls)
+        layout.addWidget(self.legend)
         layout.addWidget(self.plot, 1)
 
-        self.smoothing.valueChanged.connect(self._on_options)
+        self._redraw_soon = QTimer(self, singleShot=True, interval=0)
+        self._redraw_soon.timeout.connect(self._draw)
+        self.smoothing.valueChanged.connect(self._on_smoothing)
         self.log_y.toggled.connect(self._on_log)
-        self.x_axis.currentIndexChanged.connect(self._on_options)
+        self.x_axis.currentIndexChanged.connect(self._on_x_axis)
         self.fit_button.clicked.connect(self.fit)
         self.export_button.clicked.connect(self.export_requested)
+        self.plot.getViewBox().sigXRangeChanged.connect(lambda *_: self._redraw_soon.start())
+        self.plot.getViewBox().sigResized.connect(lambda *_: self._redraw_soon.start())
+        self.plot.scene().sigMouseMoved.connect(self._on_mouse)
         self._update_smoothing_label()
+        self._update_legend(lr=False)
+
+    def _build_lr_axis(self) -> None:
+        """A second view box, x-linked, behind the main one: the learning rate against the right axis."""
+        item = self.plot.getPlotItem()
+        self.lr_view = pg.ViewBox(enableMouse=False)
+        self.lr_view.setZValue(-10)  # behind the main view box, which keeps the mouse
+        item.scene().addItem(self.lr_view)
+        item.getAxis("right").linkToView(self.lr_view)
+        item.getAxis("right").setLabel("learning rate")
+        self.lr_view.setXLink(item)
+        self.lr_item = pg.PlotDataItem(pen=pg.mkPen(LR_COLOUR, width=1, style=Qt.PenStyle.DashLine))
+        self.lr_view.addItem(self.lr_item)
+        item.getViewBox().sigResized.connect(lambda *_: self.lr_view.setGeometry(item.getViewBox().sceneBoundingRect()))
+        item.hideAxis("right")
 
     # ------------------------------------------------------------------ options
     @property
@@ -115,12 +174,22 @@ class CurvesPlot(QWidget):
         return "step" if self.x_axis.currentIndex() == 0 else "wall_time"
 
     def _update_smoothing_label(self) -> None:
-        self.smoothing_label.setText(f"{self.smoothing_weight:.2f}")
+        self.smoothing_label.setText(f"EMA {self.smoothing_weight:.2f}")
 
-    def _on_options(self) -> None:
+    def _update_legend(self, lr: bool) -> None:
+        entries = [(colour, "━", label) for _, label, colour in TRAIN_CURVES.values()]
+        entries.append((VALID_COLOUR, "●", "bound L (validation)"))
+        if lr:
+            entries.append((LR_COLOUR, "┅", "learning rate (right axis)"))
+        self.legend.setText("&nbsp; ".join(f"<span style='color:{colour}'>{mark}</span>&nbsp;{label}"
+                                           for colour, mark, label in entries))
+
+    def _on_smoothing(self) -> None:
         self._update_smoothing_label()
+        self.refresh()  # the zoom stays
+
+    def _on_x_axis(self) -> None:
         self.plot.setLabel("bottom", "step" if self.x_column == "step" else "wall time (s)")
-        self._drawn_revision = -1
         self.refresh()
         self.fit()
 
@@ -131,6 +200,7 @@ class CurvesPlot(QWidget):
     def fit(self) -> None:
         """Show every point and follow new ones again."""
         self.plot.enableAutoRange()
+        self.lr_view.enableAutoRange()
 
     @property
     def user_zoomed(self) -> bool:
@@ -138,33 +208,125 @@ class CurvesPlot(QWidget):
         state = self.plot.getViewBox().state["autoRange"]
         return not (state[0] and state[1])
 
-    # ------------------------------------------------------------------ drawing
-    def _smoothed_curve(self, name: str, values: np.ndarray) -> np.ndarray:
-        weight = self.smoothing_weight
-        previous = self._smoothed.get(name)
-        start = len(previous) if previous is not None and len(previous) <= len(values) else 0
-        curve = exponential_moving_average(values, weight, start, previous)
-        self._smoothed[name] = curve
-        return curve
+    @property
+    def busy(self) -> bool:
+        """Curves are being computed, a log read or a CSV written off the window thread."""
+        return self._lane.busy or self.files.busy
 
+    # ------------------------------------------------------------------ computing
     def refresh(self) -> None:
-        """Redraw if the history changed since the last draw (pyqtgraph keeps the user's zoom)."""
-        if self.history.revision == self._drawn_revision:
+        """Draw the history's new points (at once when few rows need computing, else when the background is done)."""
+        history = self.history
+        key = (history.generation, history.revision, self.smoothing_weight, self.x_column)
+        if key == self._requested:
             return
-        self._drawn_revision = self.history.revision
-        key = (self.smoothing_weight, self.history.generation)
-        if key != self._smoothing_key:
-            self._smoothed.clear()
-            self._smoothing_key = key
-        train, valid = self.history.train, self.history.valid
-        x = train.column(self.x_column)
-        for name, (column, _, _) in TRAIN_CURVES.items():
-            values = train.column(column)
-            smooth = self._smoothed_curve(name, values)
-            self.raw_items[name].setData(x, values)
-            self.smooth_items[name].setData(x, smooth)
-        self.valid_item.setData(valid.column(self.x_column), valid.column("bound"))
-        self.empty_note.setVisible(train.size == 0 and valid.size == 0)
+        if history.generation != self._generation:  # a new run or another log: show it all, follow it
+            self._generation = history.generation
+            self.fit()
+        options = (history.generation, self.smoothing_weight, self.x_column)
+        if self._lane.busy and self._computing == options:
+            return  # new points of what is being computed: added when it is done (see _show)
+        self._requested = key
+        request = CurveRequest(history.generation, history.revision, self.smoothing_weight, self.x_column,
+                               {name: history.train.column(name) for name in TRAIN_COLUMNS},
+                               {name: history.valid.column(name) for name in VALID_COLUMNS})
+        previous = self.shown if self.shown is not None and self.shown.reusable_for(request) else None
+        # at once when little is to compute, unless a background computation may be extending `previous`
+        if rows_to_compute(previous, request) <= INLINE_ROWS and (previous is None or not self._lane.busy):
+            if self._lane.busy:
+                self._lane.cancel()  # it computes other options or other points: nothing of it is needed
+                self._computing = None
+            self._show(compute_curves(request, previous))
+        else:  # replaces (and stops) a computation for other options or other points
+            self._computing = options
+            self._lane.submit(lambda _progress, cancelled: compute_curves(request, previous, cancelled), self._show)
+
+    def _show(self, curves: CurveSet | None) -> None:
+        if curves is not None:
+            self.shown = curves
+            self.plot.getPlotItem().showAxis("right", curves.has_lr)
+            self._update_legend(curves.has_lr)
+            self._draw()
+        if not self._lane.busy:
+            self._computing = None
+            self.refresh()  # the points that came meanwhile
+
+    def _draw(self) -> None:
+        """Give pyqtgraph the points of the visible range, thinned to a few per pixel."""
+        curves = self.shown
+        if curves is None:
+            return
+        view = self.plot.getViewBox()
+        first, last = 0, curves.rows
+        if not view.state["autoRange"][0]:  # zoomed: only what is visible (following: everything)
+            low, high = view.viewRange()[0]
+            first, last = visible_rows(curves.x, low, high, curves.x_sorted)
+        points = max(200, int(view.width()) * POINTS_PER_PIXEL)
+        if self._drawn and self._drawn[0] is curves and self._drawn[1:] == (first, last, points):
+            return
+        self._drawn = (curves, first, last, points)
+        x = curves.x
+        for name in SMOOTHED:
+            self.raw_items[name].setData(*curves.pyramids[f"raw:{name}"].window(x, curves.train[name], first, last,
+                                                                              points))
+            self.smooth_items[name].setData(*curves.pyramids[f"smooth:{name}"].window(x, curves.smooth[name], first,
+                                                                                    last, points))
+        for name in PLAIN:
+            self.lr_item.setData(*curves.pyramids[f"raw:{name}"].window(x, curves.train[name], first, last, points))
+        valid_x = curves.valid[curves.x_column]
+        self.valid_item.setData(valid_x, curves.valid["bound"])
+        self.valid_item.setSymbol("o" if len(valid_x) <= points // 2 else None)
+        self.empty_note.setVisible(curves.rows == 0 and len(valid_x) == 0)
+
+    # ------------------------------------------------------------------ hover
+    def _on_mouse(self, position) -> None:
+        view = self.plot.getViewBox()
+        curves = self.shown
+        if curves is None or curves.rows == 0 or not view.sceneBoundingRect().contains(position):
+            if self._hover:
+                self._hover = ()
+                self.cursor.setVisible(False)
+                self.hover_text.emit("")
+            return
+        row = self.row_at(view.mapSceneToView(position).x())
+        if not self._hover or self._hover[0] is not curves or self._hover[1] != row:
+            self._hover = (curves, row)
+            self.cursor.setPos(curves.x[row])
+            self.cursor.setVisible(True)
+            self.hover_text.emit(self.describe_row(row))
+
+    def row_at(self, x: float) -> int:
+        """The drawn training row nearest to ``x`` (in the x axis' unit)."""
+        values = self.shown.x
+        if self.shown.x_sorted:
+            right = int(np.clip(np.searchsorted(values, x), 1, len(values) - 1)) if len(values) > 1 else 0
+            return right - 1 if right and abs(values[right - 1] - x) <= abs(values[right] - x) else right
+        distance = np.abs(values - x)
+        return int(np.nanargmin(distance)) if np.isfinite(distance).any() else 0
+
+    def describe_row(self, row: int) -> str:
+        """One line: the step, its wall time and every value drawn there (the last validation before it too)."""
+        curves = self.shown
+        train, step = curves.train, int(curves.train["step"][row])
+        parts = [f"step {step:,}", f"time {duration(train['wall_time'][row])}"]
+        for name, (_, label, _) in TRAIN_CURVES.items():
+            parts.append(f"{label.split(' (')[0]} {train[name][row]:.2f} (EMA {curves.smooth[name][row]:.2f})")
+        if np.isfinite(train["lr"][row]):
+            parts.append(f"lr {train['lr'][row]:.3g}")
+        before = int(np.searchsorted(curves.valid["step"], step, side="right"))
+        if before:
+            parts.append(f"validation {curves.valid['bound'][before - 1]:.2f} at step "
+                         f"{int(curves.valid['step'][before - 1]):,}")
+        return "  ·  ".join(parts)
+
+    # ------------------------------------------------------------------ files
+    def open_log(self, path, loaded=None, failed=None) -> None:
+        """Read a training log and show its curves (see :meth:`CurveFiles.open_log`)."""
+        self.files.open_log(path, loaded, failed)
+
+    def export_csv(self, path, written=None, failed=None, progress=None) -> bool:
+        """Write every point to a CSV (see :meth:`CurveFiles.export_csv`); False while one is being written."""
+        return self.files.export_csv(path, written, failed, progress)
 
     def point_counts(self) -> dict[str, int]:
         """Points held per curve (training curves share one count)."""

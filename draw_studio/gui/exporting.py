@@ -1,16 +1,21 @@
 """Exports from the window: the view as PNG, and the current trace as frames, GIF, MP4 or HDF5.
 
-Trace exports run as a background job (:class:`~draw_studio.gui.jobs.JobRunner`)
-with a progress bar in the status bar.
+Before a trace export, :class:`~draw_studio.gui.export_dialog.ExportDialog`
+asks which images, the frames per second, the upscaling and whether to draw
+the attention windows. The export then runs as a background job
+(:class:`~draw_studio.gui.jobs.JobRunner`) with a progress bar in the status bar.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QProgressBar
+from PySide6.QtWidgets import QDialog, QFileDialog, QLabel, QMainWindow, QProgressBar
 
+from ..window_style import DEFAULT_STYLE
+from .export_dialog import ExportDialog, default_scale
 from .jobs import JobRunner
 from .state import StudioState
 
@@ -61,13 +66,26 @@ class Exporter(QObject):
         self.window.show_status(f"saved the view to {path}")
         return True
 
-    def trace(self, kind: str, path: str | Path, fps: float = 8.0) -> bool:
-        """Export the current trace (all its images) as ``frames`` (a folder), ``gif``, ``mp4`` or ``trace``.
+    def trace(self, kind: str, path: str | Path, fps: float = 8.0, images: Sequence[int] | None = None,
+              scale: int | None = None, windows: bool | None = None, style: str = DEFAULT_STYLE) -> bool:
+        """Export the current trace as ``frames`` (a folder), ``gif``, ``mp4`` or ``trace`` (HDF5).
 
-        Frames show sigmoid(c_s) of every image with the attention windows.
-        Returns False if there is no trace or another export still runs.
+        Parameters
+        ----------
+        images : sequence of int, optional
+            Only these images of the trace (default: all).
+        scale : int, optional
+            Upscaling of frames, GIF and MP4 (default: 4, or 2 for images wider than 64 pixels).
+        windows : bool, optional
+            Draw the attention windows (default: when the trace has them).
+        style : str
+            How windows are drawn: ``"outline"`` or ``"border"``.
+
+        Returns False if there is no trace, the options are wrong (said in a
+        dialog) or another export still runs.
         """
         from .. import export
+        from ..errors import DrawStudioError
         from ..trace_file import write_trace
 
         if kind not in KINDS:
@@ -76,9 +94,20 @@ class Exporter(QObject):
         if trace is None:
             self.window.show_error("nothing to export: open a checkpoint or a trace first")
             return False
+        try:
+            trace = export.select_images(trace, images)
+            export.check_style(style)
+            if scale is not None and scale < 1:
+                raise DrawStudioError(f"the upscale factor must be a whole number of at least 1, got {scale}")
+            if fps <= 0:
+                raise DrawStudioError(f"frames per second must be above 0, got {fps}")
+        except DrawStudioError as exc:
+            self.window.show_error(f"Export: {exc}")
+            return False
         path = str(path)
-        options = {"scale": 4 if trace.canvas.shape[-1] <= 64 else 2,
-                   "windows": trace.read_params is not None or trace.write_params is not None}
+        has_windows = trace.read_params is not None or trace.write_params is not None
+        options = {"scale": default_scale(trace) if scale is None else int(scale),
+                   "windows": has_windows if windows is None else bool(windows), "style": style}
 
         def run(progress) -> str:
             if kind == "frames":
@@ -102,13 +131,22 @@ class Exporter(QObject):
             self.view_png(path)
 
     def ask_trace(self, kind: str) -> None:
+        """Ask the export's options (:class:`ExportDialog`), then where to write, then export in the background."""
+        if self.state.trace is None:
+            self.window.show_error("nothing to export: open a checkpoint or a trace first")
+            return
+        dialog = ExportDialog(self.window, self.state.trace, kind, self.state.image_index)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        options = dialog.options()
         if kind == "frames":
             path = QFileDialog.getExistingDirectory(self.window, "Folder for the frames")
         else:
             default = f"trace.{'h5' if kind == 'trace' else kind}"
             path, _ = QFileDialog.getSaveFileName(self.window, f"Export {kind}", default, FILTERS[kind])
         if path:
-            self.trace(kind, path)
+            self.trace(kind, path, fps=options.fps, images=options.images, scale=options.scale,
+                       windows=options.windows, style=options.style)
 
     def _on_started(self, description: str) -> None:
         self.label.setText(description)

@@ -1,7 +1,8 @@
-"""Gallery: samples from the prior and reconstructions of chosen test images.
+"""Gallery: samples from the prior and reconstructions of chosen test images, of the open source.
 
 Clicking an image makes it the one every panel shows (its trace becomes
-the current trace).
+the current trace). A source without one of them (a trace file, a training
+log) says so in the grid's place.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from ..trace import Trace
+from .document import Document
 from .image_view import TileGrid
 from .panel import Panel
-from .state import StudioState
 
 
 class GalleryPanel(Panel):
@@ -31,10 +32,8 @@ class GalleryPanel(Panel):
     samples_requested = Signal(int, int)
     reconstructions_requested = Signal(int, int)
 
-    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Document, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
-        self.samples: Trace | None = None
-        self.reconstructions: Trace | None = None
         self.sample_seed = 0
         self.sample_count = 16
 
@@ -82,20 +81,19 @@ class GalleryPanel(Panel):
         self.sample_seed = random.randrange(1, 2 ** 31 - 1)
         self.samples_requested.emit(self.sample_seed, self.sample_count)
 
-    def set_model_available(self, available: bool, why: str = "") -> None:
-        """Enable sampling and reconstruction only when a model can run."""
-        for button in (self.new_samples, self.reconstruct):
-            button.setEnabled(available)
-            button.setToolTip("" if available else why)
+    @property
+    def samples(self) -> Trace | None:
+        """The open source's samples (None: it has none)."""
+        return self.document.samples
+
+    @property
+    def reconstructions(self) -> Trace | None:
+        """The open source's reconstructions (None: it has none)."""
+        return self.document.reconstructions
 
     def show_trace(self, trace: Trace) -> None:
-        """Put ``trace`` in the grid of its mode (samples or reconstructions)."""
-        if trace.mode == "generate":
-            self.samples = trace
-            self.seed_label.setText(f"seed {trace.seed}")
-        else:
-            self.reconstructions = trace
-        self.mark_dirty()
+        """Keep ``trace`` in the document as the source's samples or reconstructions (by its mode)."""
+        self.document.add_trace(trace, show=False)
 
     def select(self, trace: Trace | None, index: int) -> None:
         """Make image ``index`` of ``trace`` the image every panel shows."""
@@ -108,19 +106,29 @@ class GalleryPanel(Panel):
         self.mark_dirty()
 
     def redraw(self) -> None:
-        current = self.state.trace
-        for trace, grid, empty in ((self.samples, self.samples_grid, "no samples yet: press New samples"),
-                                   (self.reconstructions, self.reconstructions_grid,
-                                    "no reconstructions yet: choose test images and press Reconstruct")):
+        document = self.document
+        current = document.trace
+        can_run = document.can_run_model
+        for button in (self.new_samples, self.reconstruct):
+            button.setEnabled(can_run)
+            button.setToolTip("" if can_run else document.lacks("samples"))
+        for trace, grid, what in ((self.samples, self.samples_grid, "samples"),
+                                  (self.reconstructions, self.reconstructions_grid, "reconstructions")):
             if trace is None:
-                grid.show_message(empty)
+                grid.show_message(document.lacks(what))
+                grid.count = 0
+                grid.shown_trace = None
+                grid.set_highlight(-1)
                 continue
-            highlight = self.state.image_index if trace is current else -1
+            highlight = document.image_index if trace is current else -1
             if grid.count != trace.n or getattr(grid, "shown_trace", None) is not trace:
                 grid.show_tiles(trace.mean_images(trace.steps), columns=min(8, trace.n), highlight=highlight)
                 grid.shown_trace = trace
             else:
                 grid.set_highlight(highlight)
-        if self.reconstructions is not None:
-            source = self.reconstructions.source or "images"
-            self.reconstructions_grid.set_title(f"reconstructions of {source} (click: show everywhere)")
+        samples, reconstructions = self.samples, self.reconstructions
+        self.seed_label.setText(f"seed {samples.seed}" if samples is not None and samples.seed is not None else "")
+        self.samples_grid.set_title("samples from the prior" + (f" ({samples.n})" if samples is not None else ""))
+        self.reconstructions_grid.set_title(
+            f"reconstructions of {reconstructions.source or 'images'} (click: show everywhere)"
+            if reconstructions is not None else "reconstructions")

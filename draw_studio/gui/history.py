@@ -1,16 +1,30 @@
-"""Every point of a run's curves, kept in growing numpy arrays (no Qt)."""
+"""Every point of a run's curves, kept in growing numpy arrays (no Qt).
+
+The window thread appends; background work (smoothing, CSV export) reads :meth:`GrowingTable.column`
+views taken in the window thread. That is safe because a table only ever writes past its filled
+part, and :meth:`GrowingTable.clear` starts a new array rather than writing over the old one.
+"""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np
 
 from ..files import atomic_write
+from .curve_data import exponential_moving_average  # noqa: F401 - its home was here
 
-TRAIN_COLUMNS = ("step", "wall_time", "bound", "nll_x", "kl")
+TRAIN_COLUMNS = ("step", "wall_time", "bound", "nll_x", "kl", "lr")
 VALID_COLUMNS = ("step", "wall_time", "bound")
+CSV_CHUNK_ROWS = 1000  # rows formatted per call: the csv module holds the GIL for a whole call
+INITIAL_ROWS = 1024
+
+
+class ExportCancelled(Exception):
+    """A CSV export was stopped before it finished (nothing was written)."""
 
 
 class GrowingTable:
@@ -18,8 +32,19 @@ class GrowingTable:
 
     def __init__(self, names: tuple[str, ...]) -> None:
         self.names = names
-        self._data = np.empty((len(names), 1024), dtype=np.float64)
+        self._data = np.empty((len(names), INITIAL_ROWS), dtype=np.float64)
         self.size = 0
+
+    @classmethod
+    def from_columns(cls, names: tuple[str, ...], columns: dict[str, np.ndarray]) -> GrowingTable:
+        """A table holding ``columns`` (name -> (N,)); a missing column is NaN."""
+        table = cls(names)
+        count = len(columns.get(names[0], ()))
+        table._data = np.empty((len(names), max(count + count // 4, INITIAL_ROWS)), dtype=np.float64)  # room to go on
+        for index, name in enumerate(names):
+            table._data[index, :count] = columns[name][:count] if name in columns else np.nan
+        table.size = count
+        return table
 
     def extend(self, rows: np.ndarray) -> None:
         """Append ``rows`` (k, columns)."""
@@ -35,7 +60,19 @@ class GrowingTable:
     def column(self, name: str) -> np.ndarray:
         return self._data[self.names.index(name), :self.size]
 
+    def rows(self, first: int, last: int | None = None) -> np.ndarray:
+        """Rows ``first:last`` as an array (k, columns)."""
+        return self._data[:, first:self.size if last is None else last].T
+
+    def frozen(self) -> GrowingTable:
+        """A table of the rows held now that later appends never change (a view: nothing is copied)."""
+        table = GrowingTable.__new__(GrowingTable)
+        table.names, table._data, table.size = self.names, self._data[:, :self.size], self.size
+        return table
+
     def clear(self) -> None:
+        """Empty the table (a new array: views handed out before keep their values)."""
+        self._data = np.empty((len(self.names), INITIAL_ROWS), dtype=np.float64)
         self.size = 0
 
 
@@ -46,7 +83,7 @@ class TrainingHistory:
         self.train = GrowingTable(TRAIN_COLUMNS)
         self.valid = GrowingTable(VALID_COLUMNS)
         self.revision = 0  # bumped on every change, so views know when to redraw
-        self.generation = 0  # bumped when points are removed, so cached smoothing is dropped
+        self.generation = 0  # bumped when points are removed or replaced, so cached smoothing is dropped
 
     def clear(self) -> None:
         self.train.clear()
@@ -54,11 +91,27 @@ class TrainingHistory:
         self.revision += 1
         self.generation += 1
 
-    def add_steps(self, step_losses: list) -> None:
-        """Append (step, wall_time, loss, nll_x, kl) rows of a ``"step"`` report."""
-        if step_losses:
-            self.train.extend(np.asarray(step_losses, dtype=np.float64))
+    def add_steps(self, step_losses: list, lr: float = float("nan")) -> None:
+        """Append the (step, wall_time, loss, nll_x, kl) rows of a ``"step"`` report.
+
+        ``lr`` is the report's learning rate, given to every row; rows of six
+        values carry their own learning rate instead. Rows from a step already
+        held on (a run resumed from an earlier checkpoint) replace the points
+        from that step on, as they replace them in the run's log.
+        """
+        if len(step_losses):
+            rows = np.asarray(step_losses, dtype=np.float64)
+            if rows.ndim == 2 and rows.shape[1] == len(TRAIN_COLUMNS) - 1:
+                rows = np.concatenate((rows, np.full((len(rows), 1), lr)), axis=1)
+            if self.train.size and rows[0, 0] <= self.train.column("step")[-1]:
+                self._rewind(rows[0, 0])
+            self.train.extend(rows)
             self.revision += 1
+
+    def _rewind(self, step: float) -> None:
+        """Drop the points from ``step`` on (into new tables: views handed out before stay as they were)."""
+        self.train, self.valid = _head(self.train, step), _head(self.valid, step)
+        self.generation += 1
 
     def add_validation(self, step: int, wall_time: float, bound: float) -> None:
         self.valid.extend(np.array([[step, wall_time, bound]]))
@@ -66,57 +119,114 @@ class TrainingHistory:
 
     def load(self, train: dict[str, np.ndarray], valid: dict[str, np.ndarray]) -> None:
         """Replace everything by the columns of a training log (``valid`` may lack ``wall_time``)."""
-        self.clear()
-        if len(train.get("step", ())):
-            self.train.extend(np.stack([np.asarray(train[name], dtype=np.float64) for name in TRAIN_COLUMNS], 1))
-        steps = np.asarray(valid.get("step", ()), dtype=np.float64)
-        if len(steps):
-            wall = valid.get("wall_time")
-            if wall is None:  # a log stores no wall time for validation: take the nearest training row's
-                wall = np.interp(steps, self.train.column("step"), self.train.column("wall_time")) \
-                    if self.train.size else np.full(len(steps), np.nan)
-            self.valid.extend(np.stack([steps, np.asarray(wall, np.float64),
-                                        np.asarray(valid["bound"], np.float64)], 1))
-        self.revision += 1
+        train_table, valid_table = tables_from_columns(train, valid)
+        self.adopt(train_table, valid_table)
 
-    def write_csv(self, path: str | Path) -> int:
+    def adopt(self, train: GrowingTable, valid: GrowingTable, since: tuple[int, int, int] | None = None) -> bool:
+        """Replace the points by tables built elsewhere (e.g. a log read in the background).
+
+        Parameters
+        ----------
+        since : (generation, train rows, validation rows), optional
+            The history when the tables were asked for. Points added since then
+            (a resumed run's first reports) are kept after the adopted ones, which
+            stop before them. If the history was cleared since, nothing is adopted.
+
+        Returns
+        -------
+        bool
+            Whether the tables were adopted.
+        """
+        if since is not None:
+            generation, train_from, valid_from = since
+            if generation != self.generation:
+                return False
+            live_train, live_valid = self.train.rows(train_from), self.valid.rows(valid_from)
+            if len(live_train):
+                cut = live_train[0, 0]  # the first live step
+                train = _head(train, cut)
+                valid = _head(valid, cut)
+            for table, live in ((train, live_train), (valid, live_valid)):
+                if len(live):
+                    table.extend(live)
+        self.train, self.valid = train, valid
+        self.revision += 1
+        self.generation += 1
+        return True
+
+    def frozen(self) -> TrainingHistory:
+        """The points held now, as a history that later changes to this one never touch (nothing is copied).
+
+        For work off the window thread, e.g. ``history.frozen().write_csv(path)``.
+        """
+        frozen = TrainingHistory()
+        frozen.train, frozen.valid = self.train.frozen(), self.valid.frozen()
+        frozen.revision, frozen.generation = self.revision, self.generation
+        return frozen
+
+    def mark(self) -> tuple[int, int, int]:
+        """Where the history stands now, for :meth:`adopt`'s ``since``."""
+        return self.generation, self.train.size, self.valid.size
+
+    def write_csv(self, path: str | Path, progress: Callable[[int, int], None] | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> int:
         """Write every point of every curve to one CSV; returns the number of rows.
 
         Columns: ``split`` (train / valid), ``step``, ``wall_time``, ``bound``,
-        ``nll_x``, ``kl`` (empty for validation rows, which hold only the bound).
+        ``nll_x``, ``kl``, ``lr`` (empty where not recorded; validation rows hold
+        only the bound). Safe to call off the window thread: it writes the rows
+        there were when it was called. ``progress(done, total)`` is called as
+        rows are written; when ``cancelled()`` turns true, :class:`ExportCancelled`
+        is raised and the file at ``path`` is left as it was.
         """
+        train = [self.train.column(name) for name in TRAIN_COLUMNS]
+        valid = [self.valid.column(name) for name in VALID_COLUMNS]
+        total = len(train[0]) + len(valid[0])
+
         def write(temp: str) -> None:
             with open(temp, "w", newline="") as handle:
                 out = csv.writer(handle)
                 out.writerow(("split",) + TRAIN_COLUMNS)
-                columns = [self.train.column(name) for name in TRAIN_COLUMNS]
-                for row in zip(*columns):
-                    out.writerow(("train", int(row[0]), *(repr(float(v)) for v in row[1:])))
-                valid = [self.valid.column(name) for name in VALID_COLUMNS]
-                for step, wall, bound in zip(*valid):
-                    out.writerow(("valid", int(step), repr(float(wall)), repr(float(bound)), "", ""))
+                for first in range(0, len(train[0]), CSV_CHUNK_ROWS):
+                    if cancelled is not None and cancelled():
+                        raise ExportCancelled(f"export of {path} stopped")
+                    part = slice(first, first + CSV_CHUNK_ROWS)
+                    steps = train[0][part].astype(np.int64).tolist()
+                    lr = ["" if value != value else value for value in train[5][part].tolist()]
+                    # the csv module writes a float as repr() does: every digit kept
+                    out.writerows(zip(repeat("train"), steps, *(c[part].tolist() for c in train[1:5]), lr))
+                    if progress is not None:
+                        progress(min(first + CSV_CHUNK_ROWS, len(train[0])), total)
+                steps = valid[0].astype(np.int64).tolist()
+                out.writerows(zip(repeat("valid"), steps, valid[1].tolist(), valid[2].tolist(),
+                                  repeat(""), repeat(""), repeat("")))
+            if progress is not None:
+                progress(total, total)
 
         atomic_write(path, write)
-        return self.train.size + self.valid.size
+        return total
 
 
-def exponential_moving_average(values: np.ndarray, weight: float, start: int = 0,
-                               previous: np.ndarray | None = None) -> np.ndarray:
-    """EMA s_i = weight * s_{i-1} + (1 - weight) * v_i, seeded with the first value.
+def tables_from_columns(train: dict[str, np.ndarray],
+                        valid: dict[str, np.ndarray]) -> tuple[GrowingTable, GrowingTable]:
+    """Tables of a log's columns (train: TRAIN_COLUMNS, lr optional; valid: step and bound, wall time optional).
 
-    With ``previous`` (the EMA of ``values[:start]``) only the new tail is
-    computed. NaNs are skipped (the average carries over them).
+    A log stores no wall time for validation: it is taken from the nearest training row's.
     """
-    out = np.empty_like(values)
-    if start:
-        out[:start] = previous[:start]
-    last = out[start - 1] if start else np.nan
-    keep = 1.0 - weight
-    for i in range(start, len(values)):
-        value = values[i]
-        if value != value:  # NaN
-            out[i] = last
-            continue
-        last = value if last != last else weight * last + keep * value
-        out[i] = last
-    return out
+    train_table = GrowingTable.from_columns(TRAIN_COLUMNS, {name: np.asarray(column, dtype=np.float64)
+                                                            for name, column in train.items()})
+    steps = np.asarray(valid.get("step", ()), dtype=np.float64)
+    wall = valid.get("wall_time")
+    if wall is None:
+        wall = (np.interp(steps, train_table.column("step"), train_table.column("wall_time"))
+                if train_table.size else np.full(len(steps), np.nan))
+    valid_table = GrowingTable.from_columns(VALID_COLUMNS, {
+        "step": steps, "wall_time": np.asarray(wall, np.float64),
+        "bound": np.asarray(valid.get("bound", ()), np.float64)})
+    return train_table, valid_table
+
+
+def _head(table: GrowingTable, cut: float) -> GrowingTable:
+    """The rows of ``table`` before step ``cut``, as a table of their own."""
+    keep = int(np.searchsorted(table.column("step"), cut, side="left"))
+    return GrowingTable.from_columns(table.names, {name: table.column(name)[:keep] for name in table.names})

@@ -1,7 +1,10 @@
 """Pixel-true image widgets: one image (:class:`ImagePane`) or a clickable grid (:class:`TileGrid`).
 
 Images are shown with nearest-neighbour scaling and fixed levels, never
-rescaled to their own range, so two pictures can be compared by eye.
+rescaled to their own range, so two pictures can be compared by eye. An
+:class:`ImagePane` zooms with the mouse wheel, pans with a drag, fits the
+image again on a double click, and reports the pixel under the cursor
+(:attr:`ImagePane.hovered`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QStackedLayout, QVBoxLayout, QWidget
 
@@ -47,6 +50,7 @@ class PixelView(QWidget):
                  colormap: pg.ColorMap | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.levels = levels
+        self.default_title = title  # shown again with a message: a title of earlier data never stays
         self.title = QLabel(title)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.title.setMinimumWidth(20)  # a long title is cut, it never widens the dock
@@ -72,14 +76,17 @@ class PixelView(QWidget):
         layout.setSpacing(1)
         layout.addWidget(self.title)
         layout.addLayout(self._stack, 1)
+
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._shape: tuple[int, ...] = ()
 
     def set_title(self, text: str) -> None:
         self.title.setText(text)
 
+
     def show_message(self, text: str) -> None:
-        """Replace the image by ``text`` (e.g. why this view is empty)."""
+        """Replace the image by ``text`` (e.g. why this view is empty); the title goes back to its default."""
+        self.title.setText(self.default_title)
         self.message.setText(text)
         self._stack.setCurrentWidget(self.message)
 
@@ -89,8 +96,17 @@ class PixelView(QWidget):
         self.image_item.setImage(array, autoLevels=False, levels=levels or self.levels)
         if array.shape[:2] != self._shape:
             self._shape = array.shape[:2]
+            self.fit_view()
+
+    def fit_view(self) -> None:
+        """Show the whole image (undo any zoom and pan)."""
+        if self._shape:
             height, width = self._shape
             self.view_box.setRange(xRange=(0, width), yRange=(0, height), padding=0.02)
+
+    def showing_image(self) -> bool:
+        """True when the pane shows an image (not a message)."""
+        return self._stack.currentWidget() is self.graphics
 
     def image_array(self) -> np.ndarray | None:
         """The array the image item shows now (for tests and export)."""
@@ -98,11 +114,71 @@ class PixelView(QWidget):
 
 
 class ImagePane(PixelView):
-    """One image (C, H, W), with optional rectangles drawn over it."""
+    """One image (C, H, W), with optional items drawn over it; wheel zoom, drag pan, double click fits.
+
+    Signals
+    -------
+    hovered(int, int) : the image pixel (x, y) under the cursor, (-1, -1) when there is none
+    """
+
+    hovered = Signal(int, int)
+
+    def __init__(self, title: str = "", levels: tuple[float, float] = (0.0, 1.0),
+                 colormap: pg.ColorMap | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(title, levels, colormap, parent)
+        self.view_box.setMouseEnabled(x=True, y=True)
+        self.view_box.setLimits(minXRange=2.0, minYRange=2.0)  # at most ~2 pixels across
+        self.graphics.setToolTip("wheel: zoom, drag: pan, double click: whole image")
+        self.graphics.scene().sigMouseMoved.connect(self._on_move)
+        self.graphics.scene().sigMouseClicked.connect(self._on_click)
+        self._leave = _LeaveWatcher(self)
+        self.graphics.viewport().installEventFilter(self._leave)
+        self.hovered_pixel = (-1, -1)
+
+    def pixel_at(self, scene_pos) -> tuple[int, int]:
+        """The image pixel (x, y) at a scene position, or (-1, -1) outside the image or without one."""
+        if not self.showing_image() or not self._shape:
+            return -1, -1
+        point = self.view_box.mapSceneToView(scene_pos)
+        x, y = math.floor(point.x()), math.floor(point.y())
+        height, width = self._shape
+        return (x, y) if 0 <= x < width and 0 <= y < height else (-1, -1)
+
+    def value_at(self, x: int, y: int) -> np.ndarray | None:
+        """The shown value(s) of pixel (x, y): a scalar array for grey, (3,) for colour; None outside."""
+        image = self.image_array()
+        if image is None or not (0 <= y < image.shape[0] and 0 <= x < image.shape[1]):
+            return None
+        return np.asarray(image[y, x])
+
+    def _on_move(self, scene_pos) -> None:
+        self._set_hovered(self.pixel_at(scene_pos))
+
+    def _set_hovered(self, pixel: tuple[int, int]) -> None:
+        if pixel != self.hovered_pixel:
+            self.hovered_pixel = pixel
+            self.hovered.emit(*pixel)
+
+    def _on_click(self, event) -> None:
+        if event.double() and event.button() == Qt.MouseButton.LeftButton:
+            self.fit_view()
 
     def show_image(self, image: np.ndarray, levels: tuple[float, float] | None = None) -> None:
         """Show ``image`` (C, H, W) in the pane's fixed levels (or ``levels``)."""
         self._set_array(display_array(image), levels)
+
+
+class _LeaveWatcher(QObject):
+    """Tells a pane that the cursor left its image area (the scene reports moves only)."""
+
+    def __init__(self, pane: ImagePane) -> None:
+        super().__init__(pane)
+        self.pane = pane
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.Leave:
+            self.pane._set_hovered((-1, -1))
+        return False
 
 
 class TileGrid(PixelView):

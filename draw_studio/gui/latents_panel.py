@@ -8,9 +8,9 @@ from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
+from .document import Document
 from .image_view import DIVERGING
 from .panel import Panel
-from .state import StudioState
 
 
 class LatentMap:
@@ -51,10 +51,14 @@ class LatentMap:
         self.row.setVisible(step >= 1)
         self.row.setRect(QRectF(0, step - 0.5, size, 1))
 
-    def clear(self, title: str) -> None:
+    def clear(self, title: str, shape: tuple[int, int] | None = None) -> None:
+        """Show nothing, titled ``title``; the axes span ``shape`` (T, Z) of what is shown beside, else 0..1."""
         self.image.clear()
         self.row.hide()
         self.plot.setTitle(title, size="9pt")
+        steps, size = shape if shape is not None else (1, 1)
+        self._shape = ()  # the next image sets its own range
+        self.plot.setRange(xRange=(0, size), yRange=(0.5, steps + 0.5), padding=0)
 
 
 class LatentsPanel(Panel):
@@ -63,7 +67,7 @@ class LatentsPanel(Panel):
     title = "Latents"
     dock_name = "latentsDock"
 
-    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Document, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.view = pg.GraphicsLayoutWidget()
         self.view.setObjectName("latentPlots")
@@ -80,7 +84,9 @@ class LatentsPanel(Panel):
         if trace is None:
             self.mu_map.clear("mu")
             self.sigma_map.clear("sigma")
-            self.message.hide()
+            missing = state.lacks("trace") if state.kind != "nothing" else ""
+            self.message.setText(missing)
+            self.message.setVisible(bool(missing))
             return
         i = state.image_index
         if trace.mu is not None and trace.sigma is not None:
@@ -95,7 +101,7 @@ class LatentsPanel(Panel):
             z = trace.z[i]  # (T, Z)
             top = max(float(np.abs(z).max()), 1e-6)
             self.mu_map.show(z, (-top, top), f"sampled z, image {i}")
-            self.sigma_map.clear("sigma: none (prior N(0, I))")
+            self.sigma_map.clear("sigma: none (prior N(0, I))", z.shape)
         size = trace.z.shape[2]
         self.mu_map.highlight(state.step, size)
         if trace.sigma is not None:

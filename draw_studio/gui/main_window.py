@@ -1,7 +1,9 @@
-"""The main window: docks one panel per file and wires them to the shared state.
+"""The main window: docks one panel per file and wires them to the open document.
 
-Nothing here draws: panels draw themselves from the redraw timer (~30 Hz)
-when something they show has changed.
+Nothing here draws and nothing here opens files: panels draw themselves from the
+document on the redraw timer (~30 Hz) when something they show has changed, and
+:mod:`~draw_studio.gui.file_opening` opens files (menu, recent files, drag and drop,
+the command line) into the document.
 """
 
 from __future__ import annotations
@@ -10,32 +12,29 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QMainWindow, QMessageBox
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
-from ..errors import DrawStudioError
 from ..trace import Trace
-from ..trace_checks import displayable, nonfinite_fields
-from ..trace_file import read_trace
-from ..train import default_log_path
 from . import configure_pyqtgraph
+from .document import TRAINING, Document
 from .exporting import Exporter
+from .file_opening import FileOpener
 from .gallery_panel import GalleryPanel
 from .glimpses_panel import GlimpsesPanel
 from .information_panel import InformationPanel
 from .latents_panel import LatentsPanel
-from .loading import CHECKPOINT, LOG, TRACE, LoadedModel, file_kind, load_checkpoint, startup_model
-from .model_service import ModelService, default_data_dir
-from .state import StudioState
+from .loading import LoadedModel
+from .model_service import ModelService, default_data_dir, window_wording
 from .timeline_panel import TimelinePanel
 from .training_panel import TrainingPanel
 
 ORGANISATION = "DRAW Studio"
 APPLICATION = "DRAW Studio"
 LAYOUT_VERSION = 1
-MAX_RECENT = 8
 REDRAW_INTERVAL_MS = 33  # at most ~30 redraws per second
 MIN_SIZE = (1280, 800)
+SOURCE_LABEL_WIDTH = 420  # pixels of the status bar's source label
 
 
 def default_settings() -> QSettings:
@@ -60,30 +59,35 @@ class MainWindow(QMainWindow):
         super().__init__()
         configure_pyqtgraph()
         self.setObjectName("mainWindow")
-        self.setWindowTitle("DRAW Studio")
-        self.setAcceptDrops(True)
         self.setDockNestingEnabled(True)
         self.settings = settings or default_settings()
         self.interactive = interactive
         self.close_prompt: Callable[[], str] | None = None  # returns "save", "discard" or "cancel"
-        self.state = StudioState(self)
+        self.document = self.state = Document(self)
         self.last_error: str | None = None  # the text of the last error dialog
         self.draw_errors: list[str] = []  # panels that failed to draw (see redraw_now)
-        self.display_note = ""  # what was changed to draw the last trace (non-finite values), else ""
+        self._hover_shown = ""  # the pixel read-out last put in the status bar
 
-        self.training = TrainingPanel(self.state)
-        self.timeline = TimelinePanel(self.state)
-        self.information = InformationPanel(self.state)
-        self.latents = LatentsPanel(self.state)
-        self.glimpses = GlimpsesPanel(self.state)
-        self.gallery = GalleryPanel(self.state)
+        self.training = TrainingPanel(self.document)
+        self.training.interactive = interactive  # read there even when its dock floats
+        self.timeline = TimelinePanel(self.document)
+        self.information = InformationPanel(self.document)
+        self.latents = LatentsPanel(self.document)
+        self.glimpses = GlimpsesPanel(self.document)
+        self.gallery = GalleryPanel(self.document)
         self.panels = [self.training, self.timeline, self.information, self.latents, self.glimpses, self.gallery]
         self.docks = {panel.dock_name: self._dock(panel) for panel in self.panels}
         self._arrange_docks()
         self.controller = self.training.controller
-        self.service = ModelService(self.controller, data_dir=lambda: self.training.data_dir.text().strip())
-        self.exporter = Exporter(self, self.state)
+        self.service = ModelService(self.controller, self.document,
+                                    data_dir=lambda: self.training.data_dir.text().strip(),
+                                    dataset=lambda: self.training.dataset.currentText())
+        self.exporter = Exporter(self, self.document)
         self.jobs = self.exporter.jobs
+        self.opener = FileOpener(self, self.document, self.service, self.settings, self._show_curves,
+                                 lambda: self.controller.active)
+        self.source_label = QLabel(objectName="sourceLabel")  # what is open, always in view
+        self.statusBar().addPermanentWidget(self.source_label)
 
         self._build_menus()
         self._wire()
@@ -94,7 +98,7 @@ class MainWindow(QMainWindow):
         self.redraw_timer.start()
         self.default_layout = self.saveState(LAYOUT_VERSION)
         self._layout_restored = self._restore_settings()
-        self.gallery.set_model_available(False, "open a checkpoint or start training first")
+        self._on_source_changed()
 
     # ------------------------------------------------------------------ layout
     def _dock(self, panel) -> QDockWidget:
@@ -133,13 +137,28 @@ class MainWindow(QMainWindow):
             dock.setFloating(False)
         self.restoreState(self.default_layout, LAYOUT_VERSION)
 
+    def bring_floating_docks_forward(self) -> None:
+        """Put every floating panel inside the screen and above the window (a restored layout may have
+        left one where the screen no longer is, or under the window)."""
+        for dock in self.docks.values():
+            if not (dock.isFloating() and dock.isVisible()):
+                continue
+            screen = QGuiApplication.screenAt(dock.geometry().center()) or self.screen()
+            area = screen.availableGeometry()
+            frame = dock.geometry()
+            width, height = min(frame.width(), area.width()), min(frame.height(), area.height())
+            x = min(max(frame.x(), area.x()), area.x() + area.width() - width)
+            y = min(max(frame.y(), area.y()), area.y() + area.height() - height)
+            dock.setGeometry(x, y, width, height)
+            if dock.windowHandle() is not None and self.windowHandle() is not None:
+                dock.windowHandle().setTransientParent(self.windowHandle())  # kept above the window
+            dock.raise_()
+
     # ------------------------------------------------------------------ menus
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        open_action = QAction("&Open…", self, shortcut=QKeySequence.StandardKey.Open)
-        open_action.triggered.connect(self._ask_open)
-        file_menu.addAction(open_action)
-        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.opener.add_to_menu(file_menu)
+        self.recent_menu = self.opener.recent_menu
         file_menu.addSeparator()
         export_menu = file_menu.addMenu("&Export")
         for text, slot in (("Current view as PNG…", self.exporter.ask_view_png),
@@ -163,32 +182,17 @@ class MainWindow(QMainWindow):
         reset = QAction("Reset layout", self)
         reset.triggered.connect(self.reset_layout)
         view_menu.addAction(reset)
-        self._rebuild_recent_menu()
-
-    def recent_files(self) -> list[str]:
-        value = self.settings.value("recent_files", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
-
-    def _remember(self, path: str) -> None:
-        path = str(Path(path).resolve())
-        files = [path] + [f for f in self.recent_files() if f != path]
-        self.settings.setValue("recent_files", files[:MAX_RECENT])
-        self._rebuild_recent_menu()
-
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        files = self.recent_files()
-        for path in files:
-            action = QAction(path, self)
-            action.triggered.connect(lambda checked=False, p=path: self.open_path(p))
-            self.recent_menu.addAction(action)
-        self.recent_menu.setEnabled(bool(files))
 
     # ------------------------------------------------------------------ wiring
     def _wire(self) -> None:
+        self.document.source_changed.connect(self._on_source_changed)
+        self.opener.failed.connect(self.show_error)
+        self.opener.opened.connect(self._on_opened)
+        self.opener.note.connect(self.show_status)
         self.training.message.connect(self.show_status)
+        self.timeline.hover_text.connect(self._show_hover)
+        self.training.curves.hover_text.connect(self._show_hover)
+        self.training.curves.log_failed.connect(self.show_error)
         self.service.message.connect(self.show_status)
         self.service.trace_ready.connect(self._on_trace_ready)
         self.gallery.samples_requested.connect(self.service.request_samples)
@@ -213,10 +217,20 @@ class MainWindow(QMainWindow):
                 self.show_status(text)
 
     def show_status(self, text: str) -> None:
-        self.statusBar().showMessage(text, 12_000)
+        self.statusBar().showMessage(window_wording(text), 12_000)
+
+    def _show_hover(self, text: str) -> None:
+        """The value under the cursor of an image pane; cleared when the cursor leaves (other messages stay)."""
+        bar = self.statusBar()
+        if text:
+            bar.showMessage(text, 5_000)
+        elif self._hover_shown and bar.currentMessage() == self._hover_shown:
+            bar.clearMessage()
+        self._hover_shown = text
 
     def show_error(self, text: str) -> None:
         """A status-bar line and a dialog that does not block the window (kept in :attr:`last_error`)."""
+        text = window_wording(text)
         self.last_error = text
         self.statusBar().showMessage(text, 30_000)
         box = QMessageBox(QMessageBox.Icon.Warning, "DRAW Studio", text, QMessageBox.StandardButton.Ok, self)
@@ -224,142 +238,105 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
 
-    def _displayable(self, trace: Trace) -> Trace:
-        """``trace``, or a copy with its non-finite values (a diverged model) made drawable, said in the status bar."""
-        shown = displayable(trace)
-        if shown is not trace:
-            self.display_note = (f"this trace holds non-finite values ({', '.join(nonfinite_fields(trace))}): the "
-                                 "model has diverged; they are shown as 0 and their attention windows are not drawn")
-            self.show_status(self.display_note)
-        return shown
-
-    def _on_trace_ready(self, purpose: str, trace: Trace) -> None:
-        trace = self._displayable(trace)
-        replaced = self.gallery.samples if trace.mode == "generate" else self.gallery.reconstructions
-        self.gallery.show_trace(trace)
-        if purpose == "reconstructions" or self.state.trace is None or self.state.trace is replaced:
-            self.state.set_trace(trace, image_index=0)
-
-    def _on_live_trace(self, trace: Trace, training_step: int) -> None:
-        trace = self._displayable(trace)
-        self.information.add_training_trace(trace, training_step)
-        self.gallery.show_trace(trace)
-        if self.training.follow_live.isChecked():
-            self.state.set_trace(trace)
-
-    def _on_training_state(self, state: str) -> None:
-        if state == "starting":
-            self.information.clear_training()
-        self.gallery.set_model_available(self.service.available, "open a checkpoint or start training first")
-
-    def _on_training_finished(self) -> None:
-        trainer = self.controller.trainer
-        if trainer is not None:
-            self.service.set_model(trainer.model, trainer.config)
-        self.gallery.set_model_available(self.service.available, "open a checkpoint or start training first")
-
-    # ------------------------------------------------------------------ opening files
-    def _ask_open(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open", "", "DRAW Studio files (*.ckpt *.h5 *.hdf5 *.pt);;"
-                                              "All files (*)")
-        if path:
-            self.open_path(path)
-
+    # ------------------------------------------------------------------ the open source
     def open_path(self, path: str | Path) -> bool:
-        """Open a checkpoint, a trace or a training log; a bad file becomes an error message."""
-        self.display_note = ""
-        try:
-            kind = file_kind(path)
-            if kind == CHECKPOINT:
-                self.show_model(load_checkpoint(path))
-                self._show_log_beside(path)
-            elif kind == TRACE:
-                self.show_trace_file(read_trace(path))
-                self._show_log_beside(path)
-            elif kind == LOG:
-                self.show_log(path)
-        except DrawStudioError as exc:
-            self.show_error(str(exc))
-            return False
-        except MemoryError:
-            self.show_error(f"{path} is too large to open in the memory of this machine")
-            return False
-        except Exception as exc:  # noqa: BLE001 - a file the window cannot open is a dialog, never a crash
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
-            self.show_error(f"could not open {path} ({type(exc).__name__}: {first}); it is damaged or not a "
-                            "DRAW Studio file")
-            return False
-        self._remember(str(path))
-        self.setWindowTitle(f"DRAW Studio — {Path(path).name}")
-        self.show_status(f"opened {kind} {path}" + (f"; {self.display_note}" if self.display_note else ""))
-        return True
-
-    def show_log(self, path: str | Path) -> None:
-        """Show the curves of a training log (not while training: the curves would mix)."""
-        if self.controller.active:
-            raise DrawStudioError("stop training before opening a training log (its curves would mix)")
-        self.training.load_log(path)
-
-    def _show_log_beside(self, checkpoint: str | Path) -> None:
-        """Also show the training log written beside a checkpoint (X.ckpt -> X.log.h5), if there is one."""
-        log = default_log_path(checkpoint)
-        if log.is_file() and not self.controller.active:
-            try:
-                self.show_log(log)
-            except Exception as exc:  # noqa: BLE001 - a damaged log must not stop the checkpoint from opening
-                self.show_status(f"the training log beside the checkpoint was not shown: {exc}")
-
-    def show_model(self, loaded: LoadedModel) -> None:
-        """Use ``loaded`` for the gallery and show its first samples and reconstructions."""
-        self.service.set_model(loaded.model, loaded.train_config, loaded.sha256)
-        self.training.fill_from_configs(loaded.train_config.to_dict())
-        self.training.offer_resume(loaded.path if loaded.resumable else None)
-        traces = [(purpose, self._displayable(trace)) for purpose, trace in self.service.first_traces()]
-        for _, trace in traces:
-            self.gallery.show_trace(trace)
-        self.state.set_trace(traces[-1][1], image_index=0)
-        self.gallery.set_model_available(True)
-
-    def show_trace_file(self, trace: Trace) -> None:
-        trace = self._displayable(trace)
-        self.gallery.show_trace(trace)
-        self.state.set_trace(trace, image_index=0)
+        """Open a checkpoint, a trace or a training log (see :class:`~draw_studio.gui.file_opening.FileOpener`)."""
+        return self.opener.open_path(path)
 
     def open_startup(self, path: str | None = None) -> bool:
         """Open ``path``, or with none the shipped model (else an untrained mnist-paper model)."""
-        if path:
-            return self.open_path(path)
-        try:
-            loaded = startup_model()
-        except DrawStudioError as exc:
-            self.show_error(str(exc))
-            return False
-        self.show_model(loaded)
-        if loaded.path:
-            self._show_log_beside(loaded.path)
-        self.show_status(f"showing {loaded.description}")
-        return True
+        return self.opener.open_startup(path)
+
+    def recent_files(self) -> list[str]:
+        return self.opener.recent_files()
 
     def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
-        if urls and all(url.isLocalFile() for url in urls):
-            event.acceptProposedAction()
+        self.opener.drag_enter(event)
 
     def dropEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        for url in event.mimeData().urls():
-            if url.isLocalFile():
-                self.open_path(url.toLocalFile())
-                event.acceptProposedAction()
-                return
+        self.opener.drop(event)
+
+    @property
+    def display_note(self) -> str:
+        """What was changed to draw the shown trace (non-finite values), else ""."""
+        return self.document.display_note
+
+    def _on_source_changed(self) -> None:
+        """The window's title and status bar name the source; the Training panel's form follows it."""
+        document = self.document
+        self.setWindowTitle(document.window_title())
+        self._show_source()
+        if not self.controller.active:
+            model = document.model
+            if model is not None and document.kind != TRAINING:
+                self.training.fill_from_configs(model.train_config.to_dict())
+            self.training.offer_resume(model.path if model is not None and model.resumable else None)
+
+    def _show_source(self) -> None:
+        """The status bar's permanent label: the source's kind and file (a long path elided in the middle)."""
+        text = self.document.describe()
+        self.source_label.setToolTip(text)
+        self.source_label.setText(self.source_label.fontMetrics().elidedText(text, Qt.TextElideMode.ElideMiddle,
+                                                                             SOURCE_LABEL_WIDTH))
+
+    def _on_opened(self, path: str) -> None:
+        note = self.document.display_note or self.document.reconstructions_note
+        self.show_status(f"opened {self.document.describe()}" + (f"; {note}" if note else ""))
+        self.timeline.focus_timeline()
+
+    def _show_curves(self, log: str | None) -> None:
+        """The Training panel shows the curves of ``log`` (None: none); a running training keeps its own."""
+        if self.controller.active:
+            return
+        if log is not None:
+            self.training.load_log(log)
+        else:
+            self.training.history.clear()
+            self.training.mark_dirty()
+
+    def _on_trace_ready(self, purpose: str, trace: Trace) -> None:
+        self.document.add_trace(trace, show=purpose == "reconstructions")
+
+    # ------------------------------------------------------------------ training
+    def _on_training_state(self, state: str) -> None:
+        document = self.document
+        if state == "starting":  # a new run is the open source from its first moment
+            document.open(TRAINING, self.controller.checkpoint_path, live=True)
+            self.show_status(f"showing {document.describe()}")
+            self.timeline.focus_timeline()
+        elif document.kind == TRAINING and document.live and not document.model_steps:
+            config = self.controller.model_config
+            if config is not None:
+                document.set_model_steps(config.steps)
+
+    def _on_live_trace(self, trace: Trace, training_step: int) -> None:
+        document = self.document
+        if document.kind != TRAINING:
+            return  # another source is open: the run goes on in the background
+        document.add_kl_row(training_step, trace)
+        document.add_trace(trace, show=self.training.follow_live.isChecked(), image_index=None,
+                           replace_shown=False)
+
+    def _on_training_finished(self) -> None:
+        trainer = self.controller.trainer
+        if self.document.kind != TRAINING or not self.document.live:
+            return
+        model = None
+        if trainer is not None:
+            trainer.model.eval()
+            model = LoadedModel(trainer.model, trainer.config, "", f"model trained to step {trainer.step:,}",
+                                self.document.path)
+        self.document.finish_run(model)
+        self._show_source()
 
     # ------------------------------------------------------------------ export
     def export_view_png(self, path: str | Path) -> bool:
         """Save the window as it looks now to a PNG."""
         return self.exporter.view_png(path)
 
-    def export_trace(self, kind: str, path: str | Path, fps: float = 8.0) -> bool:
+    def export_trace(self, kind: str, path: str | Path, fps: float = 8.0, **options) -> bool:
         """Export the current trace as ``frames``, ``gif``, ``mp4`` or ``trace`` in the background."""
-        return self.exporter.trace(kind, path, fps)
+        return self.exporter.trace(kind, path, fps, **options)
 
     def save_screenshot(self, path: str | Path) -> bool:
         """Render the window at least 1280x800 and save it as a PNG."""
@@ -383,6 +360,7 @@ class MainWindow(QMainWindow):
         if not self._layout_restored and not getattr(self, "_sized", False):
             self._sized = True  # dock sizes only take once the window has its real size
             QTimer.singleShot(0, self._apply_default_sizes)
+        QTimer.singleShot(0, self.bring_floating_docks_forward)  # once the window is on screen
 
     def save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -418,6 +396,7 @@ class MainWindow(QMainWindow):
             self.controller.stop(save_final=choice == "save")
             self.show_status("stopping training…")
             self.controller.wait()
+        self.training.curves.files.cancel()  # a CSV still being written is dropped, never half-written
         self.jobs.wait()
         self.timeline.play_timer.stop()
         self.redraw_timer.stop()

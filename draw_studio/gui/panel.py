@@ -1,29 +1,31 @@
-"""What every panel shares: redraw only when something changed, from the window's timer."""
+"""What every panel shares: it draws from the open document, only when something changed, from the window's timer."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .state import StudioState
+from .document import Document
 
 
 class Panel(QWidget):
     """A dock's content. Subclasses implement :meth:`redraw`; signals only :meth:`mark_dirty`.
 
     The window's redraw timer (at most ~30 Hz) calls :meth:`refresh`, so a
-    burst of changes costs one redraw.
+    burst of changes costs one redraw. ``state`` (also ``document``) is the
+    open :class:`~draw_studio.gui.document.Document`: a panel draws only what
+    it holds, and says what the source lacks (:meth:`Document.lacks`).
     """
 
     title = ""
     dock_name = ""
 
-    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+    def __init__(self, state: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.state = state
+        self.state = self.document = state
         self._dirty = True
-        state.trace_changed.connect(self.mark_dirty)
-        state.image_changed.connect(self.mark_dirty)
-        state.step_changed.connect(self.mark_dirty)
+        for signal in (state.source_changed, state.traces_changed, state.trace_changed, state.image_changed,
+                       state.step_changed):
+            signal.connect(self.mark_dirty)
 
     def message_above(self, view: QWidget, object_name: str) -> QLabel:
         """Lay out a grey, wrapping message line above ``view`` (which takes the rest); return the label."""

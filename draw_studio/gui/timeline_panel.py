@@ -1,19 +1,27 @@
 """Timeline: the step slider every panel follows, the canvas, the increment and the attention.
 
 The canvas pane shows sigmoid(c_s) with the read window (red) and the write
-window (green) of step s drawn on it: a rectangle over the grid's extent
-gx ± delta (N-1)/2, gy ± delta (N-1)/2 whose border is as wide as the filter
-(sqrt(sigma2) pixels).
+window (green) of step s drawn on it, the input pane the read window. A
+window is the extent of its filter grid, gx ± delta (N-1)/2 by
+gy ± delta (N-1)/2, drawn as the exporter draws it (:mod:`draw_studio.window_style`):
+by default outlined, with the filter width sqrt(sigma2) a translucent band
+outside, so the image under it stays visible; the paper's thick border is an
+option. Windows past the image are clipped and marked at its edge. Read and
+write can be hidden and their opacity changed (keys R, W, [ and ], B for the
+style).
+
+The image panes zoom with the wheel and pan with a drag (together), and the
+value under the cursor is sent as text by :attr:`TimelinePanel.hover_text`.
+The step keys work anywhere in the window unless a text field is being
+edited (see :mod:`draw_studio.gui.keys`).
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer
-from PySide6.QtGui import QColor, QKeySequence, QPen, QShortcut
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QGraphicsRectItem,
     QHBoxLayout,
     QLabel,
     QSlider,
@@ -23,9 +31,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..attention import PARAM_COLUMNS, window_extent
-from ..trace_checks import finite_window
+from ..attention import PARAM_COLUMNS
+from .attention_overlay import WindowControls, WindowOverlay
 from .image_view import DIVERGING, ImagePane
+from .keys import WindowKeys
 from .panel import Panel
 from .state import StudioState
 from .trace_view import increment_scale, model_sizes
@@ -34,41 +43,29 @@ READ_COLOUR = "#ff3b3b"
 WRITE_COLOUR = "#38e05a"
 PARAM_TITLES = {"gx": "centre gx", "gy": "centre gy", "delta": "stride δ", "sigma2": "variance σ²",
                 "gamma": "intensity γ"}
+PAGE = 8  # steps moved by Page Up / Page Down
+OPACITY_STEP = 0.1  # opacity change of [ and ]
 
 
-class AttentionBox:
-    """One attention window drawn on an image: its grid extent, border width = filter width."""
-
-    def __init__(self, view_box: pg.ViewBox, colour: str) -> None:
-        self.item = QGraphicsRectItem()
-        self.colour = QColor(colour)
-        self.colour.setAlpha(200)
-        self.item.setZValue(5)
-        self.item.hide()
-        view_box.addItem(self.item)
-
-    def place(self, params: np.ndarray | None, n: int) -> None:
-        """Show the window of ``params`` (5,) for an N x N grid, or hide it (None, or not all finite)."""
-        if params is None or not finite_window(params):
-            self.item.hide()
-            return
-        x0, x1, y0, y1 = window_extent(params, n)
-        pen = QPen(self.colour)
-        pen.setCosmetic(False)  # width in image pixels: the filter width sqrt(sigma2)
-        pen.setWidthF(max(float(np.sqrt(max(float(params[3]), 0.0))), 0.1))
-        self.item.setPen(pen)
-        self.item.setRect(QRectF(x0 - 0.5, y0 - 0.5, x1 - x0, y1 - y0))  # image-item pixel i spans [i, i+1)
-        self.item.show()
-
-    def rect(self) -> QRectF:
-        return self.item.rect()
+def _values(value: np.ndarray, sign: bool = False) -> str:
+    """One pixel's value(s): ``0.832`` for grey, ``(0.1, 0.5, 0.9)`` for colour."""
+    form = "{:+.3f}" if sign else "{:.3f}"
+    flat = np.atleast_1d(np.asarray(value, dtype=np.float64)).ravel()
+    texts = [form.format(v) for v in flat]
+    return texts[0] if len(texts) == 1 else f"({', '.join(texts)})"
 
 
 class TimelinePanel(Panel):
-    """The shared step slider with play controls, the images of the step and the attention parameters."""
+    """The shared step slider with play controls, the images of the step and the attention parameters.
+
+    Signals
+    -------
+    hover_text(str) : the value of the pixel under the cursor (and the canvas logit), "" when none
+    """
 
     title = "Timeline"
     dock_name = "timelineDock"
+    hover_text = Signal(str)
 
     def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
@@ -78,9 +75,22 @@ class TimelinePanel(Panel):
         self.canvas_pane.setObjectName("canvasPane")
         self.increment_pane = ImagePane("written by step t", colormap=DIVERGING)
         self.increment_pane.setObjectName("incrementPane")
-        self.read_box = AttentionBox(self.canvas_pane.view_box, READ_COLOUR)
-        self.write_box = AttentionBox(self.canvas_pane.view_box, WRITE_COLOUR)
-        self.input_read_box = AttentionBox(self.input_pane.view_box, READ_COLOUR)
+        self.read_box = WindowOverlay(self.canvas_pane.view_box, READ_COLOUR, "read")
+        self.write_box = WindowOverlay(self.canvas_pane.view_box, WRITE_COLOUR, "write")
+        self.input_read_box = WindowOverlay(self.input_pane.view_box, READ_COLOUR, "read")
+        self.window_controls = WindowControls(READ_COLOUR, WRITE_COLOUR)
+        self.window_controls.changed.connect(self._on_window_style)
+        for pane in (self.input_pane, self.increment_pane):  # zoom and pan the three images together
+            pane.view_box.setXLink(self.canvas_pane.view_box)
+            pane.view_box.setYLink(self.canvas_pane.view_box)
+        for pane in (self.input_pane, self.canvas_pane, self.increment_pane):
+            pane.hovered.connect(lambda x, y, pane=pane: self._on_hover(pane, x, y))
+        self._hover: tuple[ImagePane | None, int, int] = (None, -1, -1)
+        self.window_note = QLabel(objectName="windowNote")  # e.g. "write window extends past the image (right)"
+        self.window_note.setStyleSheet("color: #ffb347;")
+        self.window_note.setWordWrap(True)
+        self.window_note.setMinimumWidth(20)
+        self.window_note.setFixedHeight(2 * self.window_note.fontMetrics().lineSpacing() + 2)  # no jump as it changes
         self.images_row = QWidget()
         images = QHBoxLayout(self.images_row)
         images.setContentsMargins(0, 0, 0, 0)
@@ -120,7 +130,7 @@ class TimelinePanel(Panel):
         self.play_button.setToolTip("play / pause (Space)")
         self.slider = QSlider(Qt.Orientation.Horizontal, objectName="stepSlider")
         self.slider.setRange(0, 0)
-        self.slider.setToolTip("step t (Left/Right, Home/End)")
+        self.slider.setToolTip(f"step t (Left/Right, Home/End, Page Up/Down: ±{PAGE})")
         self.step_label = QLabel("t = 0 / 0", objectName="stepLabel")
         self.step_label.setMinimumWidth(90)
         self.speed = QSpinBox(objectName="playSpeed")
@@ -136,7 +146,9 @@ class TimelinePanel(Panel):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(controls)
+        layout.addWidget(self.window_controls)
         layout.addWidget(self.images_row, 3)
+        layout.addWidget(self.window_note)
         layout.addWidget(self.params_view, 2)
 
         self.play_timer = QTimer(self)
@@ -159,18 +171,32 @@ class TimelinePanel(Panel):
 
     # ------------------------------------------------------------------ keyboard and play
     def install_shortcuts(self, window: QWidget) -> None:
-        """Left/Right, Home/End and Space act on the step wherever focus is (text fields keep their keys)."""
+        """Keys of the timeline anywhere in ``window`` unless a text field is being edited.
+
+        Left/Right: one step, Home/End: first/last, Page Up/Page Down: ±8
+        steps, Space: play/pause; R and W show/hide the read and write
+        windows, [ and ] change their opacity, B switches their style.
+        """
+        controls = self.window_controls
         keys = {Qt.Key.Key_Left: lambda: self.state.set_step(self.state.step - 1),
                 Qt.Key.Key_Right: lambda: self.state.set_step(self.state.step + 1),
                 Qt.Key.Key_Home: lambda: self.state.set_step(0),
                 Qt.Key.Key_End: lambda: self.state.set_step(self.state.steps),
-                Qt.Key.Key_Space: self.toggle_play}
-        self.shortcuts = []
-        for key, action in keys.items():
-            shortcut = QShortcut(QKeySequence(key), window)
-            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
-            shortcut.activated.connect(action)
-            self.shortcuts.append(shortcut)
+                Qt.Key.Key_PageUp: lambda: self.state.set_step(self.state.step + PAGE),
+                Qt.Key.Key_PageDown: lambda: self.state.set_step(self.state.step - PAGE),
+                Qt.Key.Key_Space: self.toggle_play,
+                Qt.Key.Key_R: controls.read_toggle.toggle,
+                Qt.Key.Key_W: controls.write_toggle.toggle,
+                Qt.Key.Key_BracketLeft: lambda: controls.set_opacity(controls.opacity - OPACITY_STEP),
+                Qt.Key.Key_BracketRight: lambda: controls.set_opacity(controls.opacity + OPACITY_STEP),
+                Qt.Key.Key_B: controls.next_style}
+        self.keys = WindowKeys(window, keys, parent=self)
+
+    def focus_timeline(self) -> None:
+        """Put the keyboard focus on the step slider (e.g. after a file was opened): the keys act on the step."""
+        self.slider.setFocus(Qt.FocusReason.OtherFocusReason)
+        if getattr(self, "keys", None) is not None:
+            self.keys.stop_editing()
 
     @property
     def playing(self) -> bool:
@@ -211,6 +237,14 @@ class TimelinePanel(Panel):
         if trace is None:
             for pane in (self.input_pane, self.canvas_pane, self.increment_pane):
                 pane.show_message("open a checkpoint, a trace or start training")
+            for box in (self.read_box, self.write_box, self.input_read_box):
+                box.place(None, 1, 1, 1)
+            self.step_label.setText("t = 0 / 0")
+            for curves in (self.read_curves, self.write_curves):
+                for curve in curves.values():
+                    curve.setData([], [])
+            self._drawn_trace = None
+            self._show_notes()
             return
         i, s, T = state.image_index, state.step, trace.steps
         self._sync_slider()
@@ -237,11 +271,50 @@ class TimelinePanel(Panel):
         index = s - 1
         read = trace.read_params[i, index] if trace.read_params is not None and index >= 0 else None
         write = trace.write_params[i, index] if trace.write_params is not None and index >= 0 else None
-        self.read_box.place(read, read_n)
-        self.input_read_box.place(read, read_n)
-        self.write_box.place(write, write_n)
+        cfg = trace.model_config
+        self.read_box.place(read, read_n, cfg.height, cfg.width)
+        self.input_read_box.place(read, read_n, cfg.height, cfg.width)
+        self.write_box.place(write, write_n, cfg.height, cfg.width)
+        self._show_notes()
         for cursor in self.cursors:
             cursor.setValue(s)
+        self._emit_hover()
+
+    # ------------------------------------------------------------------ attention windows and read-outs
+    def _on_window_style(self) -> None:
+        controls = self.window_controls
+        for box, toggle in ((self.read_box, controls.read_toggle), (self.input_read_box, controls.read_toggle),
+                            (self.write_box, controls.write_toggle)):
+            box.set_style(toggle.isChecked(), controls.opacity, controls.style)
+        self._show_notes()
+
+    def _show_notes(self) -> None:
+        """Say under the images which of the windows drawn go past the image (the arrows mark where)."""
+        notes = dict.fromkeys(n for n in (self.read_box.note(), self.input_read_box.note(), self.write_box.note())
+                              if n)
+        self.window_note.setText("; ".join(notes))
+
+    def _on_hover(self, pane: ImagePane, x: int, y: int) -> None:
+        self._hover = (pane, x, y) if x >= 0 else (None, -1, -1)
+        self._emit_hover()
+
+    def _emit_hover(self) -> None:
+        pane, x, y = self._hover
+        self.hover_text.emit(self.describe_pixel(pane, x, y) if pane is not None else "")
+
+    def describe_pixel(self, pane: ImagePane, x: int, y: int) -> str:
+        """What pane ``pane`` shows at pixel (x, y) of the current image and step ("" if nothing)."""
+        trace, s = self.state.trace, self.state.step
+        value = pane.value_at(x, y)
+        if trace is None or value is None or not pane.showing_image():
+            return ""
+        where = f"(x {x}, y {y})"
+        if pane is self.canvas_pane:
+            logit = trace.canvas[self.state.image_index, s, :, y, x]  # (C,)
+            return f"canvas {where}: sigmoid(c_{s}) = {_values(value)}, logit c_{s} = {_values(logit)}"
+        if pane is self.increment_pane:
+            return f"c_{s} − c_{s - 1} {where} = {_values(value, sign=True)}"
+        return f"input x {where} = {_values(value)}"
 
     def _draw_param_curves(self, trace, image: int) -> None:
         t = np.arange(1, trace.steps + 1)

@@ -1,14 +1,45 @@
-"""Starts, pauses, stops and tears down the training worker and its ``QThread``."""
+"""Starts, pauses, stops and tears down training: a :class:`~draw_studio.gui.worker.TrainingWorker` on
+its :class:`~draw_studio.gui.background.WorkerThread`; and names new runs (:func:`fresh_checkpoint_path`)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal
+from collections.abc import Collection
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QStandardPaths, Signal
 
 from ..progress import ReportKind
-from ..train import Trainer
-from .worker import TraceRequest, TrainingJob, TrainingWorker
+from ..trace import TraceInputs
+from ..train import Trainer, default_log_path
+from .background import WorkerThread
+from .worker import TrainingJob, TrainingWorker
 
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
+
+
+def default_run_folder() -> str:
+    """Where new runs go unless the user chose a folder: ``<the user's data location>/runs``
+    (``QStandardPaths.AppDataLocation``, e.g. ``~/.local/share/DRAW Studio/DRAW Studio/runs``)."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return str(Path(base) / "runs" if base else Path.home() / ".draw-studio" / "runs")
+
+
+def fresh_checkpoint_path(folder: str | Path, preset: str, taken: Collection[str] = (),
+                          now: datetime | None = None) -> str:
+    """A checkpoint path for a new run: ``folder/<preset>-<YYYYMMDD-HHMMSS>.ckpt``.
+
+    Never a path in ``taken`` nor one where a checkpoint or its training log already is
+    (``-2``, ``-3``... is added to the name until it is free).
+    """
+    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
+    folder = Path(folder).expanduser()
+    number = 1
+    while True:
+        path = folder / f"{preset}-{stamp}{'' if number == 1 else f'-{number}'}.ckpt"
+        if str(path) not in taken and not path.exists() and not default_log_path(path).exists():
+            return str(path)
+        number += 1
 
 
 class TrainingController(QObject):
@@ -23,7 +54,8 @@ class TrainingController(QObject):
     request_failed(str, str) : a request's purpose and the error message
     saved(str) : a checkpoint was written
     failed(str) : training stopped on an error
-    finished() : the worker thread has ended; :attr:`trainer` holds the trained model
+    finished() : the worker thread has ended; :attr:`trainer` holds the trained model and
+        :attr:`last_job` what it was asked to do
     """
 
     state_changed = Signal(str)
@@ -39,13 +71,19 @@ class TrainingController(QObject):
         super().__init__(parent)
         self.state = IDLE
         self.trainer: Trainer | None = None
-        self._thread: QThread | None = None
+        self.last_job: TrainingJob | None = None
+        self._thread: WorkerThread | None = None
         self._worker: TrainingWorker | None = None
 
     @property
     def active(self) -> bool:
         """A worker thread exists (starting, running, paused or stopping)."""
         return self._thread is not None
+
+    @property
+    def worker(self) -> TrainingWorker | None:
+        """The running worker (a :class:`~draw_studio.gui.background.BackgroundWorker`), or None."""
+        return self._worker
 
     @property
     def checkpoint_path(self) -> str | None:
@@ -74,32 +112,27 @@ class TrainingController(QObject):
         if self.active:
             return
         self.trainer = None
+        self.last_job = job
         worker = TrainingWorker(job)
-        thread = QThread(self)
-        thread.setObjectName("trainingThread")
-        worker.moveToThread(thread)
-        thread.started.connect(worker.run)
-        worker.reports.connect(self._on_reports)
+        worker.yielded.connect(self._on_reports)
         worker.live_trace.connect(self.live_trace)
         worker.trace_ready.connect(self.trace_ready)
         worker.request_failed.connect(self.request_failed)
         worker.saved.connect(self.saved)
         worker.failed.connect(self.failed)
-        # quit() is thread-safe: call it from the worker's thread at once, so that wait() in the GUI thread
-        # does not wait for an event the blocked GUI thread would have to deliver
-        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        thread.finished.connect(self._on_thread_finished)
+        thread = WorkerThread(worker, self, name="trainingThread")
+        thread.ended.connect(self._on_thread_finished)
         self._thread, self._worker = thread, worker
         self._set_state(STARTING)
         thread.start()
 
     def pause(self) -> None:
         if self._worker is not None and self.state in (STARTING, RUNNING):
-            self._worker.control.pause()
+            self._worker.pause()
 
     def resume(self) -> None:
         if self._worker is not None and self.state == PAUSED:
-            self._worker.control.resume()
+            self._worker.resume()
             self._set_state(RUNNING)
 
     def stop(self, save_final: bool = True) -> None:
@@ -108,7 +141,7 @@ class TrainingController(QObject):
             return
         if not save_final:
             self._worker.skip_final_save()
-        self._worker.control.stop()
+        self._worker.stop()
         self._set_state(STOPPING)
 
     def wait(self, timeout_ms: int = 60_000) -> bool:
@@ -116,10 +149,7 @@ class TrainingController(QObject):
         thread = self._thread
         if thread is None:
             return True
-        done = thread.wait(timeout_ms)
-        if done:
-            self._on_thread_finished()
-        return done
+        return thread.wait(timeout_ms)  # ended -> _on_thread_finished, at once
 
     def save(self, path: str) -> None:
         """Write a checkpoint: through the worker while it runs, directly once it has finished."""
@@ -129,11 +159,11 @@ class TrainingController(QObject):
             self.trainer.save(path)
             self.saved.emit(str(path))
 
-    def request_trace(self, request: TraceRequest) -> bool:
-        """Ask the running worker for a trace; False if no worker runs."""
+    def request_trace(self, purpose: str, inputs: TraceInputs) -> bool:
+        """Ask the running worker for a trace of ``inputs``; False if no worker runs."""
         if self._worker is None:
             return False
-        self._worker.request_trace(request)
+        self._worker.request_trace(purpose, inputs)
         return True
 
     def request_live_trace(self) -> None:

@@ -1,45 +1,56 @@
-"""Training panel: settings, Start / Pause / Stop / Save, progress and the live curves."""
+"""Training panel: settings (:mod:`~draw_studio.gui.training_form`), Start / Pause / Stop / Save, progress
+and the live curves.
+
+Runs are never lost: after Stop (or the end), Start continues the run from its checkpoint (same
+step counter, log and file); a new run writes to a fresh file name, and to the file of an existing
+run only once the user confirmed it (the core refuses otherwise, ``Trainer.from_options(overwrite=)``).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QComboBox,
     QFileDialog,
-    QFormLayout,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
+    QMessageBox,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
-from ..config import PRESETS, TrainConfig, get_preset, resume_changes, train_config_for
-from ..data import DATASETS, ImageSet
+from ..data import ImageSet
 from ..errors import DrawStudioError
 from ..formatting import duration
 from ..progress import ReportKind
+from ..run_checks import refuse_to_replace
 from ..train import default_log_path
-from ..training_log import read_training_log
 from .curves import CurvesPlot
 from .history import TrainingHistory
 from .panel import Panel
 from .state import StudioState
 from .training_controller import IDLE, PAUSED, RUNNING, STARTING, TrainingController
+from .training_form import TrainingForm
 from .worker import TrainingJob
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 class TrainingPanel(Panel):
     """Set up and run training; shows progress and the curves.
+
+    The form's fields are attributes of the panel too (``preset``, ``steps``, ``checkpoint``,
+    ``continue_run``...). The checkpoint field shows the run Start continues ("continue this run"
+    ticked: an opened training checkpoint, or the run just stopped) or the file a new run writes.
+
+    Attributes
+    ----------
+    replace_prompt : callable, optional
+        ``replace_prompt(path) -> bool``: whether a new run may replace the run at ``path``. None:
+        a dialog asks when :attr:`interactive`, else the run is refused with a message.
 
     Signals
     -------
@@ -57,52 +68,17 @@ class TrainingPanel(Panel):
         self.given_data: tuple[ImageSet, ImageSet] | None = None
         self.trace_every_s = 5.0
         self.last_report = None
+        self.replace_prompt: Callable[[str], bool] | None = None
+        self._interactive: bool | None = None
+        self._shown_run: tuple[str, int] | None = None  # (checkpoint, history generation): curves up to it
+        self._checkpoint_step: int | None = None  # step of the running job's last checkpoint
 
-        self.preset = QComboBox(objectName="presetCombo")
-        self.preset.addItems(list(PRESETS))
-        self.dataset = QComboBox(objectName="datasetCombo")
-        self.dataset.addItems(list(DATASETS))
-        self.steps = self._spin("stepsSpin", 1, 10_000_000, 20_000)
-        self.batch_size = self._spin("batchSizeSpin", 1, 65_536, 64)
-        self.lr = QLineEdit("1e-3", objectName="lrEdit")
-        self.seed = self._spin("seedSpin", 0, 2 ** 31 - 1, 0)
-        self.validate_every = self._spin("validateEverySpin", 0, 10_000_000, 1000)
-        self.validate_every.setToolTip("validation bound every this many steps (0: never)")
-        self.threads = self._spin("threadsSpin", 0, 256, 0)
-        self.threads.setSpecialValueText("all cores")
-        self.threads.setToolTip("CPU threads for training. All cores is fastest on an idle machine; when other "
-                                "programs compute, use fewer: PyTorch's threads wait for each other and a busy "
-                                "core slows every step down several times")
-        self.device = QComboBox(objectName="deviceCombo")
-        self.device.setEditable(True)
-        self.device.addItems(list(DEVICES))
-        self.data_dir = QLineEdit(objectName="dataDirEdit")
-        self.data_dir.setPlaceholderText("folder with the dataset (or $DRAW_STUDIO_DATA / cache)")
-        self.checkpoint = QLineEdit(objectName="checkpointEdit")
-        self.checkpoint.setPlaceholderText("empty: no automatic checkpoints")
-        self.checkpoint.setToolTip("written every 1000 steps and when training stops")
-        self.resume_path: str | None = None
-        self._checkpoint_before_resume = ""
-        self.continue_run = QCheckBox("continue the opened checkpoint", objectName="continueCheck")
-        self.continue_run.toggled.connect(self._on_continue)
-
-        for widget in (self.preset, self.dataset, self.steps, self.batch_size, self.lr, self.seed,
-                       self.validate_every, self.device, self.threads):
-            widget.setMinimumWidth(70)  # let the dock be narrow; the fields share what there is
-        form = QGridLayout()
-        form.setHorizontalSpacing(6)
-        form.setVerticalSpacing(3)
-        pairs = [("preset", self.preset), ("dataset", self.dataset), ("steps", self.steps),
-                 ("batch size", self.batch_size), ("learning rate", self.lr), ("seed", self.seed),
-                 ("validate every", self.validate_every), ("device", self.device), ("CPU threads", self.threads)]
-        for i, (label, widget) in enumerate(pairs):
-            form.addWidget(QLabel(label), i // 2, 2 * (i % 2))
-            form.addWidget(widget, i // 2, 2 * (i % 2) + 1)
-        paths = QFormLayout()
-        paths.setContentsMargins(0, 0, 0, 0)
-        paths.addRow("data folder", self._with_browse(self.data_dir, folder=True))
-        paths.addRow("checkpoint", self._with_browse(self.checkpoint, folder=False))
-        paths.addRow("", self.continue_run)
+        self.form = TrainingForm()
+        form = self.form
+        self.preset, self.dataset, self.steps, self.batch_size = form.preset, form.dataset, form.steps, form.batch_size
+        self.lr, self.seed, self.validate_every, self.threads = form.lr, form.seed, form.validate_every, form.threads
+        self.device, self.data_dir, self.checkpoint = form.device, form.data_dir, form.checkpoint
+        self.continue_run = form.continue_run
 
         self.start_button = QPushButton("Start", objectName="startButton")
         self.pause_button = QPushButton("Pause", objectName="pauseButton")
@@ -125,28 +101,24 @@ class TrainingPanel(Panel):
         self.trace_now = QPushButton("Trace now", objectName="traceNowButton")
         self.trace_now.setToolTip("record a live trace of the model being trained at once")
         self.trace_now.clicked.connect(lambda: self.controller.request_live_trace())
-        form.addWidget(self.follow_live, (len(pairs) + 1) // 2, 0, 1, 2)
-        form.addWidget(self.trace_now, (len(pairs) + 1) // 2, 2, 1, 2)
+        form.add_row(self.follow_live, self.trace_now)
         self.progress.setMinimumWidth(60)
-        for widget in (self.data_dir, self.checkpoint):
-            widget.setMinimumWidth(80)
-        numbers = QHBoxLayout()
+        numbers = QHBoxLayout()  # the numbers on one line, the progress bar on its own: nothing clipped at 1280x800
         for label in (self.step_label, self.epoch_label, self.speed_label, self.eta_label):
             numbers.addWidget(label)
-        numbers.addWidget(self.progress, 1)
+        numbers.addStretch(1)
 
         self.curves = CurvesPlot(self.history)
         self.curves.setObjectName("trainingCurves")
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(form)
-        layout.addLayout(paths)
+        layout.addWidget(form)
         layout.addLayout(buttons)
         layout.addLayout(numbers)
+        layout.addWidget(self.progress)
         layout.addWidget(self.curves, 1)
 
-        self.preset.currentTextChanged.connect(self._on_preset)
         self.start_button.clicked.connect(self.start)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(lambda: self.controller.stop())
@@ -156,157 +128,82 @@ class TrainingPanel(Panel):
         self.controller.reports.connect(self.on_reports)
         self.controller.saved.connect(lambda path: self.message.emit(f"checkpoint saved to {path}"))
         self.controller.finished.connect(self._on_state)
-        self.offer_resume(None)
+        self.controller.finished.connect(self._after_run)
+        self._on_state()
 
-    # ------------------------------------------------------------------ form helpers
-    @staticmethod
-    def _spin(name: str, low: int, high: int, value: int) -> QSpinBox:
-        spin = QSpinBox(objectName=name)
-        spin.setRange(low, high)
-        spin.setValue(value)
-        spin.setGroupSeparatorShown(True)
-        return spin
+    # ------------------------------------------------------------------ the form
+    @property
+    def interactive(self) -> bool:
+        """Whether a dialog may ask (default: as the window's ``interactive`` says)."""
+        if self._interactive is not None:
+            return self._interactive
+        return bool(getattr(self.window(), "interactive", True))
 
-    def _with_browse(self, edit: QLineEdit, folder: bool) -> QWidget:
-        box = QWidget()
-        row = QHBoxLayout(box)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(edit, 1)
-        browse = QPushButton("…")
-        browse.setFixedWidth(28)
+    @interactive.setter
+    def interactive(self, value: bool) -> None:
+        self._interactive = bool(value)
 
-        def pick() -> None:
-            if folder:
-                chosen = QFileDialog.getExistingDirectory(self, "Dataset folder", edit.text())
-            else:
-                chosen, _ = QFileDialog.getSaveFileName(self, "Checkpoint file", edit.text(),
-                                                        "Checkpoints (*.ckpt);;All files (*)")
-            if chosen:
-                edit.setText(chosen)
+    @property
+    def resume_path(self) -> str | None:
+        """The run "continue this run" continues (None: none)."""
+        return self.form.resume_path
 
-        browse.clicked.connect(pick)
-        row.addWidget(browse)
-        return box
-
-    def _on_preset(self, name: str) -> None:
-        self.dataset.setCurrentText(get_preset(name).dataset)
+    @property
+    def resuming(self) -> bool:
+        """Whether Start continues the run at :attr:`resume_path`."""
+        return self.form.resuming
 
     def set_datasets(self, train_set: ImageSet | None, valid_set: ImageSet | None = None) -> None:
         """Train on these images instead of loading the dataset (None: load it again)."""
         self.given_data = None if train_set is None else (train_set, valid_set or train_set)
 
     def offer_resume(self, path: str | None) -> None:
-        """Offer to continue training ``path`` (a checkpoint with its optimiser state; None: nothing to continue).
-
-        Checked by default: Start then resumes it exactly (same data order and noise as an
-        uninterrupted run), writing to the same file, with the learning rate, steps and
-        validation interval of the form.
-        """
-        if self.controller.active:
-            return  # the form belongs to the run in progress
-        self.continue_run.setChecked(False)
-        self.resume_path = str(path) if path else None
-        self.continue_run.setEnabled(self.resume_path is not None)
-        self.continue_run.setToolTip(
-            f"Start continues {self.resume_path} (its data, batch size and seed; the form's learning rate, "
-            "steps and validation interval) and writes to it" if self.resume_path else
-            "open a training checkpoint (one holding its optimiser state) to continue it; shipped and "
-            "published models hold none: start a fresh run")
-        self.continue_run.setChecked(self.resume_path is not None)
-        self._on_state()
-
-    def _on_continue(self, checked: bool) -> None:
-        if checked and self.resume_path:
-            self._checkpoint_before_resume = self.checkpoint.text()
-            self.checkpoint.setText(self.resume_path)
-        elif self.checkpoint.text() == self.resume_path:
-            self.checkpoint.setText(self._checkpoint_before_resume)
-        self._on_state()  # a continued run keeps the checkpoint's preset, data, batch size and seed
-
-    @property
-    def resuming(self) -> bool:
-        """Whether Start continues the opened checkpoint."""
-        return self.resume_path is not None and self.continue_run.isChecked()
+        """Offer to continue training ``path`` (a checkpoint with its optimiser state; None: nothing to
+        continue, and the checkpoint field gets a fresh name for a new run); see
+        :meth:`TrainingForm.offer_resume`. Ignored while a run is on: the form is the run's."""
+        if not self.controller.active:
+            self.form.offer_resume(path)
 
     def load_log(self, path: str | Path) -> None:
-        """Show the curves of a training log and its settings."""
-        log = read_training_log(path)
-        self.history.load(
-            {"step": log.step, "wall_time": log.wall_time, "bound": log.loss, "nll_x": log.nll_x,
-             "kl": log.kl}, {"step": log.eval_step, "bound": log.eval_bound})
-        self.fill_from_configs(log.train_config)
-        self.curves.fit()
+        """Show the curves of a training log, and its settings unless a run is on (the form is the run's).
+
+        A small log is shown at once; a big one is read off the window thread and shown when read
+        (``curves.log_loaded``), its failure then going to the status bar and ``curves.log_failed``.
+
+        Raises
+        ------
+        DrawStudioError
+            A small log could not be read.
+        """
+        def loaded(log) -> None:
+            if not self.controller.active:
+                self.fill_from_configs(log.train_config)
+
+        self.curves.open_log(path, loaded=loaded,
+                             failed=lambda text: self.message.emit(f"the training log was not shown: {text}"))
 
     def fill_from_configs(self, train_config: dict | None) -> None:
         """Show the settings of a run (from a checkpoint or a training log)."""
-        if not train_config:
-            return
-        config = TrainConfig.from_dict(train_config)
-        if config.preset in PRESETS:
-            self.preset.setCurrentText(config.preset)
-        if config.dataset in DATASETS:
-            self.dataset.setCurrentText(config.dataset)
-        self.steps.setValue(config.steps)
-        self.batch_size.setValue(config.batch_size)
-        self.lr.setText(f"{config.lr:g}")
-        self.seed.setValue(config.seed)
-        self.validate_every.setValue(config.validate_every)
+        self.form.fill_from_configs(train_config)
 
-    # ------------------------------------------------------------------ settings
     def save_settings(self, settings: QSettings) -> None:
-        settings.setValue("training/preset", self.preset.currentText())
-        settings.setValue("training/dataset", self.dataset.currentText())
-        settings.setValue("training/data_dir", self.data_dir.text())
-        settings.setValue("training/checkpoint", self.checkpoint.text())
-        settings.setValue("training/device", self.device.currentText())
-        settings.setValue("training/threads", self.threads.value())
+        self.form.save_settings(settings)
 
     def restore_settings(self, settings: QSettings, default_data_dir: str = "") -> None:
-        preset = str(settings.value("training/preset", "mnist-paper"))
-        if preset in PRESETS:
-            self.preset.setCurrentText(preset)
-        dataset = str(settings.value("training/dataset", self.dataset.currentText()))
-        if dataset in DATASETS:
-            self.dataset.setCurrentText(dataset)
-        self.data_dir.setText(str(settings.value("training/data_dir", default_data_dir) or default_data_dir))
-        self.checkpoint.setText(str(settings.value("training/checkpoint", "runs/gui/draw.ckpt")))
-        self.device.setCurrentText(str(settings.value("training/device", "auto")))
-        try:
-            self.threads.setValue(int(settings.value("training/threads", 0)))
-        except (TypeError, ValueError):
-            self.threads.setValue(0)
+        self.form.restore_settings(settings, default_data_dir)
 
     # ------------------------------------------------------------------ actions
     def build_job(self) -> TrainingJob:
         """The training job the form describes; raises DrawStudioError on a bad value."""
-        try:
-            lr = float(self.lr.text())
-        except ValueError:
-            raise DrawStudioError(f"learning rate {self.lr.text()!r} is not a number; type e.g. 1e-3") from None
-        preset = get_preset(self.preset.currentText())
-        train_config = train_config_for(
-            self.preset.currentText(), dataset=self.dataset.currentText(), batch_size=self.batch_size.value(),
-            steps=self.steps.value(), lr=lr, seed=self.seed.value(), validate_every=self.validate_every.value(),
-            report_every=1)
-        out = self.checkpoint.text().strip() or None
-        if out:
-            folder = Path(out).expanduser().resolve().parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise DrawStudioError(f"cannot create the checkpoint folder {folder}: {exc.strerror}; "
-                                      "choose another checkpoint file") from None
-        train_set, valid_set = self.given_data or (None, None)
-        resume = self.resume_path if self.resuming else None
-        changes = (resume_changes(lr=lr, validate_every=self.validate_every.value(), report_every=1)
-                   if resume else None)
-        return TrainingJob(preset.model, train_config, data_dir=self.data_dir.text().strip() or None,
-                           device=self.device.currentText().strip() or "auto", out=out, train_set=train_set,
-                           valid_set=valid_set, trace_every_s=self.trace_every_s, resume=resume,
-                           resume_changes=changes, threads=self.threads.value())
+        return self.form.build_job(self.trace_every_s, self.given_data)
 
     def start(self) -> None:
-        """Start training with the form's settings (a bad setting becomes a status message)."""
+        """Start training with the form's settings (a bad setting, or a run it would replace without the
+        user's word, becomes a status message).
+
+        With "continue this run" ticked the run goes on from its checkpoint; otherwise a new run
+        starts, and replaces an existing run only once :meth:`may_replace` says so.
+        """
         if self.controller.active:
             return
         try:
@@ -314,17 +211,62 @@ class TrainingPanel(Panel):
         except DrawStudioError as exc:
             self.message.emit(f"cannot start: {exc}")
             return
-        self.history.clear()
-        log = default_log_path(job.resume) if job.resume else None
-        if log is not None and log.is_file():
+        if job.out and not job.resume:
             try:
-                self.load_log(log)  # the curves so far; the resumed run appends to them (and to the file)
-            except DrawStudioError as exc:
-                self.message.emit(f"the curves so far were not shown: {exc}")
+                refuse_to_replace(Path(job.out), default_log_path(job.out))  # the core's rule for a new run
+            except DrawStudioError:
+                if not self.may_replace(job.out):
+                    self.message.emit(f"not started: {job.out} (or its training log) holds an earlier run, and a "
+                                      "new run never replaces one unasked; tick “continue this run” to go on "
+                                      "with it, or choose another checkpoint file")
+                    return
+                job.overwrite = True
+        if job.resume is None or self._shown_run != (str(Path(job.resume).resolve()), self.history.generation):
+            self.history.clear()  # the curves shown are not those of this run up to its checkpoint
+            log = default_log_path(job.resume) if job.resume else None
+            if log is not None and log.is_file():
+                try:
+                    self.load_log(log)  # the curves so far; the resumed run appends to them (and to the file)
+                except DrawStudioError as exc:
+                    self.message.emit(f"the curves so far were not shown: {exc}")
         self.last_report = None
+        self._checkpoint_step = None
+        if job.out:
+            self.form.taken.add(job.out)
+            self.form.run_folder = str(Path(job.out).resolve().parent)
         self.mark_dirty()
         self.controller.start(job)
-        self.message.emit(f"training {job.train_config.preset} on {job.train_config.dataset}…")
+        self.message.emit(f"continuing {job.resume}…" if job.resume else
+                          f"training {job.train_config.preset} on {job.train_config.dataset}…")
+
+    def may_replace(self, path: str) -> bool:
+        """Whether a new run may replace the run at ``path``: :attr:`replace_prompt`, else a dialog when
+        :attr:`interactive`, else no."""
+        if self.replace_prompt is not None:
+            return bool(self.replace_prompt(path))
+        if not self.interactive:
+            return False
+        box = QMessageBox(QMessageBox.Icon.Warning, "Replace a run?",
+                          f"{path} (or its training log) holds an earlier run. A new run replaces it at its first "
+                          "checkpoint. Replace it?", QMessageBox.StandardButton.NoButton, self)
+        box.setObjectName("replaceRunDialog")
+        replace = box.addButton("Replace", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(box.addButton(QMessageBox.StandardButton.Cancel))
+        box.exec()
+        return box.clickedButton() is replace
+
+    def _after_run(self) -> None:
+        """A run ended: Start now continues it if it wrote its checkpoint, else a new run gets a fresh name."""
+        job = self.controller.last_job
+        if job is None or not job.out:
+            return  # a run without checkpoints: the form stays as it was
+        if not Path(job.out).is_file():
+            self.offer_resume(None)
+            return
+        steps = self.history.train.column("step")
+        if self.history.train.size and self._checkpoint_step is not None and steps[-1] == self._checkpoint_step:
+            self._shown_run = (str(Path(job.out).resolve()), self.history.generation)
+        self.offer_resume(job.out)
 
     def toggle_pause(self) -> None:
         if self.controller.state == PAUSED:
@@ -346,13 +288,13 @@ class TrainingPanel(Panel):
             self.save_checkpoint(path)
 
     def export_csv(self, path: str) -> None:
-        """Write every point of every curve to ``path`` (CSV)."""
-        try:
-            rows = self.history.write_csv(path)
-        except DrawStudioError as exc:
-            self.message.emit(str(exc))
-            return
-        self.message.emit(f"wrote {rows} points to {path}")
+        """Write every point of every curve to ``path`` (CSV): a long history off the window thread, its
+        progress and the result in the status bar (``curves.csv_progress``, ``csv_written``, ``csv_failed``)."""
+        started = self.curves.export_csv(
+            path, written=self.message.emit, failed=self.message.emit,
+            progress=lambda rows, total: self.message.emit(f"writing {path}: {rows:,} of {total:,} points…"))
+        if not started:
+            self.message.emit("a CSV export is still being written; export again when it is done")
 
     def _ask_export_csv(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export curves", "curves.csv", "CSV (*.csv)")
@@ -364,10 +306,12 @@ class TrainingPanel(Panel):
         """Take a coalesced batch of training reports (drawing waits for the redraw timer)."""
         for report in reports:
             if report.kind is ReportKind.STEP:
-                self.history.add_steps(report.step_losses)
+                self.history.add_steps(report.step_losses, lr=report.lr)
             else:
                 if report.kind is ReportKind.VALIDATION:
                     self.history.add_validation(report.step, report.wall_time, report.bound)
+                elif report.kind is ReportKind.CHECKPOINT:
+                    self._checkpoint_step = report.step
                 line = report.describe()
                 if line:
                     self.message.emit(" ".join(line.split()))
@@ -385,11 +329,7 @@ class TrainingPanel(Panel):
         finished_model = state == IDLE and self.controller.trainer is not None
         self.save_button.setEnabled(state in (RUNNING, PAUSED) or finished_model)
         self.trace_now.setEnabled(state in (RUNNING, PAUSED))
-        for widget in (self.steps, self.lr, self.validate_every, self.device, self.data_dir, self.threads):
-            widget.setEnabled(not busy)
-        self.continue_run.setEnabled(not busy and self.resume_path is not None)
-        for widget in (self.preset, self.dataset, self.batch_size, self.seed, self.checkpoint):
-            widget.setEnabled(not busy and not self.resuming)
+        self.form.set_busy(busy)
 
     def redraw(self) -> None:
         report = self.last_report

@@ -1,10 +1,12 @@
-"""Training in a ``QThread``: a worker fed by ``Trainer.run()`` that never touches a widget.
+"""Training on the generic :class:`~draw_studio.gui.background.BackgroundWorker`: ``Trainer.run()``'s
+reports become Qt signals, and nothing here touches a widget.
 
 The worker owns the model while it trains. Everything else that needs the
 model (a live trace, samples, a checkpoint) is asked for with a request that
 the worker serves between two optimiser steps, or every 0.1 s while paused.
-Reports are coalesced: at most one ``reports`` signal every
-``REPORT_INTERVAL_S`` carries every report since the last one.
+Reports are coalesced: at most one ``yielded`` signal every
+``REPORT_INTERVAL_S`` carries every report since the last one (any report
+other than a step's goes at once).
 """
 
 from __future__ import annotations
@@ -12,19 +14,20 @@ from __future__ import annotations
 import os
 import threading
 import time
-import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import Signal
 
 from ..config import ModelConfig, TrainConfig
 from ..data import ImageSet, model_inputs
 from ..errors import DrawStudioError
-from ..progress import ReportKind
-from ..trace import record_trace
+from ..progress import Report, ReportKind
+from ..trace import TraceInputs, record_trace
 from ..train import Trainer, TrainingControl
+from .background import BackgroundWorker
 
 REPORT_INTERVAL_S = 0.1
 URGENT_KINDS = frozenset(ReportKind) - {ReportKind.STEP}  # sent at once; step reports are coalesced
@@ -47,7 +50,10 @@ class TrainingJob:
 
     ``train_set`` / ``valid_set`` (optional) replace loading the dataset.
     ``trace_every_s`` is how often a live trace of ``trace_images``
-    validation images is recorded (0: never).
+    validation images is recorded (0: never). ``overwrite``: a new run may
+    replace an existing checkpoint or log at ``out`` (False: the core refuses
+    to, see ``Trainer.from_options``); the window sets it only after the user
+    said so.
     """
 
     model_config: ModelConfig
@@ -61,21 +67,9 @@ class TrainingJob:
     trace_every_s: float = 5.0
     trace_images: int = 8
     threads: int = 0
-    resume: str | None = None  # continue this checkpoint (see Trainer's ``resume`` and ``resume_changes``)
+    resume: str | None = None  # continue this checkpoint (see Trainer.from_checkpoint and resume_changes)
     resume_changes: dict | None = None
-
-
-@dataclass
-class TraceRequest:
-    """A trace the window wants from the model being trained."""
-
-    purpose: str
-    images: np.ndarray | None = None
-    labels: np.ndarray | None = None
-    source_index: np.ndarray | None = None
-    generate_n: int | None = None
-    seed: int = 0
-    source: str = ""
+    overwrite: bool = False
 
 
 class ServingControl(TrainingControl):
@@ -90,12 +84,20 @@ class ServingControl(TrainingControl):
         super().wait_while_paused(timeout)
 
 
-class TrainingWorker(QObject):
-    """Runs one training job; lives on its own ``QThread``.
+def is_urgent(report: Report) -> bool:
+    """Every report but a step's is sent at once."""
+    return report.kind in URGENT_KINDS
+
+
+class TrainingWorker(BackgroundWorker):
+    """Runs one training job: the generic worker with ``Trainer.run`` as its generator, plus requests.
+
+    ``Trainer.run`` watches :attr:`control` itself (it reports a pause, and on a stop writes its
+    final checkpoint unless :meth:`skip_final_save`).
 
     Signals
     -------
-    reports(list) : coalesced :class:`~draw_studio.train.Report` objects
+    yielded(list) : coalesced :class:`~draw_studio.train.Report` objects (from :class:`BackgroundWorker`)
     live_trace(Trace, int) : a trace of validation images and the step it was taken at
     trace_ready(str, Trace) : a requested trace, with the request's purpose
     saved(str) : a checkpoint was written on request
@@ -104,35 +106,30 @@ class TrainingWorker(QObject):
     finished() : the worker is done (after ``failed`` if it failed)
     """
 
-    reports = Signal(object)
     live_trace = Signal(object, int)
     trace_ready = Signal(str, object)
     saved = Signal(str)
     request_failed = Signal(str, str)
-    failed = Signal(str)
-    finished = Signal()
 
     def __init__(self, job: TrainingJob) -> None:
-        super().__init__()
+        super().__init__(self._train, control=ServingControl(self._serve_requests), honours_control=True,
+                         coalesce_s=REPORT_INTERVAL_S, urgent=is_urgent)
         self.job = job
-        self.control = ServingControl(self._serve_requests)
         self.trainer: Trainer | None = None
         self._lock = threading.Lock()
-        self._trace_requests: list[TraceRequest] = []
+        self._trace_requests: list[tuple[str, TraceInputs]] = []
         self._save_requests: list[str] = []
         self._live_now = False
-        self._pending: list = []
-        self._last_emit = 0.0
         self._last_trace = 0.0
         self._last_wall = 0.0
         self._trace_pixels: np.ndarray | None = None  # (k, C, H, W) validation images for live traces
         self._trace_labels: np.ndarray | None = None
 
     # ------------------------------------------------------------------ requests (any thread)
-    def request_trace(self, request: TraceRequest) -> None:
-        """Record ``request`` between two steps and emit ``trace_ready``."""
+    def request_trace(self, purpose: str, inputs: TraceInputs) -> None:
+        """Record a trace of ``inputs`` between two steps and emit ``trace_ready(purpose, trace)``."""
         with self._lock:
-            self._trace_requests.append(request)
+            self._trace_requests.append((purpose, inputs))
 
     def request_save(self, path: str) -> None:
         """Write a checkpoint to ``path`` between two steps and emit ``saved``."""
@@ -145,60 +142,33 @@ class TrainingWorker(QObject):
             self._live_now = True
 
     def skip_final_save(self) -> None:
-        """Do not write the final checkpoint when stopped (the periodic ones stay)."""
-        if self.trainer is not None:
-            self.trainer.out = None
-        self.job.out = None
+        """Do not write the final checkpoint when stopped (the periodic ones stay): a flag the loop reads."""
+        self.control.skip_final_save()
 
-    # ------------------------------------------------------------------ the thread
-    @Slot()
-    def run(self) -> None:
-        """Build the trainer (loading the data) and train until done, stopped or failed."""
-        try:
-            torch.set_num_threads(self.job.threads or training_threads())
-            if self.control.stop_requested:
-                return
-            job = self.job
-            self.trainer = Trainer(job.model_config, job.train_config, data_dir=job.data_dir, out=job.out,
-                                   device=job.device, train_set=job.train_set, valid_set=job.valid_set,
-                                   download=job.download, resume=job.resume, resume_changes=job.resume_changes)
-            if job.out is None:
-                self.trainer.out = None
-            count = min(job.trace_images, len(self.trainer.valid_set))
-            if job.trace_every_s > 0 and count > 0:
-                chosen = self.trainer.valid_set.subset(slice(0, count))
-                self._trace_pixels, _, _ = model_inputs(chosen, self.trainer.model.config.likelihood)
-                self._trace_labels = chosen.labels
-            for report in self.trainer.run(self.control):
-                self._queue(report)
-                self._serve_requests()
-            self._flush()
-            if self._trace_pixels is not None:
-                self.request_live_trace()  # a last look at the trained model
-                self._serve_requests()
-        except DrawStudioError as exc:
-            self._flush()
-            self.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 - any failure must reach the window, not kill the thread
-            traceback.print_exc()
-            self._flush()
-            self.failed.emit(f"training stopped by an unexpected error: {type(exc).__name__}: {exc}")
-        finally:
-            self._flush()
-            self.finished.emit()
-
-    def _queue(self, report) -> None:
-        self._pending.append(report)
-        self._last_wall = report.wall_time
-        now = time.perf_counter()
-        if report.kind in URGENT_KINDS or now - self._last_emit >= REPORT_INTERVAL_S:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._pending:
-            batch, self._pending = self._pending, []
-            self._last_emit = time.perf_counter()
-            self.reports.emit(batch)
+    # ------------------------------------------------------------------ the generator (worker thread)
+    def _train(self, control: TrainingControl) -> Iterator[Report]:
+        """Build the trainer (loading the data), then yield its reports, serving requests between them."""
+        job = self.job
+        torch.set_num_threads(job.threads or training_threads())
+        options = dict(data_dir=job.data_dir, out=job.out, device=job.device, train_set=job.train_set,
+                       valid_set=job.valid_set, download=job.download, overwrite=job.overwrite)
+        if job.resume:
+            self.trainer = Trainer.from_checkpoint(job.resume, job.train_config.steps, epochs=job.train_config.epochs,
+                                                   changes=job.resume_changes, **options)
+        else:
+            self.trainer = Trainer.from_options(job.model_config, job.train_config, **options)
+        count = min(job.trace_images, len(self.trainer.valid_set))
+        if job.trace_every_s > 0 and count > 0:
+            chosen = self.trainer.valid_set.subset(slice(0, count))
+            self._trace_pixels, _, _ = model_inputs(chosen, self.trainer.model.config.likelihood)
+            self._trace_labels = chosen.labels
+        for report in self.trainer.run(control):
+            self._last_wall = report.wall_time
+            yield report  # the worker sends it (the last report, "done", at once) before we go on
+            self._serve_requests()
+        if self._trace_pixels is not None:
+            self.request_live_trace()  # a last look at the trained model
+            self._serve_requests()
 
     def _serve_requests(self) -> None:
         """Serve saves, requested traces and the periodic live trace (worker thread only)."""
@@ -216,17 +186,16 @@ class TrainingWorker(QObject):
                 self.request_failed.emit("save", str(exc))
                 continue
             self.saved.emit(path)
-        for request in traces:
+        for purpose, inputs in traces:
             try:
-                trace = record_trace(trainer.model, request.images, request.labels, request.generate_n,
-                                     request.seed, source=request.source, source_index=request.source_index)
+                trace = record_trace(trainer.model, inputs)
             except DrawStudioError as exc:
-                self.request_failed.emit(request.purpose, str(exc))
+                self.request_failed.emit(purpose, str(exc))
                 continue
-            self.trace_ready.emit(request.purpose, trace)
+            self.trace_ready.emit(purpose, trace)
         due = self.job.trace_every_s > 0 and time.perf_counter() - self._last_trace >= self.job.trace_every_s
         if self._trace_pixels is not None and (due or live_now):
             self._last_trace = time.perf_counter()
-            trace = record_trace(trainer.model, self._trace_pixels, self._trace_labels, seed=0,
-                                 source=f"{trainer.config.dataset}/valid")
+            trace = record_trace(trainer.model, TraceInputs(images=self._trace_pixels, labels=self._trace_labels,
+                                                            source=f"{trainer.config.dataset}/valid"))
             self.live_trace.emit(trace, int(trainer.step))

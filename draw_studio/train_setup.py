@@ -1,0 +1,194 @@
+"""Building what a :class:`~draw_studio.train.Trainer` trains: a new run, or one that goes on from a checkpoint.
+
+``Trainer.from_options`` and ``Trainer.from_checkpoint`` call :func:`new_run` and
+:func:`continued_run`; each returns the :class:`TrainerParts` the ``Trainer`` constructor takes.
+Before anything is built they refuse what would lose work (``draw_studio.run_checks``): a log
+that would be a checkpoint, a new run over an existing one (unless ``overwrite``), a resumed run on
+other data (unless ``allow_data_change``), a ``--resume`` of a checkpoint without optimiser state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .checkpoint import model_from_state, read_checkpoint
+from .config import ModelConfig, TrainConfig
+from .data import ImageSet, load_split
+from .device import resolve_device
+from .errors import DrawStudioError
+from .files import file_sha256, same_file
+from .model import DRAW
+from .run_checks import (
+    check_resume_data,
+    continuable_log,
+    images_fingerprint,
+    refuse_to_replace,
+    same_model,
+    same_run_as,
+)
+from .training_log import TrainingLog, default_log_path
+
+
+@dataclass
+class RunStart:
+    """Where a run starts: step 0 of a new run, or the state of the checkpoint it goes on from.
+
+    Attributes
+    ----------
+    step : int
+        Optimiser steps already done.
+    wall_time : float
+        Seconds of training already spent.
+    run_id : str
+        Identity of the run, in its checkpoints and log (a resumed run keeps its own).
+    lineage : list of dict
+        Where the weights and data came from (``extra["lineage"]`` of every checkpoint).
+    notices : list of str
+        What the user should know before the first step (e.g. about the data).
+    checkpoint : str or Path, optional
+        The checkpoint the run goes on from (for messages).
+    in_place : bool
+        The run continues the checkpoint at its ``out`` itself: that file holds the starting state,
+        and the log beside it goes on at once.
+    log_source : Path, optional
+        The log whose rows up to ``step`` this run's log continues.
+    same_run : callable, optional
+        ``same_run(old_log)``: whether the log at ``log_source`` belongs to this run (see
+        ``TrainingLogWriter``).
+    fingerprint : str, optional
+        ``images_fingerprint`` of the training images, if already computed.
+    """
+
+    step: int = 0
+    wall_time: float = 0.0
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    lineage: list = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    checkpoint: str | Path | None = None
+    in_place: bool = False
+    log_source: Path | None = None
+    same_run: Callable[[TrainingLog], bool] | None = None
+    fingerprint: str | None = None
+
+
+@dataclass
+class TrainerParts:
+    """The arguments of the ``Trainer`` constructor, built."""
+
+    model: DRAW
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    train_set: ImageSet
+    valid_set: ImageSet
+    out: Path | None
+    log: Path | None
+    start: RunStart
+
+
+def new_run(model_config: ModelConfig | None, train_config: TrainConfig, *, data_dir: str | None = None,
+            train_set: ImageSet | None = None, valid_set: ImageSet | None = None, download: bool = True,
+            out: str | Path | None = None, log: str | Path | bool | None = True, device: str = "auto",
+            overwrite: bool = True) -> TrainerParts:
+    """A new model (initialised from ``train_config.seed``), its Adam optimiser and its data.
+
+    See :meth:`draw_studio.train.Trainer.from_options` for the parameters.
+    """
+    device = resolve_device(device)
+    out, log = _paths(out, log, {})
+    if not overwrite:
+        refuse_to_replace(out, log)
+    train_set, valid_set = _data(train_config, data_dir, train_set, valid_set, download)
+    torch.manual_seed(train_config.seed)
+    model = DRAW((model_config or ModelConfig()).with_image_shape(*train_set.shape)).to(device)
+    return TrainerParts(model, _adam(model, train_config), train_config, train_set, valid_set, out, log, RunStart())
+
+
+def continued_run(checkpoint: str | Path, steps: int, epochs: float = 0.0, changes: dict | None = None, *,
+                  fresh_optimizer: bool = False, data_dir: str | None = None, train_set: ImageSet | None = None,
+                  valid_set: ImageSet | None = None, download: bool = True, out: str | Path | None = None,
+                  log: str | Path | bool | None = True, device: str = "auto", overwrite: bool = True,
+                  allow_data_change: bool = False) -> TrainerParts:
+    """The model, optimiser, configuration and place in the run of ``checkpoint``, and the data to go on with.
+
+    See :meth:`draw_studio.train.Trainer.from_checkpoint` for the parameters.
+    """
+    device = resolve_device(device)
+    flag = "--init-from" if fresh_optimizer else "--resume"
+    out, log = _paths(out, log, {flag: Path(checkpoint)})
+    state = read_checkpoint(checkpoint)
+    in_place = not fresh_optimizer and (out is None or same_file(out, checkpoint))
+    # a log continued by --init-from: the one already at the log path, if it is of the same model
+    init_log = continuable_log(log, state) if fresh_optimizer else None
+    if not overwrite and not in_place:
+        refuse_to_replace(out, log, continuing=init_log)
+    extra = state.get("extra", {}) or {}
+    start = RunStart(step=int(state["step"]), wall_time=float(extra.get("wall_time", 0.0)),
+                     lineage=list(extra.get("lineage", [])), checkpoint=checkpoint, in_place=in_place)
+    if not fresh_optimizer and extra.get("run_id"):
+        start.run_id = extra["run_id"]
+    saved = TrainConfig.from_dict(state.get("train_config") or {})
+    train_config = dataclasses.replace(saved, steps=steps, epochs=epochs, **(changes or {}))
+    model_config = ModelConfig.from_dict(state["model_config"])
+    train_set, valid_set = _data(train_config, data_dir, train_set, valid_set, download)
+    start.fingerprint = images_fingerprint(train_set.images)
+    if not fresh_optimizer:
+        notices, changed = check_resume_data(state, checkpoint, train_config.dataset, train_set, start.fingerprint,
+                                             allow_data_change)
+        start.notices += notices
+        if changed:
+            start.lineage.append({"data_changed_at_step": start.step, "from": extra.get("train_fingerprint"),
+                                  "to": start.fingerprint, "train_images": int(len(train_set))})
+    model_config = model_config.with_image_shape(*train_set.shape)
+    model = model_from_state(state, checkpoint).to(device)
+    if model_config != model.config:
+        raise DrawStudioError(f"{checkpoint} was trained on images of shape {model.config.channels}x"
+                              f"{model.config.height}x{model.config.width}, the data is "
+                              f"{'x'.join(map(str, train_set.shape))}; resume on the same dataset")
+    optimizer = _adam(model, train_config)
+    if fresh_optimizer:
+        start.lineage.append({"init_from": str(checkpoint), "sha256": file_sha256(checkpoint), "step": start.step,
+                              "fresh_optimizer": True})
+        if init_log is not None:
+            start.log_source = init_log
+            saved_model = state.get("model_config")  # not the whole state: the trainer keeps this function
+            start.same_run = lambda old: same_model(old.model_config, saved_model)
+            start.notices.append(f"the curves of {init_log} up to step {start.step} go on in this run's log")
+    else:
+        if state.get("optimizer") is None:
+            raise DrawStudioError(f"{checkpoint} holds no optimiser state (a shipped model?); "
+                                  "continue from its weights with --init-from instead of --resume")
+        optimizer.load_state_dict(state["optimizer"])
+        start.log_source = log if in_place else default_log_path(checkpoint)
+        start.same_run = same_run_as(state)
+    return TrainerParts(model, optimizer, train_config, train_set, valid_set, out, log, start)
+
+
+def _paths(out: str | Path | None, log: str | Path | bool | None,
+           inputs: dict[str, Path]) -> tuple[Path | None, Path | None]:
+    """``out`` and the log path (``True``: beside ``out``), refusing a log that would be a checkpoint."""
+    out = Path(out) if out else None
+    if log is True:
+        log = default_log_path(out) if out else None
+    log = Path(log) if log else None
+    for flag, other in {"--out": out, **inputs}.items():
+        if same_file(log, other):
+            raise DrawStudioError(f"the training log {log} would be the checkpoint {flag} {other}; "
+                                  "pass another --log")
+    return out, log
+
+
+def _data(config: TrainConfig, data_dir: str | None, train_set: ImageSet | None, valid_set: ImageSet | None,
+          download: bool) -> tuple[ImageSet, ImageSet]:
+    """The given training and validation images, or those of ``config.dataset`` found (or downloaded)."""
+    return (train_set or load_split(config.dataset, "train", data_dir, config.validation_size, download),
+            valid_set or load_split(config.dataset, "valid", data_dir, config.validation_size, download))
+
+
+def _adam(model: DRAW, config: TrainConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
