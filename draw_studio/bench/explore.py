@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from ..config import get_preset
 from ..explore import LatentEditor, commitment, fork, reconstruct_image
 from ..model import DRAW
 from ..trace import TraceInputs, record_trace
+from .measure import wall_times
 
 Log = Callable[[str], None]
 K = 16
@@ -30,14 +30,7 @@ K = 16
 
 def _times(work: Callable[[], None], repeats: int, warmup: int = 2) -> list[float]:
     """Wall times (s) of ``repeats`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        work()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - start)
-    return times
+    return wall_times(work, repeats, warmup)
 
 
 def _p95(times: list[float]) -> float:

@@ -55,8 +55,8 @@ def alternating_rates(works: dict[str, Callable[[], None]], items_per_call: int,
     return {name: statistics.median(values) for name, values in rates.items()}, first
 
 
-def median_seconds(work: Callable[[], None], repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall time of one call, after ``warmup`` calls."""
+def wall_times(work: Callable[[], None], repeats: int, warmup: int = 1) -> list[float]:
+    """Wall times (s) of ``repeats`` calls after ``warmup`` calls."""
     for _ in range(warmup):
         work()
     times = []
@@ -64,7 +64,12 @@ def median_seconds(work: Callable[[], None], repeats: int = 5, warmup: int = 1) 
         start = time.perf_counter()
         work()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def median_seconds(work: Callable[[], None], repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall time of one call, after ``warmup`` calls."""
+    return statistics.median(wall_times(work, repeats, warmup))
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 7, device: torch.device | None = None) -> float:
