@@ -13,7 +13,8 @@ import sys
 from . import __version__
 from .errors import DrawStudioError
 
-COMMANDS = ("train", "eval", "sample", "trace", "explore", "export", "bench", "publish", "card", "curve", "gui")
+COMMANDS = ("train", "eval", "sample", "trace", "explore", "export", "bench", "publish", "card", "curve", "runs",
+            "results", "log-export", "gui")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module_name = "evaluate" if name == "eval" else name
+        module_name = "evaluate" if name == "eval" else name.replace("-", "_")
         importlib.import_module(f".commands.{module_name}", __package__).add_parser(subparsers)
     return parser
 

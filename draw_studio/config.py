@@ -202,6 +202,7 @@ class TrainConfig(_JsonConfig):
     checkpoint_every: int = 1000
     report_every: int = 10
     precision: str = "fp32"
+    snapshot_every: int = 1000  # samples and reconstructions in the log every N steps (0: never)
 
     def __post_init__(self) -> None:
         if isinstance(self.batch_size, numbers.Integral) and not isinstance(self.batch_size, bool) \
@@ -210,7 +211,7 @@ class TrainConfig(_JsonConfig):
         big = 2 ** 63 - 1
         for name, low in (("batch_size", 1), ("steps", -big - 1), ("lr_decay_every", 1), ("validation_size", 1),
                           ("validate_every", 0), ("validation_limit", 1), ("checkpoint_every", 0),
-                          ("report_every", 1)):
+                          ("report_every", 1), ("snapshot_every", 0)):
             _check_int("training", name, getattr(self, name), low, big)  # steps <= 0: the Trainer says why
         _check_int("training", "seed", self.seed, 0, MAX_SEED)
         for name in ("preset", "dataset"):
@@ -282,7 +283,8 @@ def get_preset(name: str) -> Preset:
 
 # Training settings a resumed run may change (the rest, e.g. data, batch size and seed, stay the checkpoint's).
 CHANGEABLE_ON_RESUME = ("lr", "beta1", "beta2", "grad_clip", "lr_schedule", "lr_decay", "lr_decay_every",
-                        "validate_every", "validation_limit", "checkpoint_every", "report_every", "precision")
+                        "validate_every", "validation_limit", "checkpoint_every", "report_every", "precision",
+                        "snapshot_every")
 
 
 def train_config_for(preset: str, **settings) -> TrainConfig:
@@ -313,3 +315,14 @@ def resume_changes(**settings) -> dict:
         raise DrawStudioError(f"a resumed run keeps its {', '.join(fixed)}; start a new run to change "
                               f"{'it' if len(fixed) == 1 else 'them'}")
     return {name: value for name, value in settings.items() if value is not None}
+
+
+def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
+    """The learning rate at ``step`` under the configured schedule."""
+    if config.lr_schedule == "cosine":
+        progress = min(step / max(total_steps, 1), 1.0)
+        low = config.lr * config.lr_min_factor
+        return low + 0.5 * (config.lr - low) * (1 + math.cos(math.pi * progress))
+    if config.lr_schedule == "step":
+        return config.lr * config.lr_decay ** (step // max(config.lr_decay_every, 1))
+    return config.lr

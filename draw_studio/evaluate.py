@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -59,7 +61,63 @@ class EvalResult:
                                   "have diverged; evaluate an earlier checkpoint or train again")
 
 
+def importance_weighted_nll(model: DRAW, x: torch.Tensor, k: int, generator: torch.Generator | None = None
+                            ) -> torch.Tensor:
+    """-log mean_k p(x, z_k) / q(z_k | x) per image (Burda et al.), with z_k drawn from the posterior.
+
+    Parameters
+    ----------
+    x : Tensor, shape (b, C, H, W)
+    k : int
+        Samples K per image (K = 1: a one-sample estimate of the variational bound).
+
+    Returns
+    -------
+    Tensor, shape (b,)
+        Nats per image; its mean over images falls as K grows (in expectation).
+    """
+    repeated = x.repeat_interleave(k, dim=0)  # (b*K, C, H, W)
+    weights, _ = model(repeated, generator=generator)
+    log_w = weights.log_weight.view(len(x), k)  # (b, K)
+    return -(torch.logsumexp(log_w, dim=1) - math.log(k))
+
+
 @torch.inference_mode()
+def evaluate_in_parts(model: DRAW, pixels: np.ndarray | torch.Tensor, batch_size: int = 500, seed: int = 0,
+                      importance_samples: int = 0) -> Iterator[dict[str, float]]:
+    """The sums behind :func:`evaluate`, yielded after each forward pass (for progress).
+
+    Parameters
+    ----------
+    importance_samples : int
+        K >= 1 also sums :func:`importance_weighted_nll` (K = 1 included, unlike :func:`evaluate`); the
+        images then go ``batch_size // K`` at a time (at least one).
+
+    Yields
+    ------
+    dict
+        ``images`` (done so far), and the sums over them (nats) of ``bound``, ``nll_x``, ``kl`` and
+        ``iw`` (0 without importance samples). With the same arguments the sums are exactly
+        :func:`evaluate`'s.
+    """
+    device = next(model.parameters()).device
+    pixels = torch.as_tensor(pixels)
+    totals = {"images": 0, "bound": 0.0, "nll_x": 0.0, "kl": 0.0, "iw": 0.0}
+    k = max(int(importance_samples), 0)
+    chunk = max(1, batch_size // k) if k > 1 else batch_size
+    for index, start in enumerate(range(0, len(pixels), chunk)):
+        x = pixels[start:start + chunk].to(device)  # (b, C, H, W)
+        generator = make_generator(device, mix_seed(seed, index))
+        terms, _ = model(x, generator=generator)
+        totals["bound"] += terms.bound.sum().item()
+        totals["nll_x"] += terms.nll_x.sum().item()
+        totals["kl"] += terms.kl.sum().item()
+        if k >= 1:
+            totals["iw"] += importance_weighted_nll(model, x, k, generator).sum().item()
+        totals["images"] += len(x)
+        yield dict(totals)
+
+
 def evaluate(model: DRAW, pixels: np.ndarray | torch.Tensor, batch_size: int = 500, seed: int = 0,
              importance_samples: int = 0, binarization: str = "fixed",
              binarization_seed: int | None = FIXED_BINARIZATION_SEED) -> EvalResult:
@@ -74,24 +132,10 @@ def evaluate(model: DRAW, pixels: np.ndarray | torch.Tensor, batch_size: int = 5
     importance_samples : int
         K > 1 also computes log mean_k p(x, z_k) / q(z_k | x) (Burda et al.).
     """
-    device = next(model.parameters()).device
-    pixels = torch.as_tensor(pixels)
     n = len(pixels)
-    totals = {"bound": 0.0, "nll_x": 0.0, "kl": 0.0, "iw": 0.0}
     k = max(int(importance_samples), 0)
-    chunk = max(1, batch_size // k) if k > 1 else batch_size
-    for index, start in enumerate(range(0, n, chunk)):
-        x = pixels[start:start + chunk].to(device)  # (b, C, H, W)
-        generator = make_generator(device, mix_seed(seed, index))
-        terms, _ = model(x, generator=generator)
-        totals["bound"] += terms.bound.sum().item()
-        totals["nll_x"] += terms.nll_x.sum().item()
-        totals["kl"] += terms.kl.sum().item()
-        if k > 1:
-            repeated = x.repeat_interleave(k, dim=0)  # (b*K, C, H, W)
-            weights, _ = model(repeated, generator=generator)
-            log_w = weights.log_weight.view(len(x), k)  # (b, K)
-            totals["iw"] += -(torch.logsumexp(log_w, dim=1) - math.log(k)).sum().item()
+    parts = evaluate_in_parts(model, pixels, batch_size, seed, k if k > 1 else 0)
+    totals = collections.deque(parts, maxlen=1)[0] if n else {"bound": 0.0, "nll_x": 0.0, "kl": 0.0, "iw": 0.0}
     dims = int(np.prod(pixels.shape[1:]))
     bound = totals["bound"] / n
     iw_bound = totals["iw"] / n if k > 1 else None

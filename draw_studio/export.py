@@ -229,14 +229,28 @@ def export_gif(trace: Trace, path: str | Path, fps: float = 8, loop: int = 0, sc
     total = trace.steps + 1
     pictures = []
     for step, picture in enumerate(frames(trace, scale, windows, columns, style=style)):
-        pictures.append(_pil(picture))
+        pictures.append(picture)
         if progress is not None:
             progress(step + 1, total)
-    duration = [int(round(1000 / fps))] * total
+    write_gif(pictures, path, fps, loop, hold_last)
+
+
+def write_gif(pictures: Sequence[np.ndarray], path: str | Path, fps: float = 8, loop: int = 0,
+              hold_last: float = 1.0) -> None:
+    """Write pictures (each (H, W, C) uint8, C = 1 or 3, all the same size) as an animated GIF, atomically.
+
+    ``fps``, ``loop`` and ``hold_last`` are :func:`export_gif`'s.
+    """
+    if fps <= 0:
+        raise DrawStudioError(f"fps must be positive, got {fps}")
+    if not pictures:
+        raise DrawStudioError(f"no picture to write into {path}")
+    images = [_pil(picture) for picture in pictures]
+    duration = [int(round(1000 / fps))] * len(images)
     duration[-1] = max(duration[-1], int(round(1000 * hold_last)))
-    atomic_write(path, lambda temp: pictures[0].save(temp, format="GIF", save_all=True,
-                                                     append_images=pictures[1:], duration=duration,
-                                                     loop=int(loop), optimize=False))
+    atomic_write(path, lambda temp: images[0].save(temp, format="GIF", save_all=True,
+                                                   append_images=images[1:], duration=duration,
+                                                   loop=int(loop), optimize=False))
 
 
 def export_mp4(trace: Trace, path: str | Path, fps: float = 8, scale: int = 4, windows: bool = False,

@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import DrawStudioError
 from .files import atomic_write
-from .training_log import read_training_log
+from .training_log_reader import read_training_log
 
 
 @dataclass(frozen=True)

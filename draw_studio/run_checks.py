@@ -21,7 +21,8 @@ import numpy as np
 from .config import ModelConfig
 from .errors import DataError, DrawStudioError
 from .files import same_file
-from .training_log import TrainingLog, read_training_log
+from .training_log import TrainingLog
+from .training_log_reader import read_training_log
 
 SAME_RUN_SETTINGS = ("preset", "dataset", "seed", "batch_size", "validation_size")
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, learning_rate
 from .data import ImageSet, model_inputs
 from .data.binarize import dynamic_binarization, fixed_binarization
 from .divergence import RESTORE_AFTER_BAD_STEPS, DivergedError, DivergenceGuard
@@ -42,20 +42,10 @@ from .progress import Report, TrainingControl
 from .run_checks import images_fingerprint
 from .seeding import make_generator, mix_seed
 from .train_setup import RunStart, continued_run, new_run
-from .training_log import TrainingLogWriter, default_log_path  # noqa: F401 - default_log_path: the window's too
+from .training_log import TrainingLogWriter
+from .training_snapshots import SnapshotTaker
 
 LOG_FLUSH_S = 5.0  # the log on disk lags the run by at most this (more for a big log), and never a checkpoint
-
-
-def learning_rate(config: TrainConfig, step: int, total_steps: int) -> float:
-    """The learning rate at ``step`` under the configured schedule."""
-    if config.lr_schedule == "cosine":
-        progress = min(step / max(total_steps, 1), 1.0)
-        low = config.lr * config.lr_min_factor
-        return low + 0.5 * (config.lr - low) * (1 + math.cos(math.pi * progress))
-    if config.lr_schedule == "step":
-        return config.lr * config.lr_decay ** (step // max(config.lr_decay_every, 1))
-    return config.lr
 
 
 class Trainer(GoodStateKeeper):
@@ -131,6 +121,7 @@ class Trainer(GoodStateKeeper):
         self._on_disk = (self.out, self.step) if start.in_place and self.out is not None else None
         self._saved_step: int | None = None  # step of the last checkpoint this session wrote to ``out``
         self._log: TrainingLogWriter | None = None
+        self.snapshots: SnapshotTaker | None = None  # the log's snapshots (draw_studio.training_snapshots)
         self.last_bound = float("nan")
 
     @classmethod
@@ -310,8 +301,17 @@ class Trainer(GoodStateKeeper):
                                 resume_step=self.step if start.log_source is not None else None, run_id=self.run_id,
                                 source=start.log_source, same_run=start.same_run,
                                 pending=self.out is not None and not start.in_place, flush_every_s=LOG_FLUSH_S)
-        self.notices += log.notices
+        log.attrs.update(steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps)
+        if self.config.snapshot_every:
+            self.snapshots = SnapshotTaker(self.model, self.valid_pixels, self.config.snapshot_every, log)
+        self.notices += log.notices + (self.snapshots.notices if self.snapshots else [])
         return log
+
+    def _log_snapshot(self, edge: bool = False) -> None:
+        """The log's snapshot of this step, when due (every ``snapshot_every`` steps, at step 0 and where a
+        session ends)."""
+        if self.snapshots is not None:
+            self._or_stop(self.snapshots.maybe, self.step, edge)
 
     def _or_stop(self, action, *args):
         """``action(*args)`` (a log or checkpoint write); a failure stops the run with one line saying
@@ -334,6 +334,7 @@ class Trainer(GoodStateKeeper):
                            + self._compile_notice())
         for notice in self.notices:
             yield self._report("notice", started, message=notice)
+        self._log_snapshot(edge=self.step == 0)
         while self.step < self.total_steps and not control.stop_requested:
             if control.paused:
                 yield self._report("paused", started)
@@ -351,6 +352,7 @@ class Trainer(GoodStateKeeper):
                 if restore:
                     self._fall_back(f"{RESTORE_AFTER_BAD_STEPS} bad steps in a row")
                 self.step += 1
+                self._log_snapshot()
                 continue
             self.guard.good_step(loss)
             self.step += 1
@@ -375,9 +377,11 @@ class Trainer(GoodStateKeeper):
                 bound = self.validate()
                 yield self._report("validation", started, bound=bound)
                 window_start, window_images = time.perf_counter(), 0
+            self._log_snapshot()
             if checkpoint_due:
                 yield self._checkpoint(started)
                 window_start, window_images = time.perf_counter(), 0
+        self._log_snapshot(edge=True)
         if self.out is not None and not control.final_save_skipped and self._saved_step != self.step:
             if not self.state_is_good():
                 raise DivergedError(f"training ended at step {self.step} in a diverged state (its weights give a "

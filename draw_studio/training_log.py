@@ -29,10 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from . import SOFTWARE
-from .errors import DrawStudioError, FileFormatError, TrainingLogError, first_line
+from .errors import DrawStudioError, FileFormatError, TrainingLogError
 from .files import atomic_write, free_name_beside
-from .hdf5_file import build_image, read_image
+from .hdf5_file import build_image
 from .progress import ReportKind
+from .training_snapshots import SnapshotSeries, read_snapshots
 
 FORMAT = "draw-studio/training-log"
 FORMAT_VERSION = 1
@@ -40,11 +41,11 @@ CHUNK_ROWS = 1024
 HISTORY = (("step", np.int64, -1), ("wall_time", np.float64, np.nan), ("loss", np.float32, np.nan),
            ("nll_x", np.float32, np.nan), ("kl", np.float32, np.nan),
            ("lr", np.float32, np.nan))  # (name, dtype, fill value)
+RUN_SIZES = ("steps_per_epoch", "total_steps")  # root attributes, 0 in logs of older versions
 OPTIONAL = ("lr",)  # absent from older logs (read as NaN); a NaN there never marks an unwritten row
 EVAL = (("step", np.int64, -1), ("bound", np.float32, np.nan))
 GROUPS = {"history": HISTORY, "eval": EVAL}
 WRITE_BYTES_PER_S = 100_000  # with a flush interval, a big log is rewritten at most at about this rate
-SNAPSHOT_TRIES = 3
 TRUNCATED_FIX = "use an intact copy, or move it away (a resumed run then starts a new log)"
 
 
@@ -77,6 +78,9 @@ class TrainingLog:
         Identity of the run (also in its checkpoints); empty in logs of older versions.
     lr : ndarray, shape (N,), float32
         Learning rate when each row was reported; NaN where not recorded (logs of older versions).
+    steps_per_epoch, total_steps : int
+        Optimiser steps per epoch, and the steps in all that the latest session was asked for; 0 where
+        not recorded (logs of older versions).
     """
 
     step: np.ndarray
@@ -92,6 +96,8 @@ class TrainingLog:
     software: str
     run_id: str = ""
     lr: np.ndarray | None = None
+    steps_per_epoch: int = 0
+    total_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.lr is None:
@@ -155,6 +161,7 @@ class TrainingLogWriter:
         self._last_flush = -float("inf")
         self._interval = flush_every_s
         self._closed = False
+        self.snapshots = SnapshotSeries()  # draw_studio.training_snapshots, continued like the rows
         source = Path(source) if source is not None else self.path
         if resume_step is not None and source.exists():
             self._continue(source, resume_step, same_run)
@@ -163,7 +170,9 @@ class TrainingLogWriter:
 
     def _continue(self, source: Path, resume_step: int, same_run) -> None:
         try:
-            old = read_training_log(source)
+            from .training_log_reader import read_training_log
+
+            old, old_snapshots = read_training_log(source), read_snapshots(source)
         except FileFormatError as exc:
             raise TrainingLogError(f"cannot continue the training log: {exc}") from None
         if same_run is not None and not same_run(old):
@@ -184,6 +193,7 @@ class TrainingLogWriter:
             self._columns["history"][index] = [np.asarray(column[keep], HISTORY[index][1])]
         for index, column in enumerate((old.eval_step, old.eval_bound)):
             self._columns["eval"][index] = [np.asarray(column[keep_eval], EVAL[index][1])]
+        self.snapshots.keep_until(old_snapshots, resume_step)
         self.attrs["started"] = old.started or self.attrs["started"]
 
     def _append(self, group: str, columns: list[np.ndarray]) -> None:
@@ -210,6 +220,11 @@ class TrainingLogWriter:
     def append_eval(self, step: int, bound: float) -> None:
         """Append one held-out bound (nats per image) measured at ``step``."""
         self._append("eval", [np.array([step]), np.array([bound])])
+
+    def append_snapshot(self, step: int, samples: np.ndarray, reconstructions: np.ndarray) -> None:
+        """Append the snapshot of ``step`` (uint8 mean images; see ``draw_studio.training_snapshots``)."""
+        self.snapshots.add(step, samples, reconstructions)
+        self._dirty = True
 
     def handle(self, report) -> None:
         """Append what a :class:`draw_studio.train.Report` carries (step rows or a validation bound)."""
@@ -240,6 +255,7 @@ class TrainingLogWriter:
                 for index, (name, _, fill_value) in enumerate(columns):
                     f.create_dataset(f"{group}/{name}", data=self._columns[group][index][0], maxshape=(None,),
                                      chunks=(CHUNK_ROWS,), fillvalue=fill_value)
+            self.snapshots.write(f)
 
         return build_image(fill, libver="latest")
 
@@ -296,104 +312,6 @@ def default_log_path(checkpoint: str | Path) -> Path:
     """The training log written beside a checkpoint: ``X.ckpt`` -> ``X.log.h5``."""
     checkpoint = Path(checkpoint)
     return checkpoint.with_name(checkpoint.stem + ".log.h5")
-
-
-def read_training_log(path: str | Path) -> TrainingLog:
-    """Read a training log, also while a run is still writing it.
-
-    The checks are bounded in time (no hang on a truncated or damaged
-    file), and the file is never locked, so a reader never stops a writer.
-
-    Raises
-    ------
-    TrainingLogError
-        Missing file, not HDF5, truncated or damaged, not a training log,
-        or another format version.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingLogError(f"training log {path} does not exist; check the path")
-    for attempt in range(SNAPSHOT_TRIES):
-        image = read_image(path, "training log", TRUNCATED_FIX, error=TrainingLogError)
-        try:
-            return _read(path, image)
-        except FileFormatError:
-            if not image.written or attempt == SNAPSHOT_TRIES - 1:
-                raise
-            time.sleep(0.1)  # an older version's SWMR writer may have been caught in the middle of a flush
-    raise AssertionError("unreachable")
-
-
-def _read(path: Path, image) -> TrainingLog:
-    try:
-        f = image.open()
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise TrainingLogError(f"{path} cannot be opened as a training log ({first_line(exc)}); "
-                               f"{TRUNCATED_FIX}") from None
-    try:
-        with f:
-            fmt = f.attrs.get("format", "")
-            fmt = fmt.decode() if isinstance(fmt, bytes) else str(fmt)
-            if fmt != FORMAT:
-                raise TrainingLogError(f"{path} is an HDF5 file but not a DRAW Studio training log (format "
-                                       f"{fmt!r}, expected {FORMAT!r}); pass the log written by draw-studio train")
-            version = f.attrs.get("format_version")
-            if version is None or int(version) != FORMAT_VERSION:
-                raise TrainingLogError(f"{path} is training log format version {version}, this DRAW Studio "
-                                       f"reads version {FORMAT_VERSION}; use a matching DRAW Studio")
-            history = _whole_rows(f, "history")
-            evals = _whole_rows(f, "eval")
-            configs = [json.loads(f.attrs.get(key, "{}")) for key in ("model_config", "train_config")]
-            started, software = str(f.attrs.get("started", "")), str(f.attrs.get("software", ""))
-            run_id = f.attrs.get("run_id", "")
-            run_id = run_id.decode() if isinstance(run_id, bytes) else str(run_id)
-    except (KeyError, ValueError, OSError, TypeError, RuntimeError) as exc:
-        raise TrainingLogError(f"{path} is a damaged training log ({first_line(exc)}); "
-                               f"{TRUNCATED_FIX}") from None
-    if not all(isinstance(config, dict) for config in configs):
-        raise TrainingLogError(f"{path} is a damaged training log (its configurations are not JSON objects); "
-                               f"{TRUNCATED_FIX}")
-    _check_order(path, history[0], evals[0])
-    return TrainingLog(*history[:5], eval_step=evals[0], eval_bound=evals[1], model_config=configs[0],
-                       train_config=configs[1], started=started, software=software, run_id=run_id, lr=history[5])
-
-
-def _whole_rows(f, group: str) -> list[np.ndarray]:
-    """The columns of ``group`` cut to the rows that every column already holds in full.
-
-    An optional column (:data:`OPTIONAL`) the file lacks is read as its fill value.
-    """
-    columns = []
-    for name, _, _ in GROUPS[group]:
-        if name in OPTIONAL and f"{group}/{name}" not in f:
-            columns.append(None)
-            continue
-        dset = f[f"{group}/{name}"]
-        if dset.ndim != 1:
-            raise ValueError(f"{group}/{name} is not one-dimensional")
-        columns.append(dset[()])
-    count = min(len(column) for column in columns if column is not None)
-    columns = [np.full(count, fill, dtype) if column is None else column[:count]
-               for column, (_, dtype, fill) in zip(columns, GROUPS[group])]
-    checked = [column for column, (name, _, _) in zip(columns, GROUPS[group]) if name not in OPTIONAL]
-    missing = checked[0] == -1
-    for column in checked[1:]:
-        missing |= np.isnan(column)
-    if missing.any():
-        count = int(np.argmax(missing))
-    return [column[:count] for column in columns]
-
-
-def _check_order(path: Path, steps: np.ndarray, eval_steps: np.ndarray) -> None:
-    """Steps grow from row to row; anything else is damage (e.g. zeros read from a lost part)."""
-    bad = np.flatnonzero(np.diff(steps) <= 0)
-    if len(steps) and (steps[0] < 0 or len(bad)):
-        row = 0 if steps[0] < 0 else int(bad[0]) + 1
-        raise TrainingLogError(f"{path} is a damaged training log: row {row} has step {int(steps[row])} after "
-                               f"step {int(steps[row - 1]) if row else 'none'}; {TRUNCATED_FIX}")
-    if len(eval_steps) and (eval_steps[0] < 0 or (np.diff(eval_steps) < 0).any()):
-        raise TrainingLogError(f"{path} is a damaged training log: its evaluation steps are out of order; "
-                               f"{TRUNCATED_FIX}")
 
 
 if __name__ == "__main__":  # ``python -m draw_studio.training_log repair LOG...``

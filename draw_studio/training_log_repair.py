@@ -12,7 +12,9 @@ import sys
 from pathlib import Path
 
 from .errors import DrawStudioError
-from .training_log import TrainingLogWriter, read_training_log
+from .training_log import RUN_SIZES, TrainingLogWriter
+from .training_log_reader import read_training_log
+from .training_snapshots import read_snapshots
 
 
 def repair_training_log(path: str | Path) -> int:
@@ -23,6 +25,8 @@ def repair_training_log(path: str | Path) -> int:
     log = read_training_log(path)
     writer = TrainingLogWriter(path, log.model_config, log.train_config, run_id=log.run_id, pending=True)
     writer.attrs["started"] = log.started
+    writer.attrs.update({key: getattr(log, key) for key in RUN_SIZES if getattr(log, key)})
+    writer.snapshots.keep_until(read_snapshots(path))
     writer.append_steps(zip(log.step, log.wall_time, log.loss, log.nll_x, log.kl, log.lr))
     for step, bound in zip(log.eval_step, log.eval_bound):
         writer.append_eval(step, bound)

@@ -31,15 +31,26 @@ except ImportError:  # no PySide6: the core's tests still run, the GUI tests ski
     pass
 
 
-@pytest.fixture
-def one_torch_thread():
-    """One torch thread: faster for tiny models (and 2 threads with PySide6 loaded are ~5x slower)."""
+def _one_torch_thread():
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread: faster for tiny models (and 2 threads with PySide6 loaded are ~5x slower)."""
+    yield from _one_torch_thread()
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread_per_module():
+    """One torch thread for a whole module, its module-scoped fixtures (e.g. a trained tiny run) included:
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread_per_module")``."""
+    yield from _one_torch_thread()
 
 
 @pytest.fixture

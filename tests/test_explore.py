@@ -18,6 +18,7 @@ from draw_studio.checkpoint import save_checkpoint
 from draw_studio.cli import main
 from draw_studio.config import TrainConfig, get_preset
 from draw_studio.data import model_inputs
+from draw_studio.errors import DrawStudioError
 from draw_studio.evaluate import evaluate
 from draw_studio.explore.drawing import centre_by_mass
 from draw_studio.explore.fork import commitment_run
@@ -215,6 +216,41 @@ def test_a_moved_read_window_is_read_and_the_encoder_corrects_itself(model, reco
     assert same.intervention["bound_after"] == pytest.approx(same.intervention["bound_before"], abs=1e-3)
 
 
+def test_a_window_mover_kept_between_drags_equals_move_window_bit_for_bit(model, generated, recon):
+    steps = model.config.steps
+    for trace, image in ((recon, 1), (generated, 2)):
+        mover = explore.WindowMover(model, trace, image)
+        reads = trace.mode == "reconstruct"
+        # a drag: later steps first (the replay stops there), then earlier ones, then one seen before
+        for step, gx in ((4, 3.0), (1, 20.0), (5, 11.5), (0, 7.0), (4, 3.0)):
+            write = {"gx": gx, "gy": 30.0 - gx}
+            read = {"gy": gx, "delta": 1.2} if reads else None
+            moved = mover.move(step, write=write, read=read)
+            fresh = explore.move_window(model, trace, image, step, write=write, read=read)
+            for name in ("canvas", "z", "write_params", "write_patch", "read_params", "read_glimpse", "mu", "kl"):
+                mine, theirs = getattr(moved.trace, name), getattr(fresh.trace, name)
+                assert (mine is None) == (theirs is None) == (name in ("read_params", "read_glimpse", "mu", "kl")
+                                                              and not reads), name
+                if mine is not None:
+                    np.testing.assert_array_equal(mine, theirs, err_msg=f"{name} at step {step}")
+            assert moved.intervention.get("bound_after") == fresh.intervention.get("bound_after")
+            live = mover.regenerate(step, write=write, read=read)
+            np.testing.assert_array_equal(live["canvas"].numpy(), moved.trace.canvas)
+        assert mover.run.replayed == steps
+    with pytest.raises(DrawStudioError, match="no read window"):
+        explore.WindowMover(model, generated, 0).regenerate(1, read={"gx": 3.0})
+
+
+def test_the_commitment_curve_reports_its_progress_after_every_step(model, recon):
+    reports: list[tuple[int, int]] = []
+    result = explore.commitment(model, recon, 0, k=3, seed=1,
+                                progress=lambda done, total: reports.append((done, total)))
+    steps = model.config.steps
+    assert reports == [(s, steps) for s in range(1, steps + 1)]
+    np.testing.assert_array_equal(result.intervention["curve"], explore.commitment(model, recon, 0, 3, 1)
+                                  .intervention["curve"])
+
+
 def test_interpolation_endpoints_are_the_two_mean_z_generations(model, test_pixels):
     result = explore.interpolate(model, test_pixels[3], test_pixels[17], count=5)
     trace, steps = result.trace, model.config.steps
@@ -378,5 +414,5 @@ def test_the_bench_reports_the_four_explore_figures():
 
     result = explore_speed(lambda _: None, torch.device("cpu"), preset="tiny", quick=True)
     for key in ("explore_edit_regenerate_p95_ms", "explore_fork16_ms", "explore_commitment16_s",
-                "explore_drawing_to_trace_ms"):
+                "explore_drawing_to_trace_ms", "explore_window_regenerate_p95_ms"):
         assert np.isfinite(result[key]) and result[key] > 0, key

@@ -37,7 +37,7 @@ from draw_studio.divergence import (
 )
 from draw_studio.errors import DataError, DrawStudioError, TrainingLogError
 from draw_studio.train import Trainer
-from draw_studio.training_log import read_training_log
+from draw_studio.training_log_reader import read_training_log
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_LOG = REPO / "models" / "mnist-noattention.log.h5"
@@ -373,7 +373,7 @@ def test_kill_9_during_checkpoint_and_log_writes_leaves_files_that_load(tmp_path
 
 READER = """
 import os, sys, time, h5py
-from draw_studio.training_log import read_training_log
+from draw_studio.training_log_reader import read_training_log
 deadline, reads = time.time() + 120, 0
 while time.time() < deadline and not os.path.exists(sys.argv[2]):
     with h5py.File(sys.argv[1], "r") as f:  # plain h5py with its default file locking, held open a moment

@@ -21,7 +21,8 @@ from PySide6.QtCore import QPointF  # noqa: E402
 
 from draw_studio.config import TrainConfig, get_preset  # noqa: E402
 from draw_studio.progress import Report  # noqa: E402
-from draw_studio.training_log import TrainingLogWriter, read_training_log  # noqa: E402
+from draw_studio.training_log import TrainingLogWriter  # noqa: E402
+from draw_studio.training_log_reader import read_training_log  # noqa: E402
 
 BIG = 200_000  # rows: several MB, read, smoothed and exported in the background
 EVALS = 100

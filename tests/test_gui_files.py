@@ -34,7 +34,8 @@ from draw_studio.gui.history import TrainingHistory  # noqa: E402
 from draw_studio.model import DRAW  # noqa: E402
 from draw_studio.trace import TraceInputs, record_trace  # noqa: E402
 from draw_studio.trace_file import write_trace  # noqa: E402
-from draw_studio.training_log import TrainingLogWriter, read_training_log  # noqa: E402
+from draw_studio.training_log import TrainingLogWriter  # noqa: E402
+from draw_studio.training_log_reader import read_training_log  # noqa: E402
 
 # a file no way in can open -> what its one-line message says
 BAD = {"notes.h5": "not an HDF5 file", "curves.csv": "neither a checkpoint", "plain.csv": "neither a checkpoint",

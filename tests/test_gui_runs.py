@@ -20,7 +20,8 @@ from tiny_data import mnist_slice  # noqa: E402
 
 from draw_studio.checkpoint import load_model  # noqa: E402
 from draw_studio.errors import DrawStudioError  # noqa: E402
-from draw_studio.training_log import default_log_path, read_training_log  # noqa: E402
+from draw_studio.training_log import default_log_path  # noqa: E402
+from draw_studio.training_log_reader import read_training_log  # noqa: E402
 
 FRESH_NAME = re.compile(r"tiny-\d{8}-\d{6}(-\d+)?\.ckpt")
 
@@ -59,6 +60,13 @@ def test_start_after_stop_continues_the_run_its_steps_log_and_checkpoint(window,
     assert second.run_id == first.run_id
     np.testing.assert_array_equal(panel.history.train.column("step"), np.arange(1, m + 1))
     assert panel.checkpoint.text() == str(checkpoint)
+
+    panel.steps.setValue(m)  # nothing left to train: the window says which of its fields to change
+    button(window, "startButton").click()
+    qtbot.waitUntil(lambda: window.last_error is not None, timeout=30_000)
+    assert f"already at step {m:,}" in window.last_error and "set a larger 'steps'" in window.last_error
+    assert "--" not in window.last_error  # no command-line option named to a window user
+    assert load_model(checkpoint)[1]["step"] == m
 
 
 def test_a_new_run_writes_a_fresh_file_and_replaces_a_run_only_when_confirmed(window, tmp_path, qtbot):

@@ -10,13 +10,13 @@ import torch
 from tiny_data import mnist_slice
 
 from draw_studio.checkpoint import load_model, read_checkpoint, save_checkpoint
-from draw_studio.config import TrainConfig, get_preset
+from draw_studio.config import TrainConfig, get_preset, learning_rate
 from draw_studio.data import ImageSet
 from draw_studio.errors import CheckpointError, DrawStudioError
 from draw_studio.files import file_sha256
 from draw_studio.model import DRAW
-from draw_studio.train import Trainer, TrainingControl, learning_rate
-from draw_studio.training_log import read_training_log
+from draw_studio.train import Trainer, TrainingControl
+from draw_studio.training_log_reader import read_training_log
 
 TINY = get_preset("tiny").model
 

@@ -12,7 +12,8 @@ import pytest
 from draw_studio.config import TrainConfig, get_preset
 from draw_studio.errors import TrainingLogError
 from draw_studio.train import Report
-from draw_studio.training_log import TrainingLogWriter, read_training_log
+from draw_studio.training_log import TrainingLogWriter
+from draw_studio.training_log_reader import read_training_log
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL = get_preset("tiny").model
@@ -111,7 +112,7 @@ def test_non_logs_are_refused(tmp_path):
 
 READER = """
 import sys, time
-from draw_studio.training_log import read_training_log
+from draw_studio.training_log_reader import read_training_log
 path, want = sys.argv[1], int(sys.argv[2])
 seen, deadline = [], time.time() + 60
 while time.time() < deadline:

@@ -17,7 +17,7 @@ from ..model import DRAW
 from ..seeding import make_generator
 from ..trace import TraceInputs, record_trace
 from .event_loop import log_event_loop
-from .explore import explore_speed
+from .explore import explore_drag, explore_speed
 from .measure import alternating_rates, count_flops, matmul_gflops, median_rate, median_seconds, peak_memory_mb
 
 Log = Callable[[str], None]
@@ -81,8 +81,9 @@ def run_benchmark(device_name: str = "auto", quick: bool = False, gui: bool = Tr
     quick : bool
         Fewer timed windows (for a smoke test); the numbers are noisier.
     gui : bool
-        Also measure the window's event-loop latency while it trains, and how long opening,
-        smoothing and exporting a big training log block it (needs PySide6).
+        Also measure the window's event-loop latency while it trains, how long opening,
+        smoothing and exporting a big training log block it, and the window while a latent's
+        slider is dragged (``explore_drag_*``; needs PySide6).
     compile : bool, optional
         Passed to ``fast_backward`` (None: its default, see ``draw_studio.handwritten_step.compile_wanted``).
     batches : (int, int)
@@ -142,37 +143,46 @@ def run_benchmark(device_name: str = "auto", quick: bool = False, gui: bool = Tr
     out.update(explore_speed(log, device, preset, quick))
     if gui:
         out.update(gui_latency(log, seconds=6 if quick else 12, data_dir=data_dir))
+        out.update(gui_latency(log, seconds=6 if quick else 12, data_dir=data_dir, scrub_hz=30.0))
         out.update(log_event_loop(log, rows=LOG_ROWS_QUICK if quick else LOG_ROWS))
+        out.update(explore_drag(log, seconds=4 if quick else 8, data_dir=data_dir))
     out["peak_memory_mb"] = peak_memory_mb()
     return out
 
 
-def gui_latency(log: Log, seconds: float, data_dir: str | None = None) -> dict:
-    """Event-loop latency of the window while its worker trains mnist-paper on MNIST (subprocess, offscreen)."""
+def gui_latency(log: Log, seconds: float, data_dir: str | None = None, scrub_hz: float = 0.0) -> dict:
+    """Event-loop latency of the window while its worker trains mnist-paper on MNIST (subprocess, offscreen).
+
+    With ``scrub_hz`` > 0 the timeline is also moved that many steps a second (a user scrubbing
+    while it trains) and the keys start with ``gui_scrub_`` instead of ``gui_``.
+    """
     import json
     import os
     import subprocess
     import sys
 
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    command = [sys.executable, "-m", "draw_studio.gui.latency_run", "--seconds", str(seconds), "--json"]
+    command = [sys.executable, "-m", "draw_studio.gui.latency_run", "--seconds", str(seconds), "--json",
+               "--scrub-hz", str(scrub_hz)]
+    what = "while scrubbing and training" if scrub_hz > 0 else "while training"
+    prefix = "gui_scrub_" if scrub_hz > 0 else "gui_"
     if data_dir:
         command += ["--data-dir", str(data_dir)]
     started = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=seconds + 120)
     except subprocess.TimeoutExpired:
-        log("  GUI latency: timed out")
-        return {"gui_latency_error": "timed out"}
+        log(f"  GUI latency {what}: timed out")
+        return {f"{prefix}latency_error": "timed out"}
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
-        log(f"  GUI latency: not measured ({reason})")
-        return {"gui_latency_error": reason}
+        log(f"  GUI latency {what}: not measured ({reason})")
+        return {f"{prefix}latency_error": reason}
     lines = done.stdout.strip().splitlines()
     if not lines:
-        log("  GUI latency: not measured (the window printed nothing)")
-        return {"gui_latency_error": "no output"}
+        log(f"  GUI latency {what}: not measured (the window printed nothing)")
+        return {f"{prefix}latency_error": "no output"}
     values = json.loads(lines[-1])
-    log(f"  GUI event-loop latency while training: p50 {values['gui_latency_p50_ms']:.1f} ms, "
+    log(f"  GUI event-loop latency {what}: p50 {values['gui_latency_p50_ms']:.1f} ms, "
         f"p99 {values['gui_latency_p99_ms']:.1f} ms ({time.perf_counter() - started:.0f} s)")
-    return values
+    return {prefix + key[len("gui_"):]: value for key, value in values.items()}

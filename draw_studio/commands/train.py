@@ -21,7 +21,10 @@ from ..data import DATASETS
 from ..device import resolve_device
 from ..errors import DrawStudioError
 from ..memory import check_fits, forward_bytes
+from ..tensorboard_logs import INSTALL as TENSORBOARD_INSTALL
+from ..tensorboard_logs import TensorBoardSink, require_tensorboard
 from ..train import Trainer, TrainingControl
+from ..training_snapshots import RECONSTRUCTIONS, SAMPLES
 from .arguments import adam_beta, batch_size, non_negative_int, positive_float, positive_int, real, seed, threads
 from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
 
@@ -64,6 +67,12 @@ def add_parser(subparsers) -> None:
                    help=f"checkpoint every N steps ({_TRAIN_DEFAULTS.checkpoint_every}; 0: only at the end)")
     p.add_argument("--report-every", type=positive_int, default=None,
                    help="print a line every this many steps (50)")
+    p.add_argument("--snapshot-every", type=non_negative_int, default=None, help=(
+        f"record {SAMPLES} prior samples and {RECONSTRUCTIONS} validation reconstructions in the log every N steps, "
+        f"at the start and at the end ({_TRAIN_DEFAULTS.snapshot_every}; 0: never); "
+        "draw-studio log-export --snapshots-gif shows them"))
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help=f"also write the scalars as TensorBoard event files into DIR (needs {TENSORBOARD_INSTALL})")
     p.add_argument("--plain", action="store_true", help="plain autograd step instead of the fast path (same numbers)")
     p.add_argument("--precision", default=None, choices=PRECISIONS, help=(
         "fp32 (default: the fast path) or bf16 (autograd under bfloat16 autocast, for GPUs with bf16 units; "
@@ -100,6 +109,8 @@ def check_request(args) -> None:
     refuse_overwriting_inputs({"--log": args.log}, {"--out": args.out, "--resume": args.resume,
                                                     "--init-from": args.init_from})
     refuse_overwriting_inputs({"--out": args.out}, {"--init-from": args.init_from})
+    if args.tensorboard:
+        require_tensorboard()
     if not (args.resume or args.init_from):  # a resumed run keeps the batch size it trained with
         check_fits(forward_bytes(get_preset(args.preset).model, args.batch_size, training=True),
                    f"a training batch of {args.batch_size:,} images of {args.preset}", "use a smaller --batch-size",
@@ -138,9 +149,12 @@ def run(args) -> int:
                               f"a run {'resumed' if args.resume else 'started from a checkpoint'} keeps the "
                               "checkpoint's model; drop --preset, or start a new run of that preset")
     control = TrainingControl()
-    with stop_on_signals(control):
+    sink = TensorBoardSink(args.tensorboard, trainer.step) if args.tensorboard else contextlib.nullcontext()
+    with stop_on_signals(control), sink:
         for report in trainer.run(control):
             _print(report)
+            if args.tensorboard:
+                sink.handle(report)
     if control.stop_requested:
         status(f"stopped at step {trainer.step}; continue with --resume {args.out}")
         return 130

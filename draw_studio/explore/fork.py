@@ -13,6 +13,8 @@ final image is still open after step t. It is 0 at t = T (nothing left to draw).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..errors import DrawStudioError
@@ -24,6 +26,7 @@ from .replay import GENERATION_FIELDS, ImageRun
 from .result import ExploreResult
 
 MAX_K = 4096
+Progress = Callable[[int, int], None]  # (steps done, steps in all)
 
 
 class _EveryKth(StepRecorder):
@@ -91,11 +94,13 @@ def fork(model: DRAW, trace: Trace, image: int, at: int, k: int = 16, seed: int 
 
 
 @torch.inference_mode()
-def commitment_run(run: ImageRun, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+def commitment_run(run: ImageRun, k: int, seed: int, progress: Progress | None = None,
+                   ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """Every fork t = 0..T of ``run``'s image with K continuations, in one growing batch.
 
     At step s the forks t <= s are running ((s+1) K rows); the fork at t = s joins from the
     replay's state before step s. Steps before a fork point are the replay's and are not run again.
+    ``progress(s + 1, T)`` is called after each step s (the work of a step grows with s).
 
     Returns
     -------
@@ -120,6 +125,8 @@ def commitment_run(run: ImageRun, k: int, seed: int) -> tuple[torch.Tensor, torc
         state = model.run_steps(state, s, s + 1, eps=noise, recorder=recorder).state
         for name, value in recorder.stacked().items():  # (s+1, 1, ...): forks 0..s, continuation 0
             first[name][:s + 1, s + (name == "canvas")] = value[:, 0]
+        if progress is not None:
+            progress(s + 1, steps)
     final = torch.cat((state.canvas, run.states[steps].canvas.expand(k, -1, -1, -1)))  # ((T+1) K, C, H, W)
     means = torch.sigmoid(final).view(steps + 1, k, *final.shape[1:])
     pixel_std = means.std(dim=1, unbiased=True)  # (T+1, C, H, W)
@@ -133,8 +140,11 @@ def half_step(curve) -> int | None:
 
 
 def commitment(model: DRAW, trace: Trace, image: int, k: int = 16, seed: int = 0,
-               file_image: int | None = None) -> ExploreResult:
+               file_image: int | None = None, progress: Progress | None = None) -> ExploreResult:
     """The commitment curve of image ``image`` (module docstring), with the forks behind it.
+
+    ``progress(done, total)``, if given, is called after each of the T steps of the growing batch
+    (``done`` = 1..T, ``total`` = T; in the caller's thread).
 
     Returns
     -------
@@ -145,7 +155,7 @@ def commitment(model: DRAW, trace: Trace, image: int, k: int = 16, seed: int = 0
     """
     k = check_k(k, least=2)
     run = ImageRun(model, trace, image, encoder=False, file_image=file_image)
-    curve, pixel_std, first = commitment_run(run, k, seed)
+    curve, pixel_std, first = commitment_run(run, k, seed, progress)
     curve_values = curve.cpu().numpy()
     intervention = {"tool": "commitment", **run.describe(), "k": k, "seed": int(seed), "std_ddof": 1,
                     "curve": curve_values, "half_step": half_step(curve_values),

@@ -72,6 +72,78 @@ def _window(values: dict[str, float] | None, step: int, steps: int, device) -> t
     return window
 
 
+class WindowMover:
+    """Repeated moves of one image's windows, each running only steps s..T-1 again.
+
+    The replay of the image (:class:`~draw_studio.explore.replay.ImageRun`, with the encoder for a
+    reconstruction) is kept between calls, so a dragged window costs one pass over steps s..T-1
+    (encoder and decoder together where the trace is a reconstruction), not a replay of the
+    steps before it as well. :func:`move_window` is one call of :meth:`move`.
+
+    Parameters
+    ----------
+    model : DRAW
+        The trace's model.
+    trace : Trace
+    image : int
+        Index of the image in ``trace``.
+    file_image : int, optional
+        Its index in the trace file when ``trace`` holds only some images.
+    """
+
+    def __init__(self, model: DRAW, trace: Trace, image: int, file_image: int | None = None) -> None:
+        self.run = ImageRun(model, trace, image, file_image=file_image)
+
+    def _check(self, step: int, write: dict[str, float] | None, read: dict[str, float] | None) -> int:
+        if not write and not read:
+            raise DrawStudioError("nothing to move: give --write and/or --read, e.g. --write gx=14,gy=9")
+        cfg = self.run.model.config
+        step = check_step(step, cfg.steps)
+        if write and not cfg.write_attention:
+            raise DrawStudioError("this model writes without attention (eq 18): it has no write window to move")
+        if read and not cfg.read_attention:
+            raise DrawStudioError("this model reads without attention (eq 17): it has no read window to move")
+        if read and not self.run.reconstruction:
+            raise DrawStudioError("a generated trace has no read window (the encoder never ran); move --write only")
+        return step
+
+    def regenerate(self, step: int, write: dict[str, float] | None = None, read: dict[str, float] | None = None,
+                   later: str | None = None) -> dict[str, torch.Tensor]:
+        """Steps ``step``..T-1 again with the windows of ``step`` overridden (arguments as :func:`move_window`).
+
+        Returns
+        -------
+        dict
+            Trace fields of the moved run as tensors of one row (``canvas`` (1, T+1, C, H, W),
+            ``write_params`` (1, T, 5)...), with ``kl``, ``nll_x`` and ``bound`` for a reconstruction.
+        """
+        step = self._check(step, write, read)
+        run = self.run
+        later = later or ("posterior" if run.reconstruction else "keep")
+        mask, eps = run.controls_after(step, later)
+        controls = StepControls(z=run.z, z_mask=mask, read_window=_window(read, step, run.steps, run.device),
+                                write_window=_window(write, step, run.steps, run.device))
+        return run.continue_from(step, controls, eps=eps)
+
+    def move(self, step: int, write: dict[str, float] | None = None, read: dict[str, float] | None = None,
+             later: str | None = None) -> ExploreResult:
+        """:meth:`regenerate` as a one-image trace with its ``intervention`` (see :func:`move_window`)."""
+        run, step = self.run, self._check(step, write, read)
+        later = later or ("posterior" if run.reconstruction else "keep")
+        arrays = self.regenerate(step, write, read, later)
+        intervention = {"tool": "move-window", **run.describe(), "step": step, "paper_step": step + 1,
+                        "later": later, "columns": list(PARAM_COLUMNS)}
+        for head, values in (("write", write), ("read", read)):
+            if values:
+                intervention[head] = {"set": values, "old": run.record[f"{head}_params"][0, step].cpu().numpy(),
+                                      "new": arrays[f"{head}_params"][0, step].cpu().numpy()}
+        if run.encoder:
+            before, after = run.record["kl"][0].cpu().numpy(), arrays["kl"][0].cpu().numpy()  # (T,) each
+            intervention.update(bound_before=float(run.bound[0]), bound_after=float(arrays["bound"][0]),
+                                kl_before=before, kl_after=after, kl_change=after - before)
+        return ExploreResult(run.trace_of(arrays), intervention)
+
+
 def move_window(model: DRAW, trace: Trace, image: int, step: int, write: dict[str, float] | None = None,
                 read: dict[str, float] | None = None, later: str | None = None,
                 file_image: int | None = None) -> ExploreResult:
@@ -103,28 +175,4 @@ def move_window(model: DRAW, trace: Trace, image: int, step: int, write: dict[st
     """
     if not write and not read:
         raise DrawStudioError("nothing to move: give --write and/or --read, e.g. --write gx=14,gy=9")
-    cfg = model.config
-    step = check_step(step, cfg.steps)
-    if write and not cfg.write_attention:
-        raise DrawStudioError("this model writes without attention (eq 18): it has no write window to move")
-    if read and not cfg.read_attention:
-        raise DrawStudioError("this model reads without attention (eq 17): it has no read window to move")
-    if read and trace.mode != "reconstruct":
-        raise DrawStudioError("a generated trace has no read window (the encoder never ran); move --write only")
-    run = ImageRun(model, trace, image, file_image=file_image)
-    later = later or ("posterior" if run.reconstruction else "keep")
-    mask, eps = run.controls_after(step, later)
-    controls = StepControls(z=run.z, z_mask=mask, read_window=_window(read, step, cfg.steps, run.device),
-                            write_window=_window(write, step, cfg.steps, run.device))
-    arrays = run.continue_from(step, controls, eps=eps)
-    intervention = {"tool": "move-window", **run.describe(), "step": step, "paper_step": step + 1, "later": later,
-                    "columns": list(PARAM_COLUMNS)}
-    for head, values in (("write", write), ("read", read)):
-        if values:
-            intervention[head] = {"set": values, "old": run.record[f"{head}_params"][0, step].cpu().numpy(),
-                                  "new": arrays[f"{head}_params"][0, step].cpu().numpy()}
-    if run.encoder:
-        before, after = run.record["kl"][0].cpu().numpy(), arrays["kl"][0].cpu().numpy()  # (T,) each
-        intervention.update(bound_before=float(run.bound[0]), bound_after=float(arrays["bound"][0]),
-                            kl_before=before, kl_after=after, kl_change=after - before)
-    return ExploreResult(run.trace_of(arrays), intervention)
+    return WindowMover(model, trace, image, file_image=file_image).move(step, write, read, later)

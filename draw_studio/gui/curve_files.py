@@ -14,7 +14,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 
 from ..errors import DrawStudioError
-from ..training_log import TrainingLog, read_training_log
+from ..training_log import TrainingLog
+from ..training_log_reader import read_training_log
 from .curve_tasks import BackgroundLane
 from .history import GrowingTable, TrainingHistory, tables_from_columns
 

@@ -7,24 +7,16 @@ part, and :meth:`GrowingTable.clear` starts a new array rather than writing over
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write
+from ..log_export import CSV_COLUMNS as TRAIN_COLUMNS
+from ..log_export import VALID_COLUMNS, ExportCancelled, write_curves_csv  # noqa: F401 - ExportCancelled: raised here
 from .curve_data import exponential_moving_average  # noqa: F401 - its home was here
 
-TRAIN_COLUMNS = ("step", "wall_time", "bound", "nll_x", "kl", "lr")
-VALID_COLUMNS = ("step", "wall_time", "bound")
-CSV_CHUNK_ROWS = 1000  # rows formatted per call: the csv module holds the GIL for a whole call
 INITIAL_ROWS = 1024
-
-
-class ExportCancelled(Exception):
-    """A CSV export was stopped before it finished (nothing was written)."""
 
 
 class GrowingTable:
@@ -170,41 +162,16 @@ class TrainingHistory:
 
     def write_csv(self, path: str | Path, progress: Callable[[int, int], None] | None = None,
                   cancelled: Callable[[], bool] | None = None) -> int:
-        """Write every point of every curve to one CSV; returns the number of rows.
+        """Write every point of every curve to one CSV (:func:`draw_studio.log_export.write_curves_csv`'s
+        layout, the same as ``draw-studio log-export --csv``); returns the number of rows.
 
-        Columns: ``split`` (train / valid), ``step``, ``wall_time``, ``bound``,
-        ``nll_x``, ``kl``, ``lr`` (empty where not recorded; validation rows hold
-        only the bound). Safe to call off the window thread: it writes the rows
-        there were when it was called. ``progress(done, total)`` is called as
-        rows are written; when ``cancelled()`` turns true, :class:`ExportCancelled`
-        is raised and the file at ``path`` is left as it was.
+        Safe to call off the window thread: it writes the rows there were when it was called.
+        ``progress(done, total)`` is called as rows are written; when ``cancelled()`` turns true,
+        :class:`ExportCancelled` is raised and the file at ``path`` is left as it was.
         """
-        train = [self.train.column(name) for name in TRAIN_COLUMNS]
-        valid = [self.valid.column(name) for name in VALID_COLUMNS]
-        total = len(train[0]) + len(valid[0])
-
-        def write(temp: str) -> None:
-            with open(temp, "w", newline="") as handle:
-                out = csv.writer(handle)
-                out.writerow(("split",) + TRAIN_COLUMNS)
-                for first in range(0, len(train[0]), CSV_CHUNK_ROWS):
-                    if cancelled is not None and cancelled():
-                        raise ExportCancelled(f"export of {path} stopped")
-                    part = slice(first, first + CSV_CHUNK_ROWS)
-                    steps = train[0][part].astype(np.int64).tolist()
-                    lr = ["" if value != value else value for value in train[5][part].tolist()]
-                    # the csv module writes a float as repr() does: every digit kept
-                    out.writerows(zip(repeat("train"), steps, *(c[part].tolist() for c in train[1:5]), lr))
-                    if progress is not None:
-                        progress(min(first + CSV_CHUNK_ROWS, len(train[0])), total)
-                steps = valid[0].astype(np.int64).tolist()
-                out.writerows(zip(repeat("valid"), steps, valid[1].tolist(), valid[2].tolist(),
-                                  repeat(""), repeat(""), repeat("")))
-            if progress is not None:
-                progress(total, total)
-
-        atomic_write(path, write)
-        return total
+        train = {name: self.train.column(name) for name in TRAIN_COLUMNS}
+        valid = {name: self.valid.column(name) for name in VALID_COLUMNS}
+        return write_curves_csv(path, train, valid, progress, cancelled)
 
 
 def tables_from_columns(train: dict[str, np.ndarray],

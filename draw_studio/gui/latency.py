@@ -74,26 +74,45 @@ def run_event_loop_until(condition, timeout_s: float, poll_ms: int = 20) -> bool
     return bool(condition())
 
 
-def measure_while_training(window, seconds: float = 20.0, start_timeout_s: float = 120.0) -> dict[str, float]:
+def measure_while_training(window, seconds: float = 20.0, start_timeout_s: float = 120.0,
+                           scrub_hz: float = 0.0) -> dict[str, float]:
     """Lateness of the event loop while the window's Training panel trains with its current settings.
 
     Starts training, waits for the first optimiser steps (data loading is
     not measured), probes for ``seconds`` while the window redraws as usual,
-    then stops training. Returns :meth:`LatencyProbe.summary` plus
-    ``steps`` (optimiser steps during the measurement).
+    then stops training. With ``scrub_hz`` > 0 it first waits for the run's
+    first live trace, then moves the timeline one step every ``1 / scrub_hz``
+    seconds (0..T and round again), as a user dragging the step slider does.
+    Returns :meth:`LatencyProbe.summary` plus ``steps`` (optimiser steps
+    during the measurement) and ``scrubbed`` (timeline moves done).
     """
-    panel = window.training
+    panel, document = window.training, window.document
     panel.start()
     if not run_event_loop_until(lambda: panel.history.train.size >= 2 or not panel.controller.active,
                                 start_timeout_s):
         raise RuntimeError("training did not start in time")
+    if scrub_hz > 0 and not run_event_loop_until(
+            lambda: (document.live and document.trace is not None) or not panel.controller.active, start_timeout_s):
+        raise RuntimeError("the training run showed no live trace in time")
+    moves = [0]
+
+    def scrub() -> None:
+        document.set_step((document.step + 1) % (document.steps + 1))
+        moves[0] += 1
+
+    scrubber = QTimer()
+    scrubber.timeout.connect(scrub)
     first = panel.history.train.size
     probe = LatencyProbe(10)
     probe.start()
+    if scrub_hz > 0:
+        scrubber.start(max(1, int(round(1000 / scrub_hz))))
     run_event_loop_until(lambda: False, seconds)
+    scrubber.stop()
     probe.stop()
     summary = probe.summary()
     summary["steps"] = panel.history.train.size - first
+    summary["scrubbed"] = moves[0]
     panel.controller.stop(save_final=False)
     panel.controller.wait()
     return summary

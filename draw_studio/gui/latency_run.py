@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="folder with MNIST (default: the usual search)")
     parser.add_argument("--preset", default="mnist-paper", help="model preset to train (an MNIST-shaped one)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--scrub-hz", type=float, default=0.0,
+                        help="also move the timeline this many steps a second while training (0: don't)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
@@ -60,13 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         panel.set_datasets(random_binary_images(6000), random_binary_images(500))
     panel.checkpoint.setText(str(folder / "latency.ckpt"))
-    summary = measure_while_training(window, seconds=args.seconds)
+    summary = measure_while_training(window, seconds=args.seconds, scrub_hz=args.scrub_hz)
     window.close()
     result = {"gui_latency_p50_ms": summary["p50"], "gui_latency_p90_ms": summary["p90"],
               "gui_latency_p99_ms": summary["p99"], "gui_latency_max_ms": summary["max"],
               "gui_latency_ticks": summary["count"], "gui_latency_train_steps": summary["steps"],
               "gui_train_images_per_s": summary["steps"] * panel.batch_size.value() / args.seconds,
-              "gui_latency_seconds": args.seconds, "gui_latency_data": "mnist" if mnist is not None else "random"}
+              "gui_latency_seconds": args.seconds, "gui_latency_scrub_hz": args.scrub_hz,
+              "gui_latency_scrubbed_steps": summary["scrubbed"],
+              "gui_latency_data": "mnist" if mnist is not None else "random"}
     print(json.dumps(result) if args.json else result)
     return 0
 

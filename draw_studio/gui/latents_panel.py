@@ -1,10 +1,14 @@
-"""Latents: the posterior mean mu and spread sigma of every step as T x Z heatmaps."""
+"""Latents: the posterior mean mu and spread sigma of every step as T x Z heatmaps.
+
+A click on a cell (t, k) of either heatmap emits :attr:`LatentsPanel.cell_clicked` (the Explore
+dock's latent editor opens on it); the cell being edited is framed in white.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
@@ -33,7 +37,30 @@ class LatentMap:
         self.row.setPen(pen)
         self.row.setZValue(10)
         plot.addItem(self.row)
+        self.cell = QGraphicsRectItem()  # the cell being edited (Explore dock)
+        pen = QPen(QColor("#ffffff"))
+        pen.setCosmetic(True)
+        pen.setWidthF(2.0)
+        self.cell.setPen(pen)
+        self.cell.setZValue(11)
+        self.cell.hide()
+        plot.addItem(self.cell)
         self._shape = ()
+
+    def cell_at(self, scene_pos) -> tuple[int, int] | None:
+        """The (trace step s = t - 1, latent k) under a scene position, or None outside the heatmap."""
+        if self.image.image is None or not self.plot.vb.sceneBoundingRect().contains(scene_pos):
+            return None
+        point = self.plot.vb.mapSceneToView(scene_pos)
+        steps, size = self.image.image.shape[:2]
+        t, k = int(round(point.y())), int(point.x() // 1)
+        return (t - 1, k) if 1 <= t <= steps and 0 <= k < size else None
+
+    def frame_cell(self, cell: tuple[int, int] | None) -> None:
+        """Frame cell (s, k) (row t = s + 1); None: no frame."""
+        self.cell.setVisible(cell is not None)
+        if cell is not None:
+            self.cell.setRect(QRectF(cell[1], cell[0] + 0.5, 1, 1))
 
     def show(self, values: np.ndarray, levels: tuple[float, float], title: str) -> None:
         """Show ``values`` (T, Z): row t-1 is step t."""
@@ -55,6 +82,7 @@ class LatentMap:
         """Show nothing, titled ``title``; the axes span ``shape`` (T, Z) of what is shown beside, else 0..1."""
         self.image.clear()
         self.row.hide()
+        self.cell.hide()
         self.plot.setTitle(title, size="9pt")
         steps, size = shape if shape is not None else (1, 1)
         self._shape = ()  # the next image sets its own range
@@ -62,10 +90,16 @@ class LatentMap:
 
 
 class LatentsPanel(Panel):
-    """mu (diverging colours, symmetric levels) and sigma (0..max) of the selected image."""
+    """mu (diverging colours, symmetric levels) and sigma (0..max) of the selected image.
+
+    Signals
+    -------
+    cell_clicked(int, int) : a left click on cell (s, k): trace step s = 0..T-1 (the paper's t = s + 1), latent k
+    """
 
     title = "Latents"
     dock_name = "latentsDock"
+    cell_clicked = Signal(int, int)
 
     def __init__(self, state: Document, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
@@ -78,6 +112,25 @@ class LatentsPanel(Panel):
             latent_map.plot.getAxis("left").setWidth(44)
             latent_map.bar.getAxis("right").setWidth(36)
         self.message = self.message_above(self.view, "latentsMessage")
+        self.selected_cell: tuple[int, int] | None = None
+        self._cell_for = None  # (trace, image) the selected cell belongs to
+        self.view.scene().sigMouseClicked.connect(self._on_click)
+        self.view.setToolTip("click a cell (t, k): edit z_t[k] in the Explore dock")
+
+    def _on_click(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self.state.trace is None:
+            return
+        for latent_map in (self.mu_map, self.sigma_map):
+            cell = latent_map.cell_at(event.scenePos())
+            if cell is not None:
+                self.cell_clicked.emit(*cell)
+                return
+
+    def select_cell(self, step: int | None, latent: int | None = None) -> None:
+        """Frame cell (step, latent) of the shown image in both maps (None: no frame)."""
+        self.selected_cell = None if step is None else (int(step), int(latent))
+        self._cell_for = (self.state.trace, self.state.image_index)
+        self.mark_dirty()
 
     def redraw(self) -> None:
         trace, state = self.state.trace, self.state
@@ -103,6 +156,10 @@ class LatentsPanel(Panel):
             self.mu_map.show(z, (-top, top), f"sampled z, image {i}")
             self.sigma_map.clear("sigma: none (prior N(0, I))", z.shape)
         size = trace.z.shape[2]
+        cell_for = self._cell_for
+        same = cell_for is not None and cell_for[0] is trace and cell_for[1] == i
+        self.mu_map.frame_cell(self.selected_cell if same else None)
+        self.sigma_map.frame_cell(self.selected_cell if same and trace.sigma is not None else None)
         self.mu_map.highlight(state.step, size)
         if trace.sigma is not None:
             self.sigma_map.highlight(state.step, size)

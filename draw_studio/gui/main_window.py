@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QM
 from ..trace import Trace
 from . import configure_pyqtgraph
 from .document import TRAINING, Document
+from .explore_dock import ExploreDock
 from .exporting import Exporter
 from .file_opening import FileOpener
 from .gallery_panel import GalleryPanel
@@ -82,6 +83,11 @@ class MainWindow(QMainWindow):
         self.service = ModelService(self.controller, self.document,
                                     data_dir=lambda: self.training.data_dir.text().strip(),
                                     dataset=lambda: self.training.dataset.currentText())
+        self.explore = ExploreDock(self.document, self.service, self.latents)  # a tab beside Training
+        self.panels.append(self.explore)
+        self.docks[self.explore.dock_name] = self._dock(self.explore)
+        self.tabifyDockWidget(self.docks["trainingDock"], self.docks[self.explore.dock_name])
+        self.docks["trainingDock"].raise_()
         self.exporter = Exporter(self, self.document)
         self.jobs = self.exporter.jobs
         self.opener = FileOpener(self, self.document, self.service, self.settings, self._show_curves,
@@ -398,6 +404,7 @@ class MainWindow(QMainWindow):
             self.controller.wait()
         self.training.curves.files.cancel()  # a CSV still being written is dropped, never half-written
         self.jobs.wait()
+        self.explore.wait()
         self.timeline.play_timer.stop()
         self.redraw_timer.stop()
         self.save_settings()

@@ -30,12 +30,21 @@ WINDOW_WORDS = ((re.compile(r"pass --data-dir (FOLDER|to a folder)"),
                 (re.compile(r"--data-dir was given"), "a data folder was given"),
                 (re.compile(r"\(--data-dir\)"), "(the data folder)"),
                 (re.compile(r"--data-dir (\S+) is"), r"the data folder \1 is"),
-                (re.compile(r"--data-dir"), "the data folder (Training panel)"))
+                (re.compile(r"--data-dir"), "the data folder (Training panel)"),
+                (re.compile(r"pass a larger --steps \(or --epochs\)"), "set a larger 'steps' (Training panel)"),
+                (re.compile(r"pass --steps \(or --epochs\) above 0"), "set 'steps' (Training panel) above 0"),
+                (re.compile(r"use a smaller --batch-size"), "set a smaller 'batch size' (Training panel)"),
+                (re.compile(r"Lower --lr \(or --grad-clip\)"), "Lower the 'learning rate' (Training panel)"),
+                (re.compile(r"continue from its weights with --init-from instead of --resume"),
+                 "untick 'continue this run' to start a new run from its weights"),
+                (re.compile(r"pass another --log"), "choose another checkpoint file"),
+                (re.compile(r"--resume"), "'continue this run'"),
+                (re.compile(r"--overwrite"), "confirming the replacement"))
 
 
 def window_wording(text: str) -> str:
     """A core message (written for the command line) in the window's words: ``--data-dir`` is the
-    Training panel's data folder field."""
+    Training panel's data folder field, ``--steps`` its 'steps' field, and so on."""
     for pattern, words in WINDOW_WORDS:
         text = pattern.sub(words, text)
     return text

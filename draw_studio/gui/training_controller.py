@@ -11,7 +11,8 @@ from PySide6.QtCore import QObject, QStandardPaths, Signal
 
 from ..progress import ReportKind
 from ..trace import TraceInputs
-from ..train import Trainer, default_log_path
+from ..train import Trainer
+from ..training_log import default_log_path
 from .background import WorkerThread
 from .worker import TrainingJob, TrainingWorker
 

@@ -29,7 +29,7 @@ from ..errors import DrawStudioError
 from ..formatting import duration
 from ..progress import ReportKind
 from ..run_checks import refuse_to_replace
-from ..train import default_log_path
+from ..training_log import default_log_path
 from .curves import CurvesPlot
 from .history import TrainingHistory
 from .panel import Panel
