@@ -100,7 +100,10 @@ class MainWindow(QMainWindow):
         self.timeline.install_shortcuts(self)
         self.redraw_timer = QTimer(self)
         self.redraw_timer.setInterval(REDRAW_INTERVAL_MS)
-        self.redraw_timer.timeout.connect(self.redraw_now)
+        self.redraw_timer.timeout.connect(self._redraw_in_turns)
+        self._redraw_queue: list = []  # dirty panels still to redraw, one per event-loop turn
+        self._redraw_turn = QTimer(self, singleShot=True, interval=0)  # the next turn (dies with the window)
+        self._redraw_turn.timeout.connect(self._redraw_next)
         self.redraw_timer.start()
         self.default_layout = self.saveState(LAYOUT_VERSION)
         self._layout_restored = self._restore_settings()
@@ -215,12 +218,29 @@ class MainWindow(QMainWindow):
         goes to the status bar and :attr:`draw_errors`.
         """
         for panel in self.panels:
-            try:
-                panel.refresh()
-            except Exception as exc:  # noqa: BLE001 - one panel's bug must not crash the window
-                text = f"could not draw the {panel.title} panel ({type(exc).__name__}: {exc})"
-                self.draw_errors.append(text)
-                self.show_status(text)
+            self._refresh(panel)
+
+    def _refresh(self, panel) -> None:
+        try:
+            panel.refresh()
+        except Exception as exc:  # noqa: BLE001 - one panel's bug must not crash the window
+            text = f"could not draw the {panel.title} panel ({type(exc).__name__}: {exc})"
+            self.draw_errors.append(text)
+            self.show_status(text)
+
+    def _redraw_in_turns(self) -> None:
+        """The timer's redraw: the dirty panels one per event-loop turn, each painted before the next
+        is drawn, so that a change that dirties every panel (opening a file, a step) never holds the
+        event loop for the sum of all their paints."""
+        if not self._redraw_queue:
+            self._redraw_queue = [panel for panel in self.panels if panel.dirty]
+            self._redraw_next()
+
+    def _redraw_next(self) -> None:
+        if self._redraw_queue:
+            self._refresh(self._redraw_queue.pop(0))
+        if self._redraw_queue:
+            self._redraw_turn.start()
 
     def show_status(self, text: str) -> None:
         self.statusBar().showMessage(window_wording(text), 12_000)
@@ -407,5 +427,7 @@ class MainWindow(QMainWindow):
         self.explore.wait()
         self.timeline.play_timer.stop()
         self.redraw_timer.stop()
+        self._redraw_turn.stop()
+        self._redraw_queue.clear()
         self.save_settings()
         super().closeEvent(event)

@@ -41,6 +41,11 @@ class Panel(QWidget):
     def mark_dirty(self, *_) -> None:
         self._dirty = True
 
+    @property
+    def dirty(self) -> bool:
+        """Something changed since the last redraw."""
+        return self._dirty
+
     def refresh(self) -> None:
         """Redraw if anything changed since the last redraw."""
         if self._dirty:
