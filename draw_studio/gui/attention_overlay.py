@@ -100,19 +100,20 @@ class WindowOverlay:
         line.setCosmetic(True)
         line.setWidthF(OUTLINE_WIDTH)
         self.outline.setPen(line)
-        self.outline.setPath(self._outline_path(shape) if self.style == "outline" else QPainterPath())
+        self.outline.setPath(self._sides_path(shape, past=False) if self.style == "outline" else QPainterPath())
         dashed = QPen(line)
         dashed.setStyle(Qt.PenStyle.DashLine)
         self.cut.setPen(dashed)
-        self.cut.setPath(self._cut_path(shape))
+        self.cut.setPath(self._sides_path(shape, past=True))
         self.markers.setPen(QPen(Qt.PenStyle.NoPen))
         self.markers.setBrush(QBrush(self._colour(max(self.opacity, 0.6))))  # a hint must stay visible
         self.markers.setPath(self._marker_path(shape))
         self.item.show()
 
     @staticmethod
-    def _outline_path(shape: WindowShape) -> QPainterPath:
-        """The sides of the grid's extent that lie on the image (clipped to it)."""
+    def _sides_path(shape: WindowShape, past: bool) -> QPainterPath:
+        """The sides of the grid's extent clipped to the image: those on the image (``past`` False: the
+        outline) or those past it, drawn along the image's edge (``past`` True: the dashed cut)."""
         path = QPainterPath()
         clipped = shape.clip(shape.grid)
         if clipped is None:
@@ -121,25 +122,9 @@ class WindowOverlay:
         sides = {"left": ((x0, y0), (x0, y1)), "right": ((x1, y0), (x1, y1)),
                  "top": ((x0, y0), (x1, y0)), "bottom": ((x0, y1), (x1, y1))}
         for side, (start, end) in sides.items():
-            if side not in shape.past:
+            if (side in shape.past) == past:
                 path.moveTo(QPointF(*start))
                 path.lineTo(QPointF(*end))
-        return path
-
-    @staticmethod
-    def _cut_path(shape: WindowShape) -> QPainterPath:
-        """The sides past the image, drawn along the image's edge over the clipped grid."""
-        path = QPainterPath()
-        clipped = shape.clip(shape.grid)
-        if clipped is None:
-            return path
-        x0, x1, y0, y1 = clipped
-        sides = {"left": ((x0, y0), (x0, y1)), "right": ((x1, y0), (x1, y1)),
-                 "top": ((x0, y0), (x1, y0)), "bottom": ((x0, y1), (x1, y1))}
-        for side in shape.past:
-            start, end = sides[side]
-            path.moveTo(QPointF(*start))
-            path.lineTo(QPointF(*end))
         return path
 
     @staticmethod
