@@ -113,6 +113,9 @@ def read_checkpoint(path: str | Path) -> dict:
         shown = version if type(version) is int else type(version).__name__
         raise CheckpointError(f"{path} has checkpoint format version {shown}, this "
                               f"DRAW Studio reads version {FORMAT_VERSION}; upgrade DRAW Studio")
+    if state.get("kind", "draw") != "draw":  # the attention classifier's (draw_studio.classifier_checkpoint)
+        raise CheckpointError(f"{path} holds an attention classifier, not a DRAW model, and this needs a DRAW model; "
+                              "a classifier works with draw-studio train --resume, eval and trace")
     problem = _structure_problem(state)
     if problem:
         raise CheckpointError(f"{path} is a damaged checkpoint ({problem}); use an earlier checkpoint or train again")

@@ -1,6 +1,8 @@
-"""Choosing the compute device."""
+"""Choosing the compute device, and waiting for it."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -26,6 +28,9 @@ def available_devices() -> list[str]:
 def resolve_device(name: str = "auto") -> torch.device:
     """Return the device for ``name``: ``auto`` picks CUDA, then Apple MPS, then CPU.
 
+    Under torchrun (``LOCAL_RANK`` in the environment) ``auto`` picks ``cuda:LOCAL_RANK``, so that every
+    process of a machine has its own GPU.
+
     Raises
     ------
     DrawStudioError
@@ -37,6 +42,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     here = f"this machine has {', '.join(available_devices())}"
     if name == "auto":
         if torch.cuda.is_available():
+            local = os.environ.get("LOCAL_RANK", "").strip()
+            if local.isdigit() and int(local) < torch.cuda.device_count():
+                return torch.device("cuda", int(local))
             return torch.device("cuda")
         return torch.device("mps" if _mps_available() else "cpu")
     try:
@@ -54,3 +62,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     if device.type in ("cpu", "mps") and device.index not in (None, 0):
         raise DrawStudioError(f"device {name!r} does not exist; {here}")
     return device
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait until ``device`` has finished the work queued on it (CUDA and MPS run asynchronously; a timing
+    must wait for them). Nothing to wait for on the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

@@ -84,7 +84,7 @@ def importance_weighted_nll(model: DRAW, x: torch.Tensor, k: int, generator: tor
 
 @torch.inference_mode()
 def evaluate_in_parts(model: DRAW, pixels: np.ndarray | torch.Tensor, batch_size: int = 500, seed: int = 0,
-                      importance_samples: int = 0) -> Iterator[dict[str, float]]:
+                      importance_samples: int = 0, shard: tuple[int, int] = (0, 1)) -> Iterator[dict[str, float]]:
     """The sums behind :func:`evaluate`, yielded after each forward pass (for progress).
 
     Parameters
@@ -92,6 +92,9 @@ def evaluate_in_parts(model: DRAW, pixels: np.ndarray | torch.Tensor, batch_size
     importance_samples : int
         K >= 1 also sums :func:`importance_weighted_nll` (K = 1 included, unlike :func:`evaluate`); the
         images then go ``batch_size // K`` at a time (at least one).
+    shard : (int, int)
+        ``(i, n)``: only the chunks whose index modulo n is i, each with the noise it has in the whole pass
+        (the ranks of a distributed run each take one shard and add their sums).
 
     Yields
     ------
@@ -106,6 +109,8 @@ def evaluate_in_parts(model: DRAW, pixels: np.ndarray | torch.Tensor, batch_size
     k = max(int(importance_samples), 0)
     chunk = max(1, batch_size // k) if k > 1 else batch_size
     for index, start in enumerate(range(0, len(pixels), chunk)):
+        if index % shard[1] != shard[0]:
+            continue
         x = pixels[start:start + chunk].to(device)  # (b, C, H, W)
         generator = make_generator(device, mix_seed(seed, index))
         terms, _ = model(x, generator=generator)

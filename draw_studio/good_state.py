@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import save_checkpoint
+from .distributed import global_noise, sum_over_ranks, terms_with_noise
 from .divergence import DivergedError
 from .errors import DrawStudioError
 from .progress import Report
@@ -36,15 +37,28 @@ class GoodStateKeeper:
         """Whether the current weights give a good loss (finite, not exploded) on the next training batch.
 
         One forward pass without gradients on the batch of step ``step`` (its own noise stream, so
-        the run's random numbers are unchanged).
+        the run's random numbers are unchanged); with several ranks each takes its rows and the sums are
+        added (every rank calls this at the same point and gets the same answer).
         """
-        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+        finite = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        if not finite and not self.ranks.active:
             return False
         with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16,
                                              enabled=self.config.precision == "bf16"):
             generator = make_generator(self.device, mix_seed(self.config.seed, self.step, 5))
-            terms, _ = self.model(self.batch(self.step), generator=generator)
-        loss = float(terms.bound.float().mean())
+            x = self.batch(self.step)
+            if self.ranks.active:
+                rows = self.ranks.rows(len(x))
+                terms = terms_with_noise(self.model, x[rows], global_noise(self.model, len(x), generator,
+                                                                            self.device)[:, rows])
+            else:
+                terms, _ = self.model(x, generator=generator)
+        if self.ranks.active:  # one answer for all: the sums, and whether any rank holds non-finite weights
+            bound_sum, bad_ranks = sum_over_ranks([float(terms.bound.float().sum()), float(not finite)],
+                                                  self.ranks, self.device)
+            loss = bound_sum / len(x) if bad_ranks == 0 else math.nan
+        else:
+            loss = float(terms.bound.float().mean())
         return math.isfinite(loss) and loss <= self.guard.limit()
 
     def save(self, path: str | Path | None = None, wall_time: float = 0.0) -> Path:
@@ -67,8 +81,11 @@ class GoodStateKeeper:
         extra = {"wall_time": float(wall_time), "valid_bound": float(self.last_bound),
                  "torch_rng": torch.get_rng_state(), "dataset": self.config.dataset,
                  "train_images": int(len(self.train_set)), "steps_per_epoch": int(self.steps_per_epoch),
-                 "train_fingerprint": self.fingerprint, "run_id": self.run_id, "lineage": self.lineage}
-        save_checkpoint(path, self.model, self.config, self.optimizer, self.step, extra)
+                 "train_fingerprint": self.fingerprint, "run_id": self.run_id, "lineage": self.lineage,
+                 "world_size": self.ranks.world_size, "global_batch": int(self.config.batch_size),
+                 "device_type": self.device.type}
+        if self.ranks.is_main:  # with several ranks, rank 0 alone writes (all hold the same state)
+            save_checkpoint(path, self.model, self.config, self.optimizer, self.step, extra)
         return path
 
     def _last_good(self) -> str:

@@ -87,9 +87,11 @@ def compile_wanted(model: DRAW, x: torch.Tensor, requested: bool | None = None) 
     """Whether ``fast_backward(model, x, compile=requested)`` compiles its steps.
 
     ``requested`` True / False decides; None reads ``$DRAW_STUDIO_COMPILE`` ("1" / "0"), and
-    unset or "auto" compiles on a CPU when a pass is big enough to repay the compile time
+    unset or "auto" compiles when a pass is big enough to repay the compile time
     (batch * steps * (enc + dec) >= 2^20: the mnist-paper preset from batch 32 on). On a GPU
-    the eager fast path runs (compiling there is untested).
+    (experimental, unmeasured) the first compiled pass of each shape is checked against the eager
+    pass on the same batch and noise, and a difference turns compiling off with a warning
+    (``fast_backward``).
     """
     if _compile_failed or not hasattr(torch, "compile"):
         return False
@@ -101,12 +103,25 @@ def compile_wanted(model: DRAW, x: torch.Tensor, requested: bool | None = None) 
             return True
         cfg = model.config
         work = x.shape[0] * cfg.steps * (cfg.enc_size + cfg.dec_size)
-        return x.device.type == "cpu" and work >= _AUTO_COMPILE_WORK
+        return x.device.type in ("cpu", "cuda") and work >= _AUTO_COMPILE_WORK
     return bool(requested)
 
 
 # ---------------------------------------------------------------------------- one pass
 _workspaces = WorkspaceCache()
+_scalars: dict[tuple, torch.Tensor] = {}
+
+
+def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
+    """``value`` as a 0-d tensor on ``like``'s device and dtype, made once per value (no host-to-device copy
+    per pass on a GPU; on the CPU the same numbers as a new tensor)."""
+    key = (float(value), like.device, like.dtype)
+    tensor = _scalars.get(key)
+    if tensor is None:
+        if len(_scalars) > 64:  # a few batch sizes in a process; never grows without bound
+            _scalars.clear()
+        tensor = _scalars[key] = like.new_tensor(value)
+    return tensor
 
 
 def release_buffers() -> None:
@@ -119,7 +134,7 @@ class _Pass:
     """One forward and backward pass of ``model`` on ``x``; ``generator`` draws the noise as DRAW.forward does."""
 
     def __init__(self, model: DRAW, x: torch.Tensor, generator: torch.Generator | None, compiled: bool,
-                 workspaces: WorkspaceCache, stack: contextlib.ExitStack) -> None:
+                 workspaces: WorkspaceCache, stack: contextlib.ExitStack, eps: torch.Tensor | None = None) -> None:
         cfg = model.config
         self.x, self.steps = x, cfg.steps
         self.sizes = sizes = Sizes(x.shape[0], cfg.channels, cfg.height, cfg.width, cfg.read_n, cfg.write_n,
@@ -130,7 +145,10 @@ class _Pass:
             self.init, self.fused = model.initial_state(), fuse(model.layer_weights())
         self.weights = FusedWeights(*(w.detach() for w in self.fused))
         self.work = stack.enter_context(workspaces.lend(sizes, cfg.steps, self.weights.output.shape[0], x))
-        torch.randn(self.work.eps.shape, generator=generator, out=self.work.eps)  # (T, batch, Z), as DRAW.forward
+        if eps is None:
+            torch.randn(self.work.eps.shape, generator=generator, out=self.work.eps)  # (T, batch, Z), as DRAW.forward
+        else:
+            self.work.eps.copy_(eps)  # (T, batch, Z): given (a rank's rows of a global batch's noise)
 
     def forward(self) -> torch.Tensor:
         """Run the T steps; returns the final canvas c_T (batch, C, H, W)."""
@@ -162,7 +180,7 @@ class _Pass:
         sizes, x, work = self.sizes, self.x, self.work
         batch, r, e, d = sizes.batch, sizes.read, sizes.enc, sizes.dec
         z = work.rows[:self.steps, :, sizes.columns["dec"]][..., d:]  # (T, batch, Z)
-        kl, log_ratio = self.pieces["latent_terms"](work.latent, work.eps, z, x.new_tensor(weight), work.sigma_eps)
+        kl, log_ratio = self.pieces["latent_terms"](work.latent, work.eps, z, _scalar(weight, x), work.sigma_eps)
         d_inputs = x.new_zeros(batch, r + e + d)  # strides as the gradients the steps return
         grads = StepState(read=d_inputs[:, :r], h_enc=d_inputs[:, r:r + e], c_enc=x.new_zeros(batch, e),
                           h_dec=x.new_zeros(batch, d), c_dec=x.new_zeros(batch, d), canvas=d_canvas)  # r_{T+1}: unused
@@ -196,7 +214,8 @@ class _Pass:
 
 
 def fast_backward(model: DRAW, x: torch.Tensor, generator: torch.Generator | None = None,
-                  loss_weight: float | None = None, compile: bool | None = None) -> LossTerms:
+                  loss_weight: float | None = None, compile: bool | None = None,
+                  eps: torch.Tensor | None = None) -> LossTerms:
     """Forward and backward of the mean bound; returns the (detached) loss terms.
 
     Parameters
@@ -211,6 +230,9 @@ def fast_backward(model: DRAW, x: torch.Tensor, generator: torch.Generator | Non
         Compile the pointwise pieces with ``torch.compile`` (the first call per batch size then
         takes ~10-30 s). Default: ``compile_wanted`` decides (``$DRAW_STUDIO_COMPILE``). If
         compiling fails, a warning is given and the pass runs eagerly.
+    eps : Tensor, shape (T, batch, Z), optional
+        The noise eps_t to use instead of drawing it from ``generator`` (a rank's rows of the noise of a
+        global batch, ``draw_studio.distributed``).
 
     Returns
     -------
@@ -219,8 +241,17 @@ def fast_backward(model: DRAW, x: torch.Tensor, generator: torch.Generator | Non
     """
     model.check_images(x)
     weight = 1.0 / x.shape[0] if loss_weight is None else loss_weight
+    compiled = compile_wanted(model, x, compile)
+    if compiled and x.device.type != "cpu" and _check_key(model, x) not in _checked:
+        return _self_checked_pass(model, x, generator, weight, eps)
+    return _one_pass(model, x, generator, compiled, weight, eps)
+
+
+def _one_pass(model: DRAW, x: torch.Tensor, generator: torch.Generator | None, compiled: bool, weight: float,
+              eps: torch.Tensor | None) -> LossTerms:
+    """``fast_backward``'s forward and backward, compiled or not."""
     with contextlib.ExitStack() as stack:  # the workspace is lent until the gradients are out
-        run = _Pass(model, x, generator, compile_wanted(model, x, compile), _workspaces, stack)
+        run = _Pass(model, x, generator, compiled, _workspaces, stack, eps)
         with torch.no_grad():
             canvas = run.forward()
         canvas = canvas.detach().requires_grad_(True)
@@ -231,3 +262,59 @@ def fast_backward(model: DRAW, x: torch.Tensor, generator: torch.Generator | Non
             run.send_gradients(d_init)
     nll_x = nll_x.detach()
     return LossTerms(nll_x=nll_x, kl=kl, log_weight=log_ratio - nll_x)
+
+
+# ---------------------------------------------------------------------------- a compiled pass checks itself (GPU)
+_checked: set[tuple] = set()  # (model sizes, batch, device) whose compiled pass matched the eager one
+
+
+def _check_key(model: DRAW, x: torch.Tensor) -> tuple:
+    return model.config, tuple(x.shape), x.device, x.dtype
+
+
+def pass_difference(expected: tuple[LossTerms, list], got: tuple[LossTerms, list], rtol: float = 1e-4) -> str | None:
+    """How two passes' (loss terms, parameter gradients) differ beyond float32 rounding, or None.
+
+    Each tensor is compared on its own scale: ``max |a - b| <= rtol * max |a| + 1e-6``.
+    """
+    (terms_a, grads_a), (terms_b, grads_b) = expected, got
+    pairs = [("bound", terms_a.bound, terms_b.bound), ("log_weight", terms_a.log_weight, terms_b.log_weight)]
+    pairs += [(f"gradient {index}", a, b) for index, (a, b) in enumerate(zip(grads_a, grads_b))]
+    for name, a, b in pairs:
+        if (a is None) != (b is None):
+            return f"{name}: present in one pass only"
+        if a is None:
+            continue
+        error, scale = float((a - b).abs().max()), float(a.abs().max())
+        if not error <= rtol * scale + 1e-6:  # NaN fails too
+            return f"{name}: largest difference {error:.3g} on a scale of {scale:.3g}"
+    return None
+
+
+def _self_checked_pass(model: DRAW, x: torch.Tensor, generator: torch.Generator | None, weight: float,
+                       eps: torch.Tensor | None) -> LossTerms:
+    """The first compiled pass of a shape on a GPU: run eagerly and compiled on the same batch and noise; the
+    compiled result if they agree (``pass_difference``), else the eager one, with compiling turned off and one
+    warning. The gradients are added to the parameters' ``.grad`` as one pass would."""
+    global _compile_failed
+    cfg = model.config
+    if eps is None:
+        eps = torch.randn((cfg.steps, x.shape[0], cfg.z_size), generator=generator, device=x.device, dtype=x.dtype)
+    params = [p for p in model.parameters() if p.requires_grad]
+    before = [p.grad for p in params]
+    results = {}
+    for compiled in (False, True):
+        for param in params:
+            param.grad = None
+        terms = _one_pass(model, x, None, compiled, weight, eps)
+        results[compiled] = (terms, [param.grad for param in params])
+    _checked.add(_check_key(model, x))
+    problem = pass_difference(results[False], results[True])
+    if problem:
+        _compile_failed = True
+        warnings.warn(f"the compiled fast path differs from the eager one on {x.device.type} ({problem}); "
+                      "the fast path runs eagerly", RuntimeWarning, stacklevel=3)
+    terms, grads = results[not problem]
+    for param, old, new in zip(params, before, grads):
+        param.grad = new if old is None else old if new is None else old + new
+    return terms

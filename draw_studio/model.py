@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn import functional
 
 from .attention import AttentionHead, filterbanks, read_glimpse, write_patch
 from .config import ModelConfig
@@ -82,6 +83,35 @@ class LayerWeights(NamedTuple):
     read_head_bias: torch.Tensor | None  # (5,)
     write: torch.Tensor  # (W, dec): h_dec_t -> the write patch, or the whole canvas increment
     write_bias: torch.Tensor  # (W,)
+
+
+def lstm_cell_fp32_state(cell: nn.LSTMCell, inputs: torch.Tensor,
+                         state: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cell(inputs, state)`` with the products under the autocast in force (e.g. bf16) but the gates'
+    pointwise work and the cell state c in float32.
+
+    Under CUDA's autocast ``LSTMCell`` runs in bf16 and would carry c, a running sum over the T steps, in
+    bf16; ``DRAW.run_steps`` calls this instead there. Without autocast it computes ``LSTMCell``'s numbers
+    (to float32 rounding).
+
+    Returns
+    -------
+    h, c : Tensor, shape (batch, hidden) each, float32
+    """
+    h, c = state
+    gates = functional.linear(inputs, cell.weight_ih, cell.bias_ih) + functional.linear(h, cell.weight_hh,
+                                                                                         cell.bias_hh)
+    i, f, g, o = gates.float().chunk(4, dim=1)  # (batch, hidden) each: input, forget, cell, output
+    c = torch.sigmoid(f) * c.float() + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
+
+
+def _cuda_autocast() -> bool:
+    """Whether CUDA's autocast is on (``torch.is_autocast_enabled`` takes the device type from PyTorch 2.4)."""
+    try:
+        return torch.is_autocast_enabled("cuda")
+    except TypeError:
+        return torch.is_autocast_enabled()
 
 
 class StepRecorder:
@@ -270,7 +300,7 @@ class DRAW(nn.Module):
             if x is not None:
                 x_hat = x - torch.sigmoid(canvas)  # (batch, C, H, W)
                 r = self._read(x, x_hat, h_dec, recorder, read_window)
-                h_enc, c_enc = self.encoder(torch.cat((r, h_dec), dim=1), (h_enc, c_enc))
+                h_enc, c_enc = self._lstm(self.encoder, torch.cat((r, h_dec), dim=1), (h_enc, c_enc))
                 mu, log_sigma = self.latent(h_enc).chunk(2, dim=1)  # (batch, Z) each
                 sigma = torch.exp(log_sigma)
                 z, noise = self._posterior_z(mu, sigma, imposed, controls, eps, t)
@@ -283,7 +313,7 @@ class DRAW(nn.Module):
                 z = controls.z[:, t]
             else:
                 z = torch.where(controls.z_mask[:, t, None], controls.z[:, t], eps[t])
-            h_dec, c_dec = self.decoder(z, (h_dec, c_dec))
+            h_dec, c_dec = self._lstm(self.decoder, z, (h_dec, c_dec))
             canvas = canvas + self._write(h_dec, recorder, write_window)
             if recorder is not None:
                 if x is not None:
@@ -293,6 +323,14 @@ class DRAW(nn.Module):
             if states is not None:
                 states.append(RunState(h_enc, c_enc, h_dec, c_dec, canvas))
         return StepsResult(RunState(h_enc, c_enc, h_dec, c_dec, canvas), kl, log_ratio, states)
+
+    @staticmethod
+    def _lstm(cell: nn.LSTMCell, inputs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]):
+        """One LSTM step; under CUDA's autocast with the cell state kept in float32 (``lstm_cell_fp32_state``).
+        Elsewhere ``LSTMCell`` itself (the CPU's autocast keeps it in float32 already)."""
+        if inputs.is_cuda and _cuda_autocast():
+            return lstm_cell_fp32_state(cell, inputs, state)
+        return cell(inputs, state)
 
     @staticmethod
     def _posterior_z(mu, sigma, imposed: str, controls: StepControls, eps, t: int):

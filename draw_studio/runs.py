@@ -132,13 +132,15 @@ def run_settings(log: TrainingLog) -> dict:
     return {**model, **train}
 
 
-def summarize_run(path: str | Path, now: float | None = None) -> RunSummary:
+def summarize_run(path: str | Path, now: float | None = None, log: TrainingLog | None = None) -> RunSummary:
     """The summary of the run whose training log is ``path``.
 
     Parameters
     ----------
     now : float, optional
         The time to judge ``running`` against (default: now).
+    log : TrainingLog, optional
+        ``path`` as already read (default: read it).
 
     Raises
     ------
@@ -146,7 +148,7 @@ def summarize_run(path: str | Path, now: float | None = None) -> RunSummary:
         The log cannot be read.
     """
     path = Path(path)
-    log = read_training_log(path)
+    log = read_training_log(path) if log is None else log
     stat = path.stat()
     train = log.train_config
     step = int(log.step[-1]) if len(log.step) else 0

@@ -214,6 +214,10 @@ def read_trace(path: str | Path, samples: slice | Sequence[int] | None = None) -
     with open_trace_file(path) as f:
         with _damaged_trace(path):
             mode = _text(f.attrs["mode"])
+            if mode == "classify":  # an attention classifier's trace: draw_studio.classify_trace reads it
+                raise TraceFormatError(f"{path} is a classify trace (an attention classifier's glimpses), not a "
+                                       "DRAW trace; this reads DRAW traces only (classify traces: "
+                                       "draw_studio.classify_trace)")
             if mode not in MODES:
                 raise TraceFormatError(f"{path} is a damaged trace (mode {mode!r}); record the trace again")
             config = ModelConfig.from_dict(json.loads(_text(f.attrs["model_config"])))

@@ -6,11 +6,16 @@ them; the GUI worker turns them into Qt signals. Pause and stop are flags
 
 A ``Trainer`` is given a built model, optimiser and data; ``Trainer.from_options``
 (a new run) and ``Trainer.from_checkpoint`` (a run that goes on) build them
-(``draw_studio.train_setup``).
+(``draw_studio.train_setup``); what one step does (its batch, the step, validation) is
+``draw_studio.training_step``.
 
 Every random choice of step s (data order, dynamic binarisation, the noise
 eps_t) is drawn from generators seeded by (seed, epoch) or (seed, s), so a run
 resumed from a checkpoint takes exactly the same steps as an uninterrupted one.
+
+Under ``torchrun`` several processes train one run (``draw_studio.distributed``): each draws the
+global batch and its noise and takes its rows, one all-reduce per step sums the gradients, the loss
+and the flags, and rank 0 alone writes files and reports.
 
 Nothing good is lost: a checkpoint is written only from a state whose loss is
 good (``draw_studio.good_state``, ``draw_studio.divergence``); a new run
@@ -31,24 +36,25 @@ import torch
 
 from .config import ModelConfig, TrainConfig, learning_rate
 from .data import ImageSet, model_inputs
-from .data.binarize import dynamic_binarization, fixed_binarization
+from .data.binarize import fixed_binarization
+from .distributed import ONE_PROCESS, Ranks, StepReducer, broadcast_weights
 from .divergence import RESTORE_AFTER_BAD_STEPS, DivergedError, DivergenceGuard
 from .errors import DrawStudioError, FileFormatError
-from .evaluate import evaluate
 from .good_state import GoodStateKeeper
-from .handwritten_step import compile_wanted, fast_backward, release_buffers
-from .model import DRAW, LossTerms
+from .handwritten_step import release_buffers
+from .model import DRAW
 from .progress import Report, TrainingControl
 from .run_checks import images_fingerprint
-from .seeding import make_generator, mix_seed
+from .seeding import mix_seed
 from .train_setup import RunStart, continued_run, new_run
 from .training_log import TrainingLogWriter
 from .training_snapshots import SnapshotTaker
+from .training_step import StepTaker
 
 LOG_FLUSH_S = 5.0  # the log on disk lags the run by at most this (more for a big log), and never a checkpoint
 
 
-class Trainer(GoodStateKeeper):
+class Trainer(StepTaker, GoodStateKeeper):
     """Trains one DRAW model: a built model, its optimiser and its data.
 
     :meth:`from_options` (a new run) and :meth:`from_checkpoint` (a run that goes on) build the parts.
@@ -76,20 +82,34 @@ class Trainer(GoodStateKeeper):
     compile : bool, optional
         Whether the fast path compiles its steps (``torch.compile``; the first step then takes ~15-40 s,
         once per machine and batch size). None: ``handwritten_step.compile_wanted`` decides.
+    ranks : Ranks, optional
+        This process's place in a run of several (``draw_studio.distributed.setup``; default: one
+        process). ``config.batch_size`` is then the global batch; rank 0's weights are given to every
+        rank; only rank 0 writes ``out`` and ``log``.
+    defer_checks : bool, optional
+        Decide on the device whether a step's update is applied (a fused Adam's ``found_inf``) and read the
+        decisions with each report instead of after every step: no host synchronisation per step on a GPU.
+        Skipped steps are then reported, counted and restored from at the next report (updates are never
+        applied from a bad step; the explosion limit starts at the first report). None: on CUDA with a fused
+        Adam and one process (what ``from_options`` builds there). Experimental, unmeasured on a GPU.
 
     Raises
     ------
     DrawStudioError
-        A batch larger than the training set, or nothing left to train (``steps`` not above the
-        starting step).
+        A batch larger than the training set or that does not divide among the ranks, or nothing left to
+        train (``steps`` not above the starting step).
     """
 
     def __init__(self, model: DRAW, optimizer: torch.optim.Optimizer, config: TrainConfig, train_set: ImageSet,
                  valid_set: ImageSet, *, out: str | Path | None = None, log: str | Path | None = None,
-                 start: RunStart | None = None, fast: bool = True, compile: bool | None = None) -> None:
+                 start: RunStart | None = None, fast: bool = True, compile: bool | None = None,
+                 ranks: Ranks | None = None, defer_checks: bool | None = None) -> None:
         start = start or RunStart()
         self.model, self.optimizer, self.config = model, optimizer, config
         self.device = next(model.parameters()).device
+        self.ranks = ranks = ranks or ONE_PROCESS
+        if not ranks.is_main:
+            log = None  # rank 0 alone writes the log (and the checkpoints: ``GoodStateKeeper._write``)
         self.train_set, self.valid_set, self.fast, self.compile, self.start = train_set, valid_set, fast, compile, start
         self.out, self.log_path = Path(out) if out else None, Path(log) if log else None
         self.step, self.wall_time_before = start.step, start.wall_time
@@ -100,6 +120,7 @@ class Trainer(GoodStateKeeper):
         if config.binarization == "fixed" and model.config.likelihood == "bernoulli" and not self.binary:
             pixels, self.binary = fixed_binarization(pixels, mix_seed(config.seed, 2)), True
         self.train_pixels = torch.as_tensor(pixels).to(self.device)
+        self._order: tuple[int, torch.Tensor] | None = None  # (epoch, its permutation on the device)
         valid_pixels, self.valid_binarization, _ = model_inputs(
             valid_set.subset(slice(0, config.validation_limit)), model.config.likelihood)
         self.valid_pixels = torch.as_tensor(valid_pixels)
@@ -107,6 +128,7 @@ class Trainer(GoodStateKeeper):
         if config.batch_size > len(train_set):
             raise DrawStudioError(f"batch size {config.batch_size} is larger than the "
                                   f"{len(train_set)} training images; use a smaller --batch-size")
+        ranks.check_batch(config.batch_size, resumed=start.checkpoint is not None)
         self.total_steps = (math.ceil(config.epochs * self.steps_per_epoch) if config.epochs > 0 else config.steps)
         if self.total_steps < 1:
             raise DrawStudioError(f"nothing to train: {self.total_steps} steps; pass --steps (or --epochs) above 0")
@@ -115,6 +137,16 @@ class Trainer(GoodStateKeeper):
                                   f"{self.total_steps:,} steps in all; pass a larger --steps (or --epochs) to "
                                   "continue it")
         self.guard = DivergenceGuard()
+        self.notices += self._device_notices()
+        broadcast_weights(model, ranks)  # before the first good state is kept
+        self.reducer = StepReducer(model, self.device) if ranks.active else None
+        fused = bool(optimizer.defaults.get("fused"))
+        if defer_checks and (not fused or ranks.active):
+            raise DrawStudioError("deferred step checks need one process and an Adam with fused=True")
+        self.defer_checks = (self.device.type == "cuda" and fused and not ranks.active) if defer_checks is None \
+            else defer_checks
+        self._stop_agreed = False  # with several ranks: some rank was asked to stop (known after each step)
+        self._control: TrainingControl | None = None
         self._good_state = self._snapshot()
         self._good_step = self.step
         # the checkpoint file known to hold a good state: (path, step)
@@ -129,7 +161,7 @@ class Trainer(GoodStateKeeper):
                      data_dir: str | None = None, train_set: ImageSet | None = None,
                      valid_set: ImageSet | None = None, download: bool = True, out: str | Path | None = None,
                      log: str | Path | bool | None = True, device: str = "auto", overwrite: bool = True,
-                     fast: bool = True, compile: bool | None = None) -> Trainer:
+                     fast: bool = True, compile: bool | None = None, ranks: Ranks | None = None) -> Trainer:
         """A new run: a model built from ``model_config`` (sized for the data, initialised from
         ``train_config.seed``) and a fresh Adam.
 
@@ -148,12 +180,14 @@ class Trainer(GoodStateKeeper):
         overwrite : bool
             False: refuse (``DrawStudioError``) to start over an existing checkpoint at ``out`` or
             log at its log path (the command line's default; ``--overwrite`` sets it).
+        ranks : Ranks, optional
+            Several processes (``draw_studio.distributed.setup``); ``device`` is then this process's device.
 
         The other parameters are the constructor's.
         """
         return cls(**vars(new_run(model_config, train_config, data_dir=data_dir, train_set=train_set,
                                   valid_set=valid_set, download=download, out=out, log=log, device=device,
-                                  overwrite=overwrite)), fast=fast, compile=compile)
+                                  overwrite=overwrite)), fast=fast, compile=compile, ranks=ranks)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, steps: int, *, epochs: float = 0.0,
@@ -161,7 +195,7 @@ class Trainer(GoodStateKeeper):
                         train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
                         download: bool = True, out: str | Path | None = None, log: str | Path | bool | None = True,
                         device: str = "auto", overwrite: bool = True, allow_data_change: bool = False,
-                        fast: bool = True, compile: bool | None = None) -> Trainer:
+                        fast: bool = True, compile: bool | None = None, ranks: Ranks | None = None) -> Trainer:
         """A run that goes on from ``checkpoint``: its model, configuration, step and run.
 
         Parameters
@@ -193,74 +227,18 @@ class Trainer(GoodStateKeeper):
         return cls(**vars(continued_run(checkpoint, steps, epochs, changes, fresh_optimizer=fresh_optimizer,
                                         data_dir=data_dir, train_set=train_set, valid_set=valid_set,
                                         download=download, out=out, log=log, device=device, overwrite=overwrite,
-                                        allow_data_change=allow_data_change)), fast=fast, compile=compile)
+                                        allow_data_change=allow_data_change)), fast=fast, compile=compile,
+                   ranks=ranks)
 
-    # ------------------------------------------------------------------ batches
-    def batch(self, step: int) -> torch.Tensor:
-        """The training batch of optimiser step ``step`` (batch, C, H, W) in [0, 1]."""
-        cfg = self.config
-        epoch, position = divmod(step, self.steps_per_epoch)
-        order = torch.randperm(len(self.train_set), generator=make_generator(torch.device("cpu"),
-                                                                              mix_seed(cfg.seed, epoch, 1)))
-        index = order[position * cfg.batch_size:(position + 1) * cfg.batch_size].to(self.device)
-        grey = self.train_pixels[index].float()  # (batch, C, H, W)
-        if self.binary:
-            return grey
-        grey = grey / 255.0
-        if self.model.config.likelihood != "bernoulli" or cfg.binarization == "none":
-            return grey
-        return dynamic_binarization(grey, make_generator(self.device, mix_seed(cfg.seed, step, 3)))
+    @property
+    def stopped(self) -> bool:
+        """Whether the last :meth:`run` ended on a stop request (with several ranks: any rank's)."""
+        return self._control is not None and self._stopping(self._control)
 
-    # ------------------------------------------------------------------ validation
-    def validate(self) -> float:
-        """Bound (nats per image) on the first ``validation_limit`` validation images."""
-        was_training = self.model.training
-        self.model.eval()
-        result = evaluate(self.model, self.valid_pixels, batch_size=500, seed=self.config.seed,
-                          binarization=self.valid_binarization)
-        self.model.train(was_training)
-        self.last_bound = result.bound
-        return result.bound
-
-    # ------------------------------------------------------------------ loop
-    def train_step(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, bool]:
-        """One optimiser step; returns (loss, nll_x, kl) as detached scalars and whether it was applied.
-
-        The update is skipped when the loss or gradient norm is not finite or the loss exceeds
-        ``guard.limit()`` (see ``draw_studio.divergence``).
-        """
-        cfg = self.config
-        x = self.batch(step)
-        for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(cfg, step, self.total_steps)
-        generator = make_generator(self.device, mix_seed(cfg.seed, step, 4))
-        self.optimizer.zero_grad(set_to_none=True)
-        if self.fast and cfg.precision == "fp32":
-            terms = fast_backward(self.model, x, generator, compile=self.compile)
-        else:  # autograd through DRAW.forward, under bf16 autocast when asked
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                terms, _ = self.model(x, generator=generator)
-            terms = LossTerms(nll_x=terms.nll_x.float(), kl=terms.kl.float(), log_weight=terms.log_weight.float())
-            terms.bound.mean().backward()
-        loss = terms.bound.mean()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        good = bool(torch.isfinite(loss) & torch.isfinite(grad_norm) & (loss <= self.guard.limit()))
-        if good:
-            self.optimizer.step()
-        return loss.detach(), terms.nll_x.mean().detach(), terms.kl.mean().detach(), good
-
-    def _compile_notice(self) -> str:
-        """What the start report says when the first step will compile the fast path."""
-        if self.config.precision == "bf16":
-            return " (bf16 autocast, plain autograd path)"
-        if not self.fast:
-            return " (plain autograd path)"
-        cfg = self.model.config
-        probe = torch.empty(self.config.batch_size, cfg.channels, cfg.height, cfg.width, device=self.device)
-        if compile_wanted(self.model, probe, self.compile):
-            return ("; the first step compiles the fast path (up to ~40 s the first time on this machine, "
-                    "a few seconds later)")
-        return ""
+    def _stopping(self, control: TrainingControl) -> bool:
+        """Whether the run stops now: this process's request, or with several ranks the one every rank agreed
+        on in the last step's all-reduce (so all stop after the same step)."""
+        return self._stop_agreed if self.ranks.active else control.stop_requested
 
     def run(self, control: TrainingControl | None = None) -> Iterator[Report]:
         """Train until ``total_steps`` or a stop request, yielding reports.
@@ -275,11 +253,12 @@ class Trainer(GoodStateKeeper):
         a ``DrawStudioError``.
         """
         self._log = None
+        self._control = control = control or TrainingControl()
         if self.log_path:
             self._log = self._or_stop(self._open_log)
         finished = False
         try:
-            for report in self._run(control or TrainingControl()):
+            for report in self._run(control):
                 if self._log is not None:
                     self._or_stop(self._log.handle, report)
                 yield report
@@ -330,12 +309,13 @@ class Trainer(GoodStateKeeper):
         window_start, window_images = started, 0
         window_losses: list[torch.Tensor] = []  # per-step (loss, nll_x, kl), pulled to the host once per report
         window_steps: list[int] = []
-        yield self._report("start", started, message=f"training on {self.device} from step {self.step}"
+        where = f"{self.device}, {self.ranks.describe()}" if self.ranks.active else f"{self.device}"
+        yield self._report("start", started, message=f"training on {where} from step {self.step}"
                            + self._compile_notice())
         for notice in self.notices:
             yield self._report("notice", started, message=notice)
         self._log_snapshot(edge=self.step == 0)
-        while self.step < self.total_steps and not control.stop_requested:
+        while self.step < self.total_steps and not self._stopping(control):
             if control.paused:
                 yield self._report("paused", started)
                 while control.paused and not control.stop_requested:
@@ -344,7 +324,8 @@ class Trainer(GoodStateKeeper):
                 yield self._report("resumed", started)
                 continue
             loss, nll_x, kl, applied = self.train_step(self.step)
-            if not applied:
+            deferred = isinstance(applied, torch.Tensor)  # a flag on the device, read with the report
+            if not deferred and not applied:
                 restore = self.guard.bad_step()
                 yield self._report("nonfinite", started, message=(
                     f"non-finite or exploding loss or gradient at step {self.step}: update skipped"
@@ -354,23 +335,27 @@ class Trainer(GoodStateKeeper):
                 self.step += 1
                 self._log_snapshot()
                 continue
-            self.guard.good_step(loss)
+            if not deferred:
+                self.guard.good_step(loss)
             self.step += 1
-            window_losses.append(torch.stack((loss, nll_x, kl)))
+            window_losses.append(torch.stack((loss, nll_x, kl, applied.float()) if deferred else (loss, nll_x, kl)))
             window_steps.append(self.step)
             window_images += cfg.batch_size
             checkpoint_due = (self.out is not None and not control.final_save_skipped and cfg.checkpoint_every > 0
                               and self.step % cfg.checkpoint_every == 0)
             if (self.step % cfg.report_every == 0 or self.step == self.total_steps or checkpoint_due
-                    or control.stop_requested):  # a stop never loses the steps since the last report
+                    or self._stopping(control)):  # a stop never loses the steps since the last report
                 rows = torch.stack(window_losses).cpu().tolist()  # the one host synchronisation per report
-                means = [sum(column) / len(rows) for column in zip(*rows)]
+                if deferred:  # the steps' flags come with them: skipped steps are known (and reported) now
+                    window_steps, rows = yield from self._settle(window_steps, rows, started)
                 now = time.perf_counter()
                 rate = window_images / max(now - window_start, 1e-9)
                 wall = self._wall(started)
-                yield self._report("step", started, loss=means[0], nll_x=means[1], kl=means[2],
-                                   images_per_s=rate,
-                                   step_losses=[(s, wall, *row) for s, row in zip(window_steps, rows)])
+                if rows:
+                    means = [sum(column) / len(rows) for column in zip(*rows)]
+                    yield self._report("step", started, loss=means[0], nll_x=means[1], kl=means[2],
+                                       images_per_s=rate,
+                                       step_losses=[(s, wall, *row) for s, row in zip(window_steps, rows)])
                 window_losses, window_steps = [], []
                 window_start, window_images = now, 0
             if cfg.validate_every and self.step % cfg.validate_every == 0:
@@ -388,7 +373,26 @@ class Trainer(GoodStateKeeper):
                                     f"non-finite or exploding loss), so no final checkpoint was written; "
                                     f"{self._last_good()}. Lower --lr (or --grad-clip) and continue from it")
             yield self._checkpoint(started, checked=True)
-        yield self._report("done", started, message="stopped" if control.stop_requested else "finished")
+        yield self._report("done", started, message="stopped" if self._stopping(control) else "finished")
+
+    def _settle(self, steps: list[int], rows: list[list[float]], started: float):
+        """The steps since the last report whose updates were decided on the device (``defer_checks``): the guard
+        counts them now, a skipped one is reported (and three in a row restore the last good state); returns the
+        applied steps and their (loss, nll_x, kl)."""
+        kept_steps, kept_rows = [], []
+        for step, (loss, nll_x, kl, applied) in zip(steps, rows):
+            if applied:
+                self.guard.good_step(loss)
+                kept_steps.append(step)
+                kept_rows.append([loss, nll_x, kl])
+                continue
+            restore = self.guard.bad_step()
+            yield self._report("nonfinite", started, message=(
+                f"non-finite or exploding loss or gradient at step {step - 1}: update skipped on the device"
+                + (", last good state restored" if restore else "")))
+            if restore:
+                self._fall_back(f"{RESTORE_AFTER_BAD_STEPS} bad steps in a row")
+        return kept_steps, kept_rows
 
     def _wall(self, started: float) -> float:
         return self.wall_time_before + time.perf_counter() - started

@@ -63,6 +63,10 @@ class RunStart:
         ``TrainingLogWriter``).
     fingerprint : str, optional
         ``images_fingerprint`` of the training images, if already computed.
+    device_type : str, optional
+        The device type (``cpu``, ``cuda``, ``mps``) the checkpoint was trained on, if it says.
+    world_size : int, optional
+        The number of processes that trained the checkpoint, if it says.
     """
 
     step: int = 0
@@ -75,6 +79,8 @@ class RunStart:
     log_source: Path | None = None
     same_run: Callable[[TrainingLog], bool] | None = None
     fingerprint: str | None = None
+    device_type: str | None = None
+    world_size: int | None = None
 
 
 @dataclass
@@ -129,7 +135,9 @@ def continued_run(checkpoint: str | Path, steps: int, epochs: float = 0.0, chang
         refuse_to_replace(out, log, continuing=init_log)
     extra = state.get("extra", {}) or {}
     start = RunStart(step=int(state["step"]), wall_time=float(extra.get("wall_time", 0.0)),
-                     lineage=list(extra.get("lineage", [])), checkpoint=checkpoint, in_place=in_place)
+                     lineage=list(extra.get("lineage", [])), checkpoint=checkpoint, in_place=in_place,
+                     device_type=extra.get("device_type") if isinstance(extra.get("device_type"), str) else None,
+                     world_size=extra.get("world_size") if type(extra.get("world_size")) is int else None)
     if not fresh_optimizer and extra.get("run_id"):
         start.run_id = extra["run_id"]
     saved = TrainConfig.from_dict(state.get("train_config") or {})

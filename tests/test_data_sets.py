@@ -56,8 +56,8 @@ def real_mnist():
 # ---- search order and errors -------------------------------------------------------------------
 
 def test_registered_names():
-    assert set(DATASETS) == {"mnist", "fashion-mnist", "binarized-mnist", "two-digit-mnist", "svhn", "cifar10",
-                             "folder"}
+    assert set(DATASETS) == {"mnist", "fashion-mnist", "binarized-mnist", "two-digit-mnist", "cluttered-mnist",
+                             "cluttered-mnist-60", "svhn", "cifar10", "folder"}
     assert SPLITS == ("train", "valid", "test")
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..device import synchronize
+
 
 def median_rate(work: Callable[[], None], items_per_call: int, windows: int = 5, calls_per_window: int = 2,
                 warmup: int = 1) -> float:
@@ -80,8 +82,7 @@ def matmul_gflops(size: int = 2048, repeats: int = 7, device: torch.device | Non
 
     def product() -> None:
         a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(device)
 
     seconds = median_seconds(product, repeats=repeats, warmup=2)
     return 2 * size ** 3 / seconds / 1e9

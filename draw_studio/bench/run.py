@@ -10,7 +10,7 @@ import torch
 
 from .. import __version__
 from ..config import get_preset
-from ..device import resolve_device
+from ..device import resolve_device, synchronize
 from ..evaluate import evaluate
 from ..handwritten_step import compile_wanted, fast_backward
 from ..model import DRAW
@@ -38,8 +38,7 @@ def training_step(model: DRAW, optimizer: torch.optim.Optimizer, x: torch.Tensor
             model(x, generator=generator)[0].bound.mean().backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         optimizer.step()
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
+        synchronize(x.device)  # CUDA and MPS run asynchronously: time the work, not its queueing
     return step
 
 

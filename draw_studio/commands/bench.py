@@ -28,6 +28,10 @@ def add_parser(subparsers) -> None:
                    help="CPU threads for PyTorch (default: PyTorch's choice; 1 to compare with a busy machine)")
     p.add_argument("--no-compile", action="store_true",
                    help="run the fast training path eagerly (same as DRAW_STUDIO_COMPILE=0)")
+    p.add_argument("--distributed", action="store_true", help=(
+        "also measure one training run on 1 and 2 processes (torchrun, one thread each; gloo on the CPU, NCCL "
+        "on GPUs) at a global batch of 128: images/s and the all-reduce time per step (1-3 minutes more)"))
+    p.add_argument("--distributed-only", action="store_true", help="measure only that (implies --distributed)")
     add_device(p)
     p.set_defaults(run=run)
 
@@ -49,8 +53,15 @@ def run(args) -> int:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    result = run_benchmark(args.device, quick=args.quick, gui=not args.no_gui, log=status,
-                           compile=False if args.no_compile else None, data_dir=args.data_dir)
+    compile = False if args.no_compile else None
+    result = {} if args.distributed_only else run_benchmark(args.device, quick=args.quick, gui=not args.no_gui,
+                                                             log=status, compile=compile, data_dir=args.data_dir)
+    if args.distributed or args.distributed_only:
+        from ..bench.distributed import distributed_rates
+
+        device = "cuda" if args.device.startswith("cuda") or (args.device == "auto" and torch.cuda.is_available()) \
+            else "cpu"
+        result.update(distributed_rates(status, device=device, compile=compile, steps=4 if args.quick else 10))
     if args.json:
         print(format_table(result), file=sys.stderr, flush=True)
         print(json_text(result))

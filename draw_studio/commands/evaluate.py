@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 from ..checkpoint import load_model
+from ..classifier_checkpoint import CLASSIFIER_KIND, checkpoint_kind
+from ..classifier_eval import evaluate_classifier_checkpoint
 from ..config import TrainConfig
 from ..data import DATASETS, load_split, model_inputs
 from ..device import resolve_device
@@ -16,9 +18,10 @@ from .common import add_data, add_device, command_parser, status
 
 
 def add_parser(subparsers) -> None:
-    p = command_parser(subparsers, "eval", help="bound in nats on a split", description=(
+    p = command_parser(subparsers, "eval", help="bound in nats on a split (a classifier: its error)", description=(
         "Variational bound (nats per image) on the fixed binarisation of a split; with "
-        "--importance-samples K also the tighter K-sample importance-weighted bound."))
+        "--importance-samples K also the tighter K-sample importance-weighted bound. For an attention "
+        "classifier: the error in percent, its count and the cross-entropy."))
     p.add_argument("checkpoint")
     add_data(p)
     p.add_argument("--dataset", default=None, choices=list(DATASETS),
@@ -35,6 +38,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
+    if checkpoint_kind(args.checkpoint) == CLASSIFIER_KIND:
+        return run_classifier(args)
     device = resolve_device(args.device)
     model, state = load_model(args.checkpoint, device)
     train = TrainConfig.from_dict(state.get("train_config") or {})
@@ -68,4 +73,21 @@ def run(args) -> int:
             print(f"importance-weighted bound (K={result.importance_samples}) {result.iw_bound:.2f} nats/image")
         if result.bits_per_dim is not None:
             print(f"{result.bits_per_dim:.3f} bits/dim")
+    return 0
+
+
+def run_classifier(args) -> int:
+    """``eval`` of an attention classifier: the error in percent and its count on the split."""
+    if args.importance_samples:
+        raise DrawStudioError("--importance-samples asks for a bound of DRAW; a classifier has an error rate, "
+                              "not a bound: drop it")
+    if not args.json:
+        status(f"classifying the {args.split} images on {resolve_device(args.device)}...")
+    out = evaluate_classifier_checkpoint(args.checkpoint, args.dataset, args.split, args.data_dir,
+                                         not args.no_download, args.limit, args.batch_size, args.device)
+    if args.json:
+        print(json.dumps(out, allow_nan=False))
+    else:
+        print(f"error {out['error']:.2f}% ({out['errors']} of {out['n']} {out['dataset']} {out['split']} images), "
+              f"cross-entropy {out['cross_entropy']:.4f} nats/image")
     return 0

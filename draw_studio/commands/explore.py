@@ -1,4 +1,4 @@
-"""``draw-studio explore``: fork, commitment, edit-latent, move-window, interpolate, reconstruct-image.
+"""``draw-studio explore``: fork, commitment, edit-latent, move-window, interpolate, reconstruct-image, compare.
 
 Each tool writes a trace file with a root attribute ``intervention`` (JSON) saying what was changed
 (``docs/file-formats.md``, "Explore traces"); ``draw-studio export OUT.h5 --gif X.gif`` animates it.
@@ -12,6 +12,7 @@ import time
 
 from ..data import DATASETS, load_split, model_inputs
 from ..errors import DrawStudioError
+from ..explore.compare import check_trace_outputs, compare_checkpoints, write_comparison
 from ..explore.drawing import load_drawing
 from ..explore.edit import edit_latent
 from ..explore.fork import commitment, fork
@@ -25,7 +26,7 @@ from ..formatting import duration
 from .arguments import finite_float, integer, non_negative_int, positive_int, seed, threads
 from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
 
-TOOLS = ("fork", "commitment", "edit-latent", "move-window", "interpolate", "reconstruct-image")
+TOOLS = ("fork", "commitment", "edit-latent", "move-window", "interpolate", "reconstruct-image", "compare")
 
 
 def add_parser(subparsers) -> None:
@@ -90,6 +91,28 @@ def add_parser(subparsers) -> None:
     _add_split(q)
     _add_picture_options(q)
     _add_common(q, _run_reconstruct)
+    _add_compare(tools)
+
+
+def _add_compare(tools) -> None:
+    q = command_parser(tools, "compare", help="two models on the same images: their bounds and KL per step",
+                       description="Reconstruct the first N images of a split with two checkpoints of the same "
+                       "image size, on the same inputs (the split's fixed binarisation) with eval's noise; print "
+                       "each model's mean bound (its own 'draw-studio eval --limit N' bound) and their difference "
+                       "B - A. --trace-out writes each model's trace.")
+    q.add_argument("checkpoint_a", metavar="A.ckpt", help="model A")
+    q.add_argument("checkpoint_b", metavar="B.ckpt", help="model B")
+    q.add_argument("--images", type=positive_int, default=16, help="the first N images of the split (default 16)")
+    q.add_argument("--seed", type=seed, default=0, help="seed of the posterior noise (as eval --seed)")
+    q.add_argument("--trace-out", nargs=2, default=None, metavar=("A_TRACE.h5", "B_TRACE.h5"),
+                   help="write model A's and model B's traces of the images to these two files")
+    q.add_argument("--json", action="store_true", help="print one JSON object: the means and every image's "
+                   "bounds, difference and KL per step")
+    q.add_argument("--threads", type=threads, default=0, help="CPU threads for PyTorch (default 0: PyTorch's "
+                   "choice)")
+    _add_split(q)
+    add_device(q)
+    q.set_defaults(run=functools.partial(_with_threads, _run_compare))
 
 
 def _from_trace(tools, name: str, summary: str, run, extra) -> None:
@@ -266,3 +289,25 @@ def _run_reconstruct(args) -> int:
                     f"of {info['test_images']} {source} images")
     return _finish(args, result, started, summary)
 
+
+def _run_compare(args) -> int:
+    outputs = {"--trace-out": list(args.trace_out or [])}
+    refuse_overwriting_inputs(outputs, {"A.ckpt": args.checkpoint_a, "B.ckpt": args.checkpoint_b})
+    if args.trace_out:
+        check_trace_outputs(*args.trace_out)
+    started = time.perf_counter()
+    comparison = compare_checkpoints(args.checkpoint_a, args.checkpoint_b, args.images, args.data_dir, args.dataset,
+                                     args.split, args.seed, args.device, not args.no_download)
+    if args.trace_out:
+        write_comparison(comparison, *args.trace_out)
+    c = comparison
+    status(f"compared on the first {c.n} {c.source} images (binarisation {c.binarization}, noise seed {args.seed}) "
+           f"in {duration(time.perf_counter() - started)}" + (f"; wrote {' and '.join(args.trace_out)}"
+                                                              if args.trace_out else ""))
+    if args.json:
+        print(intervention_json({"tool": "compare", **c.summary()}))
+        return 0
+    print(f"A {c.name_a}: mean bound {c.mean_bound_a:.2f} nats/image ({c.trace_a.steps} steps)")
+    print(f"B {c.name_b}: mean bound {c.mean_bound_b:.2f} nats/image ({c.trace_b.steps} steps)")
+    print(f"B - A: {c.mean_difference:+.2f} nats/image (B lower on {int((c.difference < 0).sum())} of {c.n} images)")
+    return 0

@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 
 from ..checkpoint import checkpoint_or_default, read_checkpoint
+from ..classifier_checkpoint import CLASSIFIER_KIND, checkpoint_kind
+from ..classify_trace import save_classify_trace_from_checkpoint
 from ..config import ModelConfig
 from ..data import DATASETS
 from ..data.folder import open_picture
@@ -59,6 +61,8 @@ def run(args) -> int:
         raise DrawStudioError("-n counts images of the split or samples; drop it with --indices or --images")
     checkpoint = checkpoint_or_default(args.checkpoint)
     refuse_overwriting_inputs({"--out": args.out}, {"checkpoint": checkpoint, "--images": args.images})
+    if checkpoint_kind(checkpoint) == CLASSIFIER_KIND:
+        return run_classifier(checkpoint, args)
     for picture in args.images or ():
         open_picture(picture, "check the file given to --images").close()  # one line before any work
     check_size(checkpoint, args)
@@ -73,5 +77,27 @@ def run(args) -> int:
         dataset=args.dataset, split=args.split, data_dir=args.data_dir, download=not args.no_download)
     size = Path(args.out).stat().st_size / 1e6
     status(f"wrote a trace of {count} images to {args.out} ({size:.1f} MB, "
+           f"{duration(time.perf_counter() - started)})")
+    return 0
+
+
+def run_classifier(checkpoint: Path, args) -> int:
+    """``trace`` of an attention classifier: a classify trace of images of a split (mode ``"classify"``)."""
+    if args.generate or args.images:
+        raise DrawStudioError(f"{checkpoint} is an attention classifier: it classifies images of a split, it does "
+                              "not draw; drop --generate / --images")
+    if args.n is not None and args.indices:
+        raise DrawStudioError("-n counts images of the split; drop it with --indices")
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        status(f"traced {done}/{total} images ({duration(time.perf_counter() - started)})")
+
+    count = save_classify_trace_from_checkpoint(
+        checkpoint, args.out, n=args.n, indices=args.indices, dataset=args.dataset, split=args.split,
+        data_dir=args.data_dir, download=not args.no_download, batch_size=args.batch_size, device=args.device,
+        progress=progress)
+    size = Path(args.out).stat().st_size / 1e6
+    status(f"wrote a classify trace of {count} images to {args.out} ({size:.1f} MB, "
            f"{duration(time.perf_counter() - started)})")
     return 0

@@ -8,6 +8,8 @@ import signal
 
 import torch
 
+from .. import distributed
+from ..classifier import CLASSIFIER_PRESETS
 from ..config import (
     CHANGEABLE_ON_RESUME,
     PRECISIONS,
@@ -25,6 +27,7 @@ from ..tensorboard_logs import INSTALL as TENSORBOARD_INSTALL
 from ..tensorboard_logs import TensorBoardSink, require_tensorboard
 from ..train import Trainer, TrainingControl
 from ..training_snapshots import RECONSTRUCTIONS, SAMPLES
+from . import train_classifier
 from .arguments import adam_beta, batch_size, non_negative_int, positive_float, positive_int, real, seed, threads
 from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
 
@@ -35,15 +38,18 @@ _TRAIN_DEFAULTS = TrainConfig()
 def add_parser(subparsers) -> None:
     p = command_parser(subparsers, "train", help="train DRAW (or resume a run)", description=(
         "Train DRAW with Adam on a dataset; checkpoints are written atomically every --checkpoint-every "
-        "steps and at the end (also on Ctrl-C)."))
-    p.add_argument("--preset", default="mnist-paper", choices=list(PRESETS), action=_RememberGiven,
+        "steps and at the end (also on Ctrl-C). Started by torchrun (e.g. torchrun --nproc-per-node=2 -m "
+        "draw_studio train ...), the processes train one run: --batch-size is the global batch, each process "
+        "takes its share (on cuda:LOCAL_RANK or the CPU), and process 0 alone writes the files."))
+    p.add_argument("--preset", default="mnist-paper", choices=[*PRESETS, *CLASSIFIER_PRESETS], action=_RememberGiven,
                    help="model preset (a resumed run keeps its own: a different one is refused)")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="dataset (default: the preset's)")
     add_data(p)
     p.add_argument("--steps", type=positive_int, default=_TRAIN_DEFAULTS.steps, help="total optimiser steps")
     p.add_argument("--epochs", type=real(0.0, 1e6), default=0.0,
                    help="train for this many epochs, at most a million (overrides --steps)")
-    p.add_argument("--batch-size", type=batch_size, default=_TRAIN_DEFAULTS.batch_size)
+    p.add_argument("--batch-size", type=batch_size, default=_TRAIN_DEFAULTS.batch_size,
+                   help="images per optimiser step, over all processes under torchrun (the global batch)")
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--lr", type=positive_float, default=None, help=f"Adam learning rate ({_TRAIN_DEFAULTS.lr})")
     p.add_argument("--beta1", type=adam_beta, default=None, help=f"Adam beta1 in [0, 1) ({_TRAIN_DEFAULTS.beta1})")
@@ -118,12 +124,19 @@ def check_request(args) -> None:
 
 
 def checked_run(args) -> int:
-    """:func:`check_request`, then :func:`run`."""
+    """:func:`check_request`, then :func:`run` (under torchrun: in the process group, left at the end)."""
+    if train_classifier.wanted(args):  # the attention classifier: its own loop (commands/train_classifier.py)
+        return train_classifier.run(args)
     check_request(args)
-    return run(args)
+    ranks, device = distributed.setup(args.device)
+    try:
+        return run(args, ranks, device)
+    finally:
+        distributed.teardown()
 
 
-def run(args) -> int:
+def run(args, ranks: distributed.Ranks = distributed.ONE_PROCESS, device: torch.device | None = None) -> int:
+    """Train as ``args`` say; with several ``ranks`` (torchrun), this process's share on ``device``."""
     preset = get_preset(args.preset)
     changes = resume_changes(**{name: getattr(args, name) for name in CHANGEABLE_ON_RESUME})
     changes["report_every"] = max(changes.get("report_every", 50), 1)
@@ -134,7 +147,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.dataset and (args.resume or args.init_from):
         changes["dataset"] = args.dataset  # checked against the checkpoint's (see --allow-data-change)
-    options = dict(data_dir=args.data_dir, out=args.out, device=args.device, download=not args.no_download,
+    options = dict(data_dir=args.data_dir, out=args.out, device=str(device or args.device), ranks=ranks,
+                   download=not args.no_download,
                    fast=not args.plain, compile={"auto": None, "on": True, "off": False}[args.compile],
                    log=False if args.no_log else (args.log or True), overwrite=args.overwrite)
     source = args.resume or args.init_from
@@ -149,14 +163,17 @@ def run(args) -> int:
                               f"a run {'resumed' if args.resume else 'started from a checkpoint'} keeps the "
                               "checkpoint's model; drop --preset, or start a new run of that preset")
     control = TrainingControl()
-    sink = TensorBoardSink(args.tensorboard, trainer.step) if args.tensorboard else contextlib.nullcontext()
+    board = args.tensorboard if ranks.is_main else None  # rank 0 alone writes and prints
+    sink = TensorBoardSink(board, trainer.step) if board else contextlib.nullcontext()
     with stop_on_signals(control), sink:
         for report in trainer.run(control):
-            _print(report)
-            if args.tensorboard:
+            if ranks.is_main:
+                _print(report)
+            if board:
                 sink.handle(report)
-    if control.stop_requested:
-        status(f"stopped at step {trainer.step}; continue with --resume {args.out}")
+    if trainer.stopped:
+        if ranks.is_main:
+            status(f"stopped at step {trainer.step}; continue with --resume {args.out}")
         return 130
     return 0
 

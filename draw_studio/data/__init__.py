@@ -2,8 +2,8 @@
 
 Every loader returns an :class:`ImageSet` of uint8 images (n, C, H, W). The
 public entry point is :func:`load_split`. Each dataset lives in its own module
-(``mnist``, ``fashion_mnist``, ``binarized_mnist``, ``two_digit``, ``svhn``,
-``cifar10``, ``folder``) and is registered in :data:`DATASETS`.
+(``mnist``, ``fashion_mnist``, ``binarized_mnist``, ``two_digit``, ``cluttered``,
+``svhn``, ``cifar10``, ``folder``) and is registered in :data:`DATASETS`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ..errors import DataError
 from .binarize import FIXED_BINARIZATION_SEED, fixed_binarization
 from .binarized_mnist import BINARIZED_MNIST
 from .cifar10 import CIFAR10
+from .cluttered import CLUTTERED_MNIST, CLUTTERED_MNIST_60
 from .fashion_mnist import FASHION_MNIST
 from .folder import FOLDER
 from .imageset import DatasetSpec, ImageSet
@@ -31,6 +32,8 @@ DATASETS: dict[str, DatasetSpec] = {
     "fashion-mnist": FASHION_MNIST,
     "binarized-mnist": BINARIZED_MNIST,
     "two-digit-mnist": TWO_DIGIT_MNIST,
+    "cluttered-mnist": CLUTTERED_MNIST,
+    "cluttered-mnist-60": CLUTTERED_MNIST_60,
     "svhn": SVHN,
     "cifar10": CIFAR10,
     "folder": FOLDER,

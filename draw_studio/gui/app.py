@@ -67,8 +67,12 @@ def ensure_application():
 
 
 def run_window(path: str | None = None, screenshot: str | None = None, device: str = "auto",
-               settings_file: str | None = None) -> int:
+               settings_file: str | None = None, compare: str | None = None, runs: list | None = None) -> int:
     """Open the window on ``path`` (or the startup model) and run until it closes.
+
+    With ``compare`` (a checkpoint) the Compare dock compares the opened model with it, in front;
+    a screenshot then waits for the comparison. ``runs`` (training logs, folders of them) are added to the
+    Training dock's runs view, shown in front.
 
     With ``screenshot`` the window is rendered at least 1280x800, saved as a
     PNG, and the function returns 0 without entering the event loop.
@@ -104,8 +108,16 @@ def run_window(path: str | None = None, screenshot: str | None = None, device: s
     window.show()
     app.processEvents()
     opened = window.open_startup(path)
+    if runs and opened:
+        window.training.open_runs(list(runs))
+    failure = ""
+    if compare is not None and opened:
+        from .compare_dock import show_compare
+
+        failure = show_compare(window.compare, compare, wait=screenshot is not None)
     if screenshot is not None:
-        return _screenshot(window, screenshot, None if opened else (window.last_error or f"could not open {path}"))
+        return _screenshot(window, screenshot, failure or (None if opened else (window.last_error
+                                                                                 or f"could not open {path}")))
     return app.exec()
 
 

@@ -18,6 +18,11 @@ BUCKET = 4  # rows per bucket grow by this factor from one level to the next (4,
 MAX_SCALE_EXP = 230.0  # within one block the scale factors w^-j stay below e^230 (~1e100)
 SMOOTHED = ("bound", "nll_x", "kl")  # the training curves drawn raw (faint) and smoothed
 PLAIN = ("lr",)  # drawn as they are
+INLINE_ROWS = 50_000  # up to this many rows to (re)compute, the window thread does it at once (a few ms)
+POINTS_PER_PIXEL = 2  # thinning keeps about this many buckets per pixel of plot width
+# x axis -> (column, axis label); epochs and images seen are the step column scaled by the run's own numbers
+X_AXES = {"step": ("step", "step"), "wall_time": ("wall_time", "wall time (s)"), "epoch": ("step", "epoch"),
+          "images": ("step", "images seen")}
 
 
 def exponential_moving_average(values: np.ndarray, weight: float, start: int = 0,
@@ -160,6 +165,17 @@ class MinMaxPyramid:
         return np.concatenate((xs, x[rest:last])), np.concatenate((ys, values[rest:last]))
 
 
+def x_source(axis: str, steps_per_epoch: float | None, batch_size: int | None) -> tuple[str, float]:
+    """The column and scale that give the x axis ``axis`` (a key of ``X_AXES``) for a run with these
+    numbers; the scale is NaN when the run does not record what it needs."""
+    column = X_AXES[axis][0]
+    if axis == "epoch":
+        return column, 1.0 / steps_per_epoch if steps_per_epoch else math.nan
+    if axis == "images":
+        return column, float(batch_size) if batch_size else math.nan
+    return column, 1.0
+
+
 def _regrow(buffer: np.ndarray, keep: int, room: int) -> np.ndarray:
     bigger = np.empty(room, dtype=np.float64)
     bigger[:keep] = buffer[:keep]
@@ -190,6 +206,7 @@ class CurveRequest:
     x_column: str
     train: dict[str, np.ndarray]  # name -> (N,): step, wall_time, bound, nll_x, kl, lr
     valid: dict[str, np.ndarray]  # name -> (M,): step, wall_time, bound
+    x_scale: float = 1.0  # x = x_column * x_scale (epochs: 1 / steps per epoch; images seen: batch size)
 
 
 @dataclass(eq=False)
@@ -208,12 +225,44 @@ class CurveSet:
     pyramids: dict[str, MinMaxPyramid]  # "raw:NAME" and "smooth:NAME"
     valid: dict[str, np.ndarray]  # (M,) each
     has_lr: bool = False  # some learning rate is recorded
+    x_scale: float = 1.0
     computed_in: str = field(default_factory=lambda: threading.current_thread().name)
 
     def reusable_for(self, request: CurveRequest) -> bool:
         """Whether a later snapshot of the same points can extend this one."""
         return (self.generation == request.generation and self.x_column == request.x_column
-                and self.rows <= len(request.train["step"]))
+                and same_scale(self.x_scale, request.x_scale) and self.rows <= len(request.train["step"]))
+
+    @property
+    def valid_x(self) -> np.ndarray:
+        """The x of the validation points, (M,)."""
+        column = self.valid[self.x_column]
+        return column if self.x_scale == 1.0 else column * self.x_scale
+
+    def visible(self, low: float, high: float) -> tuple[int, int]:
+        """The rows drawn for the x range ``low..high`` (see :func:`visible_rows`)."""
+        return visible_rows(self.x, low, high, self.x_sorted)
+
+    def row_near(self, x: float) -> int:
+        """The row whose x is nearest to ``x``."""
+        values = self.x
+        if self.x_sorted:
+            right = int(np.clip(np.searchsorted(values, x), 1, len(values) - 1)) if len(values) > 1 else 0
+            return right - 1 if right and abs(values[right - 1] - x) <= abs(values[right] - x) else right
+        distance = np.abs(values - x)
+        return int(np.nanargmin(distance)) if np.isfinite(distance).any() else 0
+
+    def points(self, name: str, smoothed: bool, first: int, last: int,
+               points: int) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) drawing rows ``first:last`` of a curve (raw or smoothed), thinned to about ``points``
+        min/max pairs (:meth:`MinMaxPyramid.window`)."""
+        values = self.smooth[name] if smoothed else self.train[name]
+        return self.pyramids[f"{'smooth' if smoothed else 'raw'}:{name}"].window(self.x, values, first, last, points)
+
+
+def same_scale(a: float, b: float) -> bool:
+    """Equal x scales (NaN, an unknown scale, equals NaN)."""
+    return a == b or (a != a and b != b)
 
 
 def rows_to_compute(previous: CurveSet | None, request: CurveRequest) -> int:
@@ -234,7 +283,7 @@ def compute_curves(request: CurveRequest, previous: CurveSet | None = None,
     rows = len(train["step"])
     reuse = previous if previous is not None and previous.reusable_for(request) else None
     start = reuse.rows if reuse is not None else 0
-    x = train[request.x_column]
+    x = train[request.x_column] if request.x_scale == 1.0 else train[request.x_column] * request.x_scale
     x_sorted = is_sorted(x) if reuse is None else reuse.x_sorted and is_sorted(x[max(start - 1, 0):])
     smooth: dict[str, np.ndarray] = {}
     pyramids: dict[str, MinMaxPyramid] = {}
@@ -257,7 +306,7 @@ def compute_curves(request: CurveRequest, previous: CurveSet | None = None,
         pyramids[f"smooth:{name}"] = base.extended(smooth[name])
     has_lr = bool(reuse is not None and reuse.has_lr) or bool(np.isfinite(train["lr"][start:]).any())
     return CurveSet(request.generation, request.revision, request.weight, request.x_column, rows, x, x_sorted,
-                    dict(train), smooth, pyramids, dict(request.valid), has_lr)
+                    dict(train), smooth, pyramids, dict(request.valid), has_lr, request.x_scale)
 
 
 def _grown(view: np.ndarray, rows: int) -> np.ndarray:

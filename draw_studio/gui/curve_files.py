@@ -14,6 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 
 from ..errors import DrawStudioError
+from ..runs import RunSummary, summarize_run
 from ..training_log import TrainingLog
 from ..training_log_reader import read_training_log
 from .curve_tasks import BackgroundLane
@@ -26,10 +27,25 @@ CSV_INLINE_ROWS = 2_000  # formatted in ~15 ms
 def read_log_tables(path: str | Path) -> tuple[TrainingLog, GrowingTable, GrowingTable]:
     """Read a training log and build the curves' tables from it (safe off the window thread)."""
     log = read_training_log(path)
-    train, valid = tables_from_columns(
+    return (log, *log_tables(log))
+
+
+def log_tables(log: TrainingLog) -> tuple[GrowingTable, GrowingTable]:
+    """The curves' tables (training, validation) of a training log as read."""
+    return tables_from_columns(
         {"step": log.step, "wall_time": log.wall_time, "bound": log.loss, "nll_x": log.nll_x, "kl": log.kl,
          "lr": log.lr}, {"step": log.eval_step, "bound": log.eval_bound})
-    return log, train, valid
+
+
+def read_run(path: str | Path) -> tuple[RunSummary, TrainingHistory]:
+    """Read and summarise a training log (:func:`draw_studio.runs.summarize_run`) and hold its points in a
+    history of their own (safe off the window thread). The summary keeps no reference to the log's arrays."""
+    summary = summarize_run(path)
+    history = TrainingHistory()
+    history.adopt(*log_tables(summary.log))
+    history.set_scales(summary.steps_per_epoch, summary.settings.get("batch_size"))
+    summary.log = None
+    return summary, history
 
 
 class CurveFiles(QObject):
@@ -78,6 +94,7 @@ class CurveFiles(QObject):
             self.reading = None
             log, train, valid = read_log_tables(path)
             self.history.adopt(train, valid)
+            self.history.set_scales(log.steps_per_epoch, log.train_config.get("batch_size"))
             self._loaded(log, loaded)
             return
         since = self.history.mark()
@@ -87,6 +104,7 @@ class CurveFiles(QObject):
             self.reading = None
             log, train, valid = result
             if self.history.adopt(train, valid, since=since):
+                self.history.set_scales(log.steps_per_epoch, log.train_config.get("batch_size"))
                 self._loaded(log, loaded)
 
         def fail(message: str) -> None:

@@ -7,7 +7,9 @@ length, so a million-row log never stalls the window. The smoothed curve is draw
 raw one; the learning rate, when recorded, against the right axis. The view follows new points
 until the user zooms or pans; "Fit", or a new source (a new run, another log), follows again.
 Hovering says the step and the values there (:attr:`CurvesPlot.hover_text`). Reading a log and
-writing the CSV also run off the window thread (:mod:`~draw_studio.gui.curve_files`).
+writing the CSV also run off the window thread (:mod:`~draw_studio.gui.curve_files`). The x axis is
+the step, the wall time, the epoch or the images seen. Several runs are drawn in the same plot, one
+colour per run, by its :attr:`CurvesPlot.overlay` (:mod:`~draw_studio.gui.runs_overlay`).
 """
 
 from __future__ import annotations
@@ -18,10 +20,23 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from ..formatting import duration
-from .curve_data import PLAIN, SMOOTHED, CurveRequest, CurveSet, compute_curves, rows_to_compute, visible_rows
+from .curve_data import (
+    INLINE_ROWS,
+    PLAIN,
+    POINTS_PER_PIXEL,
+    SMOOTHED,
+    X_AXES,
+    CurveRequest,
+    CurveSet,
+    compute_curves,
+    rows_to_compute,
+    same_scale,
+    x_source,
+)
 from .curve_files import CurveFiles
 from .curve_tasks import BackgroundLane
 from .history import TRAIN_COLUMNS, VALID_COLUMNS, TrainingHistory
+from .runs_overlay import SERIES, RunOverlay
 
 # curve name -> (history column, legend label, colour)
 TRAIN_CURVES = {"bound": ("bound", "bound L (train)", "#4da6ff"),
@@ -29,8 +44,9 @@ TRAIN_CURVES = {"bound": ("bound", "bound L (train)", "#4da6ff"),
                 "kl": ("kl", "L_z (train)", "#5ad17a")}
 VALID_COLOUR = "#ff5ad0"
 LR_COLOUR = "#b0b0b0"
-INLINE_ROWS = 50_000  # up to this many rows to (re)compute, the window thread does it at once (a few ms)
-POINTS_PER_PIXEL = 2  # thinning keeps about this many buckets per pixel of plot width
+EMPTY_NOTE = "no curves yet: press Start, or open a training log"
+X_AXIS_ITEMS = ("step", "wall_time", "epoch", "images")  # the x axis combo's entries, in order
+OVERLAY_Y_SHOWN = 0.98  # several runs: y fits this share of the points (as TensorBoard's "ignore outliers")
 
 
 def _faint(colour: str) -> pg.QtGui.QColor:
@@ -82,7 +98,7 @@ class CurvesPlot(QWidget):
         self.smoothing_label = QLabel()
         self.log_y = QCheckBox("log y", objectName="logYCheck")
         self.x_axis = QComboBox(objectName="xAxisCombo")
-        self.x_axis.addItems(["x: step", "x: wall time"])
+        self.x_axis.addItems([f"x: {X_AXES[key][1].replace(' (s)', '')}" for key in X_AXIS_ITEMS])
         self.x_axis.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.fit_button = QPushButton("Fit", objectName="fitButton")
         self.fit_button.setToolTip("follow the newest points again (undo zoom)")
@@ -92,7 +108,7 @@ class CurvesPlot(QWidget):
         self.smoothing.setMinimumWidth(40)
         for small in (self.fit_button, self.export_button):
             small.setMinimumWidth(small.fontMetrics().horizontalAdvance(small.text()) + 16)
-        self.x_axis.setMinimumWidth(self.x_axis.sizeHint().width())  # never clipped ("x: wall time")
+        self.x_axis.setMinimumWidth(self.x_axis.sizeHint().width())  # never clipped ("x: images seen")
         controls = QHBoxLayout()
         controls.setContentsMargins(0, 0, 0, 0)
         controls.setSpacing(4)
@@ -119,8 +135,7 @@ class CurvesPlot(QWidget):
         for name, (_, _, colour) in TRAIN_CURVES.items():
             self.raw_items[name] = self.plot.plot(pen=pg.mkPen(_faint(colour), width=1))
             self.smooth_items[name] = self.plot.plot(pen=pg.mkPen(colour, width=2))
-        self.empty_note = pg.TextItem("no curves yet: press Start, or open a training log", color="#9a9a9a",
-                                      anchor=(0.5, 0.5))
+        self.empty_note = pg.TextItem(EMPTY_NOTE, color="#9a9a9a", anchor=(0.5, 0.5))
         self.empty_note.setPos(0.5, 0.2)
         self.plot.addItem(self.empty_note, ignoreBounds=True)
         self.valid_item = self.plot.plot(pen=pg.mkPen(VALID_COLOUR, width=2), symbol="o", symbolSize=6,
@@ -129,6 +144,8 @@ class CurvesPlot(QWidget):
         self.cursor.setVisible(False)
         self.plot.addItem(self.cursor, ignoreBounds=True)
         self._build_lr_axis()
+        self.overlay = RunOverlay(self)
+        self.overlay.series_changed.connect(lambda _: self._update_legend(self.shown is not None and self.shown.has_lr))
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -170,13 +187,33 @@ class CurvesPlot(QWidget):
         return self.smoothing.value() / 100.0
 
     @property
-    def x_column(self) -> str:
-        return "step" if self.x_axis.currentIndex() == 0 else "wall_time"
+    def x_axis_key(self) -> str:
+        """The x axis: ``step``, ``wall_time``, ``epoch`` or ``images`` (a key of ``X_AXES``)."""
+        return X_AXIS_ITEMS[max(self.x_axis.currentIndex(), 0)]
+
+    def set_x_axis(self, key: str) -> None:
+        """Choose the x axis (a key of ``X_AXES``), as the combo box does."""
+        self.x_axis.setCurrentIndex(X_AXIS_ITEMS.index(key))
+
+    @property
+    def x_source(self) -> tuple[str, float]:
+        """The column and scale giving the x axis for the open source's run (see ``x_source``)."""
+        return x_source(self.x_axis_key, self.history.steps_per_epoch, self.history.batch_size)
+
+    def points_per_view(self) -> int:
+        """About how many min/max pairs a curve is thinned to for the plot's width."""
+        return max(200, int(self.plot.getViewBox().width()) * POINTS_PER_PIXEL)
 
     def _update_smoothing_label(self) -> None:
         self.smoothing_label.setText(f"EMA {self.smoothing_weight:.2f}")
 
     def _update_legend(self, lr: bool) -> None:
+        if self.overlay.active:  # one colour per run: the legend says what the line styles mean
+            missing = self.overlay.missing()
+            self.legend.setText(f"<span>colour: run (Runs tab) &nbsp; ━ {SERIES[self.overlay.series]} (train, EMA)"
+                                " &nbsp; ┅● bound L (validation)</span>" + (
+                                    f" &nbsp; <i>not on this axis: {', '.join(missing)}</i>" if missing else ""))
+            return
         entries = [(colour, "━", label) for _, label, colour in TRAIN_CURVES.values()]
         entries.append((VALID_COLOUR, "●", "bound L (validation)"))
         if lr:
@@ -189,17 +226,31 @@ class CurvesPlot(QWidget):
         self.refresh()  # the zoom stays
 
     def _on_x_axis(self) -> None:
-        self.plot.setLabel("bottom", "step" if self.x_column == "step" else "wall time (s)")
+        self.plot.setLabel("bottom", X_AXES[self.x_axis_key][1])
+        self._update_legend(self.shown is not None and self.shown.has_lr)
         self.refresh()
         self.fit()
+
+    def set_overlay(self, runs) -> None:
+        """Draw these runs (:class:`~draw_studio.gui.runs_overlay.OverlayRun`), one colour each, instead of the
+        open source's run in detail (None: that run in detail again)."""
+        was = self.overlay.active
+        self.overlay.set_runs(runs)
+        self._update_legend(self.shown is not None and self.shown.has_lr)
+        self._drawn = ()
+        self._draw()
+        if was != self.overlay.active:
+            self.fit()
 
     def _on_log(self, checked: bool) -> None:
         self.plot.setLogMode(y=checked)
         self.fit()
 
     def fit(self) -> None:
-        """Show every point and follow new ones again."""
+        """Show every point (several runs: all but the outliers, see ``OVERLAY_Y_SHOWN``) and follow new ones again."""
         self.plot.enableAutoRange()
+        if self.overlay.active:
+            self.plot.getViewBox().enableAutoRange(axis=pg.ViewBox.YAxis, enable=OVERLAY_Y_SHOWN)
         self.lr_view.enableAutoRange()
 
     @property
@@ -211,25 +262,28 @@ class CurvesPlot(QWidget):
     @property
     def busy(self) -> bool:
         """Curves are being computed, a log read or a CSV written off the window thread."""
-        return self._lane.busy or self.files.busy
+        return self._lane.busy or self.files.busy or self.overlay.busy
 
     # ------------------------------------------------------------------ computing
     def refresh(self) -> None:
         """Draw the history's new points (at once when few rows need computing, else when the background is done)."""
         history = self.history
-        key = (history.generation, history.revision, self.smoothing_weight, self.x_column)
-        if key == self._requested:
+        column, scale = self.x_source
+        if self.overlay.active:
+            self.overlay.refresh()
+        key = (history.generation, history.revision, self.smoothing_weight, column, scale)
+        if key[:4] == self._requested[:4] and same_scale(key[4], self._requested[4]):
             return
         if history.generation != self._generation:  # a new run or another log: show it all, follow it
             self._generation = history.generation
             self.fit()
-        options = (history.generation, self.smoothing_weight, self.x_column)
+        options = (history.generation, self.smoothing_weight, column, repr(scale))
         if self._lane.busy and self._computing == options:
             return  # new points of what is being computed: added when it is done (see _show)
         self._requested = key
-        request = CurveRequest(history.generation, history.revision, self.smoothing_weight, self.x_column,
+        request = CurveRequest(history.generation, history.revision, self.smoothing_weight, column,
                                {name: history.train.column(name) for name in TRAIN_COLUMNS},
-                               {name: history.valid.column(name) for name in VALID_COLUMNS})
+                               {name: history.valid.column(name) for name in VALID_COLUMNS}, scale)
         previous = self.shown if self.shown is not None and self.shown.reusable_for(request) else None
         # at once when little is to compute, unless a background computation may be extending `previous`
         if rows_to_compute(previous, request) <= INLINE_ROWS and (previous is None or not self._lane.busy):
@@ -244,36 +298,53 @@ class CurvesPlot(QWidget):
     def _show(self, curves: CurveSet | None) -> None:
         if curves is not None:
             self.shown = curves
-            self.plot.getPlotItem().showAxis("right", curves.has_lr)
             self._update_legend(curves.has_lr)
             self._draw()
         if not self._lane.busy:
             self._computing = None
             self.refresh()  # the points that came meanwhile
 
+    def detail_items(self) -> list[pg.PlotDataItem]:
+        """The items drawing the open source's run in detail."""
+        return [*self.raw_items.values(), *self.smooth_items.values(), self.valid_item, self.lr_item]
+
     def _draw(self) -> None:
         """Give pyqtgraph the points of the visible range, thinned to a few per pixel."""
-        curves = self.shown
-        if curves is None:
+        overlay = self.overlay.active
+        for item in self.detail_items():
+            item.setVisible(not overlay)
+        if overlay:
+            self.plot.getPlotItem().showAxis("right", False)
+            self.overlay.draw()
+            self.empty_note.setText("tick runs in the Runs tab to see their curves")
+            self.empty_note.setVisible(not self.overlay.runs)
             return
+        curves = self.shown
+        unknown = curves is not None and curves.x_scale != curves.x_scale  # no steps per epoch / batch size
+        self.empty_note.setText(f"this run does not record what the {X_AXES[self.x_axis_key][1]} axis needs"
+                                if unknown else EMPTY_NOTE)
+        if curves is None or unknown:
+            for item in self.detail_items():
+                item.setData([], [])
+            self.empty_note.setVisible(True)
+            self._drawn = ()
+            return
+        self.plot.getPlotItem().showAxis("right", curves.has_lr)
         view = self.plot.getViewBox()
         first, last = 0, curves.rows
         if not view.state["autoRange"][0]:  # zoomed: only what is visible (following: everything)
             low, high = view.viewRange()[0]
-            first, last = visible_rows(curves.x, low, high, curves.x_sorted)
-        points = max(200, int(view.width()) * POINTS_PER_PIXEL)
+            first, last = curves.visible(low, high)
+        points = self.points_per_view()
         if self._drawn and self._drawn[0] is curves and self._drawn[1:] == (first, last, points):
             return
         self._drawn = (curves, first, last, points)
-        x = curves.x
         for name in SMOOTHED:
-            self.raw_items[name].setData(*curves.pyramids[f"raw:{name}"].window(x, curves.train[name], first, last,
-                                                                              points))
-            self.smooth_items[name].setData(*curves.pyramids[f"smooth:{name}"].window(x, curves.smooth[name], first,
-                                                                                    last, points))
+            self.raw_items[name].setData(*curves.points(name, False, first, last, points))
+            self.smooth_items[name].setData(*curves.points(name, True, first, last, points))
         for name in PLAIN:
-            self.lr_item.setData(*curves.pyramids[f"raw:{name}"].window(x, curves.train[name], first, last, points))
-        valid_x = curves.valid[curves.x_column]
+            self.lr_item.setData(*curves.points(name, False, first, last, points))
+        valid_x = curves.valid_x
         self.valid_item.setData(valid_x, curves.valid["bound"])
         self.valid_item.setSymbol("o" if len(valid_x) <= points // 2 else None)
         self.empty_note.setVisible(curves.rows == 0 and len(valid_x) == 0)
@@ -282,7 +353,7 @@ class CurvesPlot(QWidget):
     def _on_mouse(self, position) -> None:
         view = self.plot.getViewBox()
         curves = self.shown
-        if curves is None or curves.rows == 0 or not view.sceneBoundingRect().contains(position):
+        if self.overlay.active or curves is None or curves.rows == 0 or not view.sceneBoundingRect().contains(position):
             if self._hover:
                 self._hover = ()
                 self.cursor.setVisible(False)
@@ -297,12 +368,7 @@ class CurvesPlot(QWidget):
 
     def row_at(self, x: float) -> int:
         """The drawn training row nearest to ``x`` (in the x axis' unit)."""
-        values = self.shown.x
-        if self.shown.x_sorted:
-            right = int(np.clip(np.searchsorted(values, x), 1, len(values) - 1)) if len(values) > 1 else 0
-            return right - 1 if right and abs(values[right - 1] - x) <= abs(values[right] - x) else right
-        distance = np.abs(values - x)
-        return int(np.nanargmin(distance)) if np.isfinite(distance).any() else 0
+        return self.shown.row_near(x)
 
     def describe_row(self, row: int) -> str:
         """One line: the step, its wall time and every value drawn there (the last validation before it too)."""

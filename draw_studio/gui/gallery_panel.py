@@ -1,8 +1,10 @@
-"""Gallery: samples from the prior and reconstructions of chosen test images, of the open source.
+"""Gallery: samples from the prior and reconstructions of chosen test images, of the open source; and,
+when the source's training log holds snapshots, how the model learned to draw.
 
 Clicking an image makes it the one every panel shows (its trace becomes
 the current trace). A source without one of them (a trace file, a training
-log) says so in the grid's place.
+log) says so in the grid's place. The "Learning to draw" tab
+(:mod:`~draw_studio.gui.snapshot_slider`) is there only when the source's log has snapshots.
 """
 
 from __future__ import annotations
@@ -10,16 +12,20 @@ from __future__ import annotations
 import random
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget
 
 from ..trace import Trace
-from .document import Document
+from .document import LOG_FILE, Document
 from .image_view import TileGrid
 from .panel import Panel
+from .snapshot_slider import SnapshotSlider
+
+MODEL_TAB, LEARNING_TAB = 0, 1
 
 
 class GalleryPanel(Panel):
-    """Two grids of final images; a click selects an image for every panel.
+    """Two grids of final images; a click selects an image for every panel. A second tab, "Learning to
+    draw", shows the snapshots of the source's training log (:attr:`learning`) when it has some.
 
     Signals
     -------
@@ -63,18 +69,35 @@ class GalleryPanel(Panel):
         recon_row.addWidget(self.first_image, 1)
         recon_row.addWidget(self.count)
         recon_row.addWidget(self.reconstruct)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
+        model_page = QWidget()
+        layout = QVBoxLayout(model_page)
+        layout.setContentsMargins(0, 4, 0, 0)
         layout.addWidget(self.samples_grid, 1)
         layout.addLayout(sample_row)
         layout.addWidget(self.reconstructions_grid, 1)
         layout.addLayout(recon_row)
+        self.learning = SnapshotSlider(state)
+        self.tabs = QTabWidget(objectName="galleryTabs")
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(model_page, "Model")
+        self.tabs.addTab(self.learning, "Learning to draw")
+        self.tabs.setTabVisible(LEARNING_TAB, False)
+        self._learning_for = -1  # the document generation whose snapshots were last shown
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.addWidget(self.tabs)
 
         self.new_samples.clicked.connect(self.ask_new_samples)
         self.reconstruct.clicked.connect(
             lambda: self.reconstructions_requested.emit(self.first_image.value(), self.count.value()))
         self.samples_grid.tile_clicked.connect(lambda i: self.select(self.samples, i))
         self.reconstructions_grid.tile_clicked.connect(lambda i: self.select(self.reconstructions, i))
+        self.learning.changed.connect(self.mark_dirty)
+
+    def follow_training(self, controller) -> None:
+        """Show the snapshots of the window's training runs as they are taken (``controller``: its
+        :class:`~draw_studio.gui.training_controller.TrainingController`)."""
+        self.learning.follow_training(controller)
 
     def ask_new_samples(self) -> None:
         """Ask for samples with a fresh seed."""
@@ -106,6 +129,7 @@ class GalleryPanel(Panel):
         self.mark_dirty()
 
     def redraw(self) -> None:
+        self._redraw_learning()
         document = self.document
         current = document.trace
         can_run = document.can_run_model
@@ -132,3 +156,17 @@ class GalleryPanel(Panel):
         self.reconstructions_grid.set_title(
             f"reconstructions of {reconstructions.source or 'images'} (click: show everywhere)"
             if reconstructions is not None else "reconstructions")
+
+    def _redraw_learning(self) -> None:
+        """The "Learning to draw" tab: shown while the source has snapshots (or says why they cannot be
+        shown); a training log, which has no model for the first tab, opens on it."""
+        self.learning.redraw()
+        shown = self.learning.available or bool(self.learning.problem)
+        self.tabs.setTabVisible(LEARNING_TAB, shown)
+        generation = self.document.generation
+        if shown and self._learning_for != generation:
+            self._learning_for = generation
+            if self.document.kind == LOG_FILE:
+                self.tabs.setCurrentIndex(LEARNING_TAB)
+        if not shown and self.tabs.currentIndex() == LEARNING_TAB:
+            self.tabs.setCurrentIndex(MODEL_TAB)

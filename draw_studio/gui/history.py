@@ -69,19 +69,36 @@ class GrowingTable:
 
 
 class TrainingHistory:
-    """Training points (one per optimiser step) and validation points of one run."""
+    """Training points (one per optimiser step) and validation points of one run.
+
+    Attributes
+    ----------
+    steps_per_epoch : float or None
+    batch_size : int or None
+        The run's numbers behind the epoch and images-seen axes (None: not known).
+    """
 
     def __init__(self) -> None:
         self.train = GrowingTable(TRAIN_COLUMNS)
         self.valid = GrowingTable(VALID_COLUMNS)
         self.revision = 0  # bumped on every change, so views know when to redraw
         self.generation = 0  # bumped when points are removed or replaced, so cached smoothing is dropped
+        self.steps_per_epoch: float | None = None
+        self.batch_size: int | None = None
 
     def clear(self) -> None:
         self.train.clear()
         self.valid.clear()
+        self.steps_per_epoch = self.batch_size = None
         self.revision += 1
         self.generation += 1
+
+    def set_scales(self, steps_per_epoch: float | None, batch_size: int | None) -> None:
+        """Record the run's steps per epoch and batch size (None or 0: unknown)."""
+        changed = (steps_per_epoch or None, batch_size or None) != (self.steps_per_epoch, self.batch_size)
+        self.steps_per_epoch, self.batch_size = steps_per_epoch or None, batch_size or None
+        if changed:
+            self.revision += 1
 
     def add_steps(self, step_losses: list, lr: float = float("nan")) -> None:
         """Append the (step, wall_time, loss, nll_x, kl) rows of a ``"step"`` report.
@@ -154,6 +171,7 @@ class TrainingHistory:
         frozen = TrainingHistory()
         frozen.train, frozen.valid = self.train.frozen(), self.valid.frozen()
         frozen.revision, frozen.generation = self.revision, self.generation
+        frozen.steps_per_epoch, frozen.batch_size = self.steps_per_epoch, self.batch_size
         return frozen
 
     def mark(self) -> tuple[int, int, int]:

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabBar
 
 from ..trace import Trace
 from . import configure_pyqtgraph
+from .compare_dock import add_compare_dock
 from .document import TRAINING, Document
 from .explore_dock import ExploreDock
 from .exporting import Exporter
@@ -27,6 +28,7 @@ from .information_panel import InformationPanel
 from .latents_panel import LatentsPanel
 from .loading import LoadedModel
 from .model_service import ModelService, default_data_dir, window_wording
+from .results_panel import ResultsPanel
 from .timeline_panel import TimelinePanel
 from .training_panel import TrainingPanel
 
@@ -86,8 +88,15 @@ class MainWindow(QMainWindow):
         self.explore = ExploreDock(self.document, self.service, self.latents)  # a tab beside Training
         self.panels.append(self.explore)
         self.docks[self.explore.dock_name] = self._dock(self.explore)
-        self.tabifyDockWidget(self.docks["trainingDock"], self.docks[self.explore.dock_name])
+        self.tab_behind("trainingDock", self.explore.dock_name)
+        self.results = ResultsPanel(self.document, self.service.data_dir)  # a tab beside Information
+        self.panels.append(self.results)
+        self.docks[self.results.dock_name] = self._dock(self.results)
+        self.tab_behind("informationDock", self.results.dock_name)
+        self.gallery.follow_training(self.controller)  # a run's snapshots appear as it takes them
+        self.gallery.learning.message.connect(self.show_status)
         self.docks["trainingDock"].raise_()
+        self.compare = add_compare_dock(self)  # two models on one image: a tab beside the Timeline
         self.exporter = Exporter(self, self.document)
         self.jobs = self.exporter.jobs
         self.opener = FileOpener(self, self.document, self.service, self.settings, self._show_curves,
@@ -119,6 +128,18 @@ class MainWindow(QMainWindow):
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
         return dock
 
+    def tab_behind(self, front: str, back: str) -> None:
+        """Put the dock ``back`` in a tab behind the dock ``front`` (both names in :attr:`docks`).
+
+        ``back`` is hidden while it is tabified: tabifying a shown dock before the window is shown
+        leaves a second, stale copy of the tab bar on screen for every tab group after the first
+        (seen with PySide6 6.12; tests/test_gui_window.py checks for it).
+        """
+        self.docks[back].hide()
+        self.tabifyDockWidget(self.docks[front], self.docks[back])
+        self.docks[back].show()
+        self.docks[front].raise_()
+
     def _arrange_docks(self) -> None:
         """Three columns: training and information | timeline and latents | gallery and glimpses."""
         d = self.docks
@@ -144,7 +165,24 @@ class MainWindow(QMainWindow):
         for dock in self.docks.values():
             dock.show()
             dock.setFloating(False)
-        self.restoreState(self.default_layout, LAYOUT_VERSION)
+        self.restore_layout(self.default_layout)
+
+    def restore_layout(self, state: QByteArray) -> bool:
+        """``restoreState(state)``, then hide the tab bars it left behind: Qt (PySide6 6.12) builds new tab
+        bars for the restored tab groups and leaves the old ones visible, stale copies that no longer
+        switch tabs, exactly over or beside the new ones."""
+        before = {bar: self._tab_texts(bar) for bar in self.findChildren(QTabBar) if bar.parent() is self}
+        restored = self.restoreState(state, LAYOUT_VERSION)
+        fresh = {self._tab_texts(bar) for bar in self.findChildren(QTabBar)
+                 if bar.parent() is self and bar not in before and bar.isVisibleTo(self)}
+        for bar, texts in before.items():
+            if texts in fresh:
+                bar.hide()
+        return restored
+
+    @staticmethod
+    def _tab_texts(bar: QTabBar) -> tuple[str, ...]:
+        return tuple(bar.tabText(i) for i in range(bar.count()))
 
     def bring_floating_docks_forward(self) -> None:
         """Put every floating panel inside the screen and above the window (a restored layout may have
@@ -167,6 +205,8 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
         self.opener.add_to_menu(file_menu)
+        file_menu.addAction("Add training runs (a folder)…", lambda: (
+            self.training.tabs.setCurrentWidget(self.training.runs), self.training.runs.ask_folder()))
         self.recent_menu = self.opener.recent_menu
         file_menu.addSeparator()
         export_menu = file_menu.addMenu("&Export")
@@ -312,13 +352,7 @@ class MainWindow(QMainWindow):
 
     def _show_curves(self, log: str | None) -> None:
         """The Training panel shows the curves of ``log`` (None: none); a running training keeps its own."""
-        if self.controller.active:
-            return
-        if log is not None:
-            self.training.load_log(log)
-        else:
-            self.training.history.clear()
-            self.training.mark_dirty()
+        self.training.show_log(log)
 
     def _on_trace_ready(self, purpose: str, trace: Trace) -> None:
         self.document.add_trace(trace, show=purpose == "reconstructions")
@@ -369,6 +403,7 @@ class MainWindow(QMainWindow):
         if self.width() < MIN_SIZE[0] or self.height() < MIN_SIZE[1]:
             self.resize(max(self.width(), MIN_SIZE[0]), max(self.height(), MIN_SIZE[1]))
         QApplication.processEvents()
+        self.training.runs.wait()  # logs read and curves computed off the window thread are in the picture
         return self.export_view_png(path)
 
     # ------------------------------------------------------------------ settings and closing
@@ -379,7 +414,7 @@ class MainWindow(QMainWindow):
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         layout = self.settings.value("window/state")
-        return isinstance(layout, QByteArray) and not layout.isEmpty() and self.restoreState(layout, LAYOUT_VERSION)
+        return isinstance(layout, QByteArray) and not layout.isEmpty() and self.restore_layout(layout)
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
@@ -425,6 +460,10 @@ class MainWindow(QMainWindow):
         self.training.curves.files.cancel()  # a CSV still being written is dropped, never half-written
         self.jobs.wait()
         self.explore.wait()
+        self.compare.wait()
+        self.results.stop()
+        self.results.wait()
+        self.gallery.learning.wait()
         self.timeline.play_timer.stop()
         self.redraw_timer.stop()
         self._redraw_turn.stop()

@@ -1,5 +1,9 @@
-"""Training panel: settings (:mod:`~draw_studio.gui.training_form`), Start / Pause / Stop / Save, progress
-and the live curves.
+"""Training panel: settings (:mod:`~draw_studio.gui.training_form`) and the runs
+(:mod:`~draw_studio.gui.runs_view`) in two tabs, Start / Pause / Stop / Save, progress and the curves.
+
+The curves show the open source's run (the run being trained, or a training log) in detail, or the
+runs ticked in the Runs tab overlaid, one colour per run. :meth:`TrainingPanel.show_log` opens a log
+as the open source's run (None: none).
 
 Runs are never lost: after Stop (or the end), Start continues the run from its checkpoint (same
 step counter, log and file); a new run writes to a fresh file name, and to the file of an existing
@@ -20,6 +24,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -33,6 +38,8 @@ from ..training_log import default_log_path
 from .curves import CurvesPlot
 from .history import TrainingHistory
 from .panel import Panel
+from .run_rows import live_row
+from .runs_view import RunsView
 from .state import StudioState
 from .training_controller import IDLE, PAUSED, RUNNING, STARTING, TrainingController
 from .training_form import TrainingForm
@@ -110,10 +117,14 @@ class TrainingPanel(Panel):
 
         self.curves = CurvesPlot(self.history)
         self.curves.setObjectName("trainingCurves")
+        self.runs = RunsView(self.history, self.curves)
+        self.tabs = QTabWidget(objectName="trainingTabs")
+        self.tabs.addTab(form, "Settings")
+        self.tabs.addTab(self.runs, "Runs")
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addWidget(form)
+        layout.addWidget(self.tabs)
         layout.addLayout(buttons)
         layout.addLayout(numbers)
         layout.addWidget(self.progress)
@@ -124,11 +135,13 @@ class TrainingPanel(Panel):
         self.stop_button.clicked.connect(lambda: self.controller.stop())
         self.save_button.clicked.connect(self._ask_save)
         self.curves.export_requested.connect(self._ask_export_csv)
+        self.runs.message.connect(self.message)
         self.controller.state_changed.connect(self._on_state)
         self.controller.reports.connect(self.on_reports)
         self.controller.saved.connect(lambda path: self.message.emit(f"checkpoint saved to {path}"))
         self.controller.finished.connect(self._on_state)
         self.controller.finished.connect(self._after_run)
+        self.controller.finished.connect(self.mark_dirty)  # the run's row says how it ended
         self._on_state()
 
     # ------------------------------------------------------------------ the form
@@ -164,8 +177,10 @@ class TrainingPanel(Panel):
         if not self.controller.active:
             self.form.offer_resume(path)
 
-    def load_log(self, path: str | Path) -> None:
-        """Show the curves of a training log, and its settings unless a run is on (the form is the run's).
+    def show_log(self, path: str | Path | None) -> None:
+        """Open the training log ``path`` as the open source's run: its row in the runs view, its curves, and
+        its settings in the form; None: no log (the curves are cleared). Ignored while a run is on (the curves
+        and the form are the run's). The run shown before keeps its row in the runs view, unticked.
 
         A small log is shown at once; a big one is read off the window thread and shown when read
         (``curves.log_loaded``), its failure then going to the status bar and ``curves.log_failed``.
@@ -175,8 +190,27 @@ class TrainingPanel(Panel):
         DrawStudioError
             A small log could not be read.
         """
+        if self.controller.active:
+            return
+        if path is None:
+            self.runs.clear_current()
+            self.history.clear()
+            self.mark_dirty()
+            return
+        self.runs.set_current_log(path)
+        self._read_log(path, fill_form=True)
+
+    load_log = show_log  # the name it had
+
+    def open_runs(self, paths) -> int:
+        """Add training logs and folders of them to the runs view and show it; how many runs are new."""
+        self.tabs.setCurrentWidget(self.runs)
+        return self.runs.add_logs(paths)
+
+    def _read_log(self, path: str | Path, fill_form: bool) -> None:
         def loaded(log) -> None:
-            if not self.controller.active:
+            self.runs.log_read(path, log)
+            if fill_form and not self.controller.active:
                 self.fill_from_configs(log.train_config)
 
         self.curves.open_log(path, loaded=loaded,
@@ -221,12 +255,13 @@ class TrainingPanel(Panel):
                                       "with it, or choose another checkpoint file")
                     return
                 job.overwrite = True
+        self.runs.set_current_live(default_log_path(job.out) if job.out else None)
         if job.resume is None or self._shown_run != (str(Path(job.resume).resolve()), self.history.generation):
             self.history.clear()  # the curves shown are not those of this run up to its checkpoint
             log = default_log_path(job.resume) if job.resume else None
             if log is not None and log.is_file():
                 try:
-                    self.load_log(log)  # the curves so far; the resumed run appends to them (and to the file)
+                    self._read_log(log, fill_form=False)  # the curves so far; the resumed run appends to them
                 except DrawStudioError as exc:
                     self.message.emit(f"the curves so far were not shown: {exc}")
         self.last_report = None
@@ -307,6 +342,10 @@ class TrainingPanel(Panel):
         for report in reports:
             if report.kind is ReportKind.STEP:
                 self.history.add_steps(report.step_losses, lr=report.lr)
+                if self.history.steps_per_epoch is None and report.epoch > 0:
+                    job = self.controller.last_job
+                    self.history.set_scales(round(report.step / report.epoch),
+                                            job.train_config.batch_size if job is not None else None)
             else:
                 if report.kind is ReportKind.VALIDATION:
                     self.history.add_validation(report.step, report.wall_time, report.bound)
@@ -341,7 +380,21 @@ class TrainingPanel(Panel):
                 self.eta_label.setText(f"ETA {duration(report.eta_s)}")
             self.progress.setRange(0, max(report.total_steps, 1))
             self.progress.setValue(report.step)
+        self._update_live_row()
         self.curves.refresh()
+
+    def _update_live_row(self) -> None:
+        """The live run's row in the runs view: its steps, epochs, time, best validation bound and state."""
+        current, job = self.runs.current, self.controller.last_job
+        if current is None or not current.live or job is None:
+            return
+        worker = self.controller.worker
+        trainer = worker.trainer if worker is not None else self.controller.trainer
+        model_config = trainer.model.config if trainer is not None else job.model_config
+        train_config = trainer.config if trainer is not None else job.train_config
+        total = self.last_report.total_steps if self.last_report is not None else None
+        self.runs.update_live(live_row(current.key, current.name, self.history, model_config, train_config,
+                                       self.controller.state, total))
 
     def refresh(self) -> None:
         super().refresh()

@@ -1,0 +1,296 @@
+"""Training the attention classifier: Adam on the cross-entropy, a loop that yields the engine's reports.
+
+:class:`ClassifierTrainer` is the classifier's counterpart of ``draw_studio.train.Trainer``: its
+``run()`` yields :class:`~draw_studio.progress.Report` objects (so the command line's printer, the
+TensorBoard sink and the training log take them as they are), it writes checkpoints every
+``checkpoint_every`` steps, at the end and on stop, and a resumed run takes exactly the steps of an
+uninterrupted one: the only random choice, the data order of an epoch, comes from (seed, epoch), and
+the checkpoint holds the weights, the Adam state and the step.
+
+The training log is the engine's (``draw_studio.training_log``): ``history/loss`` and
+``history/nll_x`` hold the training cross-entropy -log p(label | image) in nats per image,
+``history/kl`` 0 (there is no latent), and ``eval/bound`` the validation error in percent (the root
+attribute ``eval_bound`` says so). The losses stay on the device and are pulled to the host once
+per report; a non-finite loss found then stops the run, the last checkpoint untouched.
+
+Building a run (new, ``--resume``, ``--init-from``) is ``draw_studio.classifier_setup``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .classifier import AttentionClassifier
+from .classifier_checkpoint import save_classifier_checkpoint
+from .classifier_eval import ClassifierEvaluation, evaluate_classifier
+from .config import TrainConfig, learning_rate
+from .data import ImageSet
+from .errors import DrawStudioError, FileFormatError
+from .formatting import duration
+from .progress import Report, ReportKind, TrainingControl
+from .run_checks import images_fingerprint
+from .seeding import make_generator, mix_seed
+from .train_setup import RunStart
+from .training_log import TrainingLogWriter
+
+LOG_FLUSH_S = 5.0
+EVAL_BOUND_MEANING = "validation error in percent"  # the log's root attribute ``eval_bound``
+
+
+@dataclass
+class ClassifierReport(Report):
+    """A :class:`~draw_studio.progress.Report` of the classifier's loop.
+
+    ``loss`` and ``nll_x`` are the cross-entropy (nats per image), ``kl`` 0; ``error`` is the error in
+    percent: of the training batches since the last ``"step"`` report, or, in a ``"validation"``
+    report, of the validation images (also in ``bound``, which the training log records).
+    """
+
+    error: float = float("nan")
+
+    def describe(self) -> str | None:
+        prefix = f"step {self.step:>7}"
+        if self.kind is ReportKind.STEP:
+            return (f"{prefix}/{self.total_steps}  epoch {self.epoch:6.2f}  cross-entropy {self.loss:7.4f}  "
+                    f"train error {self.error:6.2f}%  {self.images_per_s:6.0f} img/s  lr {self.lr:.2e}  "
+                    f"ETA {duration(self.eta_s)}")
+        if self.kind is ReportKind.VALIDATION:
+            return f"{prefix}  validation error {self.error:.2f}% (cross-entropy {self.loss:.4f})"
+        return super().describe()
+
+
+class ClassifierTrainer:
+    """Trains one attention classifier with Adam on the cross-entropy.
+
+    Parameters
+    ----------
+    model : AttentionClassifier
+        Trained in place, on the device it is on.
+    optimizer : torch.optim.Optimizer
+        Over ``model``'s parameters; its learning rate is set each step from ``config``.
+    config : TrainConfig
+        Batch size, steps or epochs, schedule, seed, validation and checkpoint intervals.
+    train_set, valid_set : ImageSet
+        Labelled uint8 images; the training images are moved to the model's device once.
+    out : str or Path, optional
+        Checkpoint written every ``config.checkpoint_every`` steps, at the end and on stop.
+    log : str or Path, optional
+        Training log; a new run's moves in with its first checkpoint.
+    start : RunStart, optional
+        Where the run starts (default: step 0 of a new run).
+
+    Raises
+    ------
+    DrawStudioError
+        Unlabelled data, a batch larger than the training set, or nothing left to train.
+    """
+
+    def __init__(self, model: AttentionClassifier, optimizer: torch.optim.Optimizer, config: TrainConfig,
+                 train_set: ImageSet, valid_set: ImageSet, *, out: str | Path | None = None,
+                 log: str | Path | None = None, start: RunStart | None = None) -> None:
+        self.start = start or RunStart()
+        self.model, self.optimizer, self.config = model, optimizer, config
+        self.device = next(model.parameters()).device
+        self.train_set, self.valid_set = train_set, valid_set
+        self.out, self.log_path = Path(out) if out else None, Path(log) if log else None
+        self.step, self.wall_time_before = self.start.step, self.start.wall_time
+        self.run_id, self.lineage, self.notices = self.start.run_id, list(self.start.lineage), list(self.start.notices)
+        if train_set.labels is None or valid_set.labels is None:
+            raise DrawStudioError("a classifier trains on labelled images; use a labelled dataset (cluttered-mnist)")
+        if config.batch_size > len(train_set):
+            raise DrawStudioError(f"batch size {config.batch_size} is larger than the {len(train_set)} training "
+                                  "images; use a smaller --batch-size")
+        self.fingerprint = self.start.fingerprint or images_fingerprint(train_set.images)
+        self.train_images = torch.as_tensor(train_set.images).to(self.device)  # (n, C, H, W) uint8
+        self.train_labels = torch.as_tensor(train_set.labels, dtype=torch.int64).to(self.device)  # (n,)
+        limit = slice(0, config.validation_limit)
+        self.valid_images = torch.as_tensor(valid_set.images[limit])
+        self.valid_labels = torch.as_tensor(valid_set.labels[limit], dtype=torch.int64)
+        self.steps_per_epoch = max(len(train_set) // config.batch_size, 1)
+        self.total_steps = math.ceil(config.epochs * self.steps_per_epoch) if config.epochs > 0 else config.steps
+        if self.total_steps < 1:
+            raise DrawStudioError(f"nothing to train: {self.total_steps} steps; pass --steps (or --epochs) above 0")
+        if self.step >= self.total_steps:
+            raise DrawStudioError(f"{self.start.checkpoint} is already at step {self.step:,} and this run asks for "
+                                  f"{self.total_steps:,} steps in all; pass a larger --steps (or --epochs) to "
+                                  "continue it")
+        self.last_error = float("nan")
+        self._order: tuple[int, torch.Tensor] | None = None  # (epoch, its permutation of the training images)
+        self._log: TrainingLogWriter | None = None
+        self._saved_step: int | None = None
+        self._on_disk = (self.out, self.step) if self.start.in_place and self.out is not None else None
+
+    # ------------------------------------------------------------------ batches and steps
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (batch, C, H, W) in [0, 1] and labels (batch,) of optimiser step ``step``."""
+        cfg = self.config
+        epoch, position = divmod(step, self.steps_per_epoch)
+        if self._order is None or self._order[0] != epoch:
+            generator = make_generator(torch.device("cpu"), mix_seed(cfg.seed, epoch, 1))
+            self._order = (epoch, torch.randperm(len(self.train_set), generator=generator).to(self.device))
+        index = self._order[1][position * cfg.batch_size:(position + 1) * cfg.batch_size]
+        return self.train_images[index].float() / 255.0, self.train_labels[index]
+
+    def train_step(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One Adam step on the cross-entropy of step ``step``'s batch; (loss, errors) as device scalars."""
+        x, y = self.batch(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.config, step, self.total_steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        logits = self.model(x).logits  # (batch, classes)
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        return loss.detach(), (logits.detach().argmax(1) != y).sum()
+
+    def validate(self) -> ClassifierEvaluation:
+        """Error and cross-entropy on the first ``validation_limit`` validation images."""
+        result = evaluate_classifier(self.model, self.valid_images, self.valid_labels, batch_size=500)
+        self.last_error = result.error
+        return result
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, path: str | Path | None = None, wall_time: float = 0.0) -> Path:
+        """Write a checkpoint of the current state (default: ``out``)."""
+        path = Path(path) if path else self.out
+        if path is None:
+            raise DrawStudioError("no checkpoint path: pass --out FILE")
+        extra = {"wall_time": float(wall_time), "valid_error": float(self.last_error), "dataset": self.config.dataset,
+                 "train_images": int(len(self.train_set)), "steps_per_epoch": int(self.steps_per_epoch),
+                 "train_fingerprint": self.fingerprint, "run_id": self.run_id, "lineage": self.lineage}
+        save_classifier_checkpoint(path, self.model, self.config, self.optimizer, self.step, extra)
+        return path
+
+    def _checkpoint(self, started: float) -> Report:
+        log = self._log
+        if log is not None and not log.pending:
+            self._or_stop(log.flush)  # the log on disk reaches the checkpoint's step before the checkpoint does
+        path = self._or_stop(self.save, self.out, self._wall(started))
+        self._saved_step, self._on_disk = self.step, (path, self.step)
+        if log is not None and log.pending:
+            self._or_stop(log.commit)  # a new run's log moves in with its first checkpoint
+        return self._report("checkpoint", started, path=str(path))
+
+    def _last_good(self) -> str:
+        if self._on_disk is not None:
+            return f"the last checkpoint {self._on_disk[0]} (step {self._on_disk[1]}) is untouched"
+        return "no checkpoint was written by this run"
+
+    def _or_stop(self, action, *args):
+        """``action(*args)`` (a log or checkpoint write); a failure stops the run with one line."""
+        try:
+            return action(*args)
+        except FileFormatError:
+            raise
+        except DrawStudioError as exc:
+            raise DrawStudioError(f"training stopped at step {self.step}: {exc}; {self._last_good()}") from None
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, control: TrainingControl | None = None) -> Iterator[Report]:
+        """Train until ``total_steps`` or a stop request, yielding reports (as ``Trainer.run``).
+
+        Raises
+        ------
+        DrawStudioError
+            A non-finite loss (the run diverged), or a log or checkpoint that cannot be written.
+        """
+        control = control or TrainingControl()
+        self._log = self._or_stop(self._open_log) if self.log_path else None
+        finished = False
+        try:
+            for report in self._run(control):
+                if self._log is not None:
+                    self._or_stop(self._log.handle, report)
+                yield report
+            if self._log is not None:
+                self._or_stop(self._log.close)
+            finished = True
+        finally:
+            if not finished and self._log is not None:
+                try:
+                    self._log.close()
+                except DrawStudioError:
+                    pass  # the error already on its way says more
+
+    def _open_log(self) -> TrainingLogWriter:
+        start = self.start
+        log = TrainingLogWriter(self.log_path, self.model.config, self.config,
+                                resume_step=self.step if start.log_source is not None else None, run_id=self.run_id,
+                                source=start.log_source, same_run=start.same_run,
+                                pending=self.out is not None and not start.in_place, flush_every_s=LOG_FLUSH_S)
+        log.attrs.update(steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
+                         eval_bound=EVAL_BOUND_MEANING)
+        self.notices += log.notices
+        return log
+
+    def _run(self, control: TrainingControl) -> Iterator[Report]:
+        cfg = self.config
+        self.model.train()
+        started = time.perf_counter()
+        window_start, window_images = started, 0
+        window: list[torch.Tensor] = []  # per step (loss, errors), pulled to the host once per report
+        window_steps: list[int] = []
+        yield self._report("start", started, message=f"training the attention classifier on {self.device} from "
+                           f"step {self.step}")
+        for notice in self.notices:
+            yield self._report("notice", started, message=notice)
+        while self.step < self.total_steps and not control.stop_requested:
+            if control.paused:
+                yield self._report("paused", started)
+                while control.paused and not control.stop_requested:
+                    control.wait_while_paused()
+                window_start, window_images = time.perf_counter(), 0
+                yield self._report("resumed", started)
+                continue
+            loss, errors = self.train_step(self.step)
+            self.step += 1
+            window.append(torch.stack((loss, errors.to(loss.dtype))))
+            window_steps.append(self.step)
+            window_images += cfg.batch_size
+            checkpoint_due = (self.out is not None and not control.final_save_skipped and cfg.checkpoint_every > 0
+                              and self.step % cfg.checkpoint_every == 0)
+            if (self.step % cfg.report_every == 0 or self.step == self.total_steps or checkpoint_due
+                    or control.stop_requested):
+                rows = torch.stack(window).cpu().tolist()  # the one host synchronisation per report
+                if not all(math.isfinite(loss) for loss, _ in rows):
+                    raise DrawStudioError(f"training diverged before step {self.step} (a non-finite loss); "
+                                          f"{self._last_good()}. Lower --lr (or --grad-clip) and continue from it")
+                now = time.perf_counter()
+                wall = self._wall(started)
+                mean_loss = sum(row[0] for row in rows) / len(rows)
+                error = 100.0 * sum(row[1] for row in rows) / (len(rows) * cfg.batch_size)
+                yield self._report("step", started, loss=mean_loss, nll_x=mean_loss, kl=0.0, error=error,
+                                   images_per_s=window_images / max(now - window_start, 1e-9),
+                                   step_losses=[(s, wall, row[0], row[0], 0.0) for s, row in zip(window_steps, rows)])
+                window, window_steps = [], []
+                window_start, window_images = now, 0
+            if cfg.validate_every and self.step % cfg.validate_every == 0:
+                result = self.validate()
+                yield self._report("validation", started, bound=result.error, error=result.error,
+                                   loss=result.cross_entropy)
+                window_start, window_images = time.perf_counter(), 0
+            if checkpoint_due:
+                yield self._checkpoint(started)
+                window_start, window_images = time.perf_counter(), 0
+        if self.out is not None and not control.final_save_skipped and self._saved_step != self.step:
+            yield self._checkpoint(started)
+        yield self._report("done", started, message="stopped" if control.stop_requested else "finished")
+
+    def _wall(self, started: float) -> float:
+        return self.wall_time_before + time.perf_counter() - started
+
+    def _report(self, kind: str, started: float, **values) -> ClassifierReport:
+        rate = values.get("images_per_s", 0.0)
+        remaining = (self.total_steps - self.step) * self.config.batch_size
+        return ClassifierReport(kind=kind, step=self.step, total_steps=self.total_steps,
+                                epoch=self.step / self.steps_per_epoch, wall_time=self._wall(started),
+                                eta_s=remaining / rate if rate > 0 else float("nan"),
+                                lr=learning_rate(self.config, self.step, self.total_steps), **values)
