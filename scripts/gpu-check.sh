@@ -3,7 +3,7 @@
 #
 #   scripts/gpu-check.sh [--data-dir DIR] [--out SUMMARY.json]
 #
-# On a machine with an NVIDIA GPU (about 5-8 minutes with one GPU):
+# On a machine with an NVIDIA GPU (meant to take under 8 minutes with one GPU; not yet run on one):
 #   1. the device-parametrised tests (tests/test_gpu_path.py: CPU, and CUDA / MPS when present): the fast path
 #      against plain autograd on the GPU, steps decided on the device, the LSTM cell state under bf16 autocast,
 #      the compiled pass checked against the eager pass;

@@ -28,6 +28,7 @@ def measure(args: argparse.Namespace) -> dict:
     from .. import distributed
     from ..config import get_preset
     from ..device import synchronize
+    from ..handwritten_step import compile_wanted
     from ..model import DRAW
     from ..seeding import make_generator
 
@@ -65,7 +66,9 @@ def measure(args: argparse.Namespace) -> dict:
                 step_s.append(time.perf_counter() - start)
                 reduce_s.append(reduced)
         median = statistics.median(step_s)
+        compiled = compile_wanted(model, x[ranks.rows(args.batch)], compile)  # False too when compiling failed
         return {"processes": ranks.world_size, "batch": args.batch, "device": str(device), "threads": args.threads,
+                "compiled": compiled,
                 "images_per_s": args.batch / median, "step_ms": median * 1000,
                 "allreduce_ms": statistics.median(reduce_s) * 1000}
     finally:
@@ -109,9 +112,10 @@ def distributed_rates(log: Log, processes: tuple[int, ...] = (1, 2), batch: int 
         values = json.loads(lines[-1])
         out[f"distributed_{count}p_images_per_s"] = values["images_per_s"]
         out[f"distributed_{count}p_allreduce_ms"] = values["allreduce_ms"]
+        out[f"distributed_{count}p_compiled"] = values["compiled"]
         log(f"  distributed training, {count} process(es) x 1 thread, global batch {batch}: "
             f"{values['images_per_s']:.0f} images/s, all-reduce {values['allreduce_ms']:.1f} ms of "
-            f"{values['step_ms']:.0f} ms per step")
+            f"{values['step_ms']:.0f} ms per step (fast path {'compiled' if values['compiled'] else 'eager'})")
     return out
 
 
