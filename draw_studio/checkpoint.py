@@ -164,6 +164,11 @@ def _structure_problem(state: dict) -> str | None:
         problem = _setting_problem(TrainConfig, state["train_config"], "training setting")
         if problem:
             return problem.replace("training setting is", "train_config is")
+    return contents_problem(state)
+
+
+def contents_problem(state: dict) -> str | None:
+    """What is wrong with a checkpoint's weights, optimiser state, step or extra (any model kind), or None."""
     weights = state.get("model")
     if not isinstance(weights, dict) or not weights:
         return "no weights"

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from . import SOFTWARE
-from .checkpoint import FORMAT, FORMAT_VERSION
+from .checkpoint import FORMAT, FORMAT_VERSION, contents_problem
 from .classifier import CLASSIFIER_KIND, AttentionClassifier, ClassifierConfig
 from .config import TrainConfig
 from .errors import CheckpointError, DrawStudioError, first_line
@@ -128,22 +128,7 @@ def _structure_problem(state: dict) -> str | None:
         raise
     except Exception as exc:  # noqa: BLE001 - any refusal of the settings is a damaged file
         return first_line(exc, 120)
-    weights = state.get("model")
-    if not isinstance(weights, dict) or not weights:
-        return "no weights"
-    for name, value in weights.items():
-        if not isinstance(name, str) or not isinstance(value, torch.Tensor):
-            return f"weight {str(name)[:40]!r} is not a tensor"
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            return f"weight {name} holds non-finite values"
-    if state.get("optimizer") is not None and not isinstance(state["optimizer"], dict):
-        return "the optimiser state is not a dictionary"
-    step = state.get("step", 0)
-    if type(step) is not int or step < 0:
-        return f"step {str(step)[:40]!r} is not a count of steps"
-    if not isinstance(state.get("extra", {}), dict):
-        return "extra is not a dictionary"
-    return None
+    return contents_problem(state)
 
 
 def classifier_from_state(state: dict, path: str | Path = "checkpoint") -> AttentionClassifier:
