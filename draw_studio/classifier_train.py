@@ -1,11 +1,11 @@
 """Training the attention classifier: Adam on the cross-entropy, a loop that yields the engine's reports.
 
-:class:`ClassifierTrainer` is the classifier's counterpart of ``draw_studio.train.Trainer``: its
-``run()`` yields :class:`~draw_studio.progress.Report` objects (so the command line's printer, the
-TensorBoard sink and the training log take them as they are), it writes checkpoints every
-``checkpoint_every`` steps, at the end and on stop, and a resumed run takes exactly the steps of an
-uninterrupted one: the only random choice, the data order of an epoch, comes from (seed, epoch), and
-the checkpoint holds the weights, the Adam state and the step.
+:class:`ClassifierTrainer` is the classifier's counterpart of ``draw_studio.train.Trainer`` on the same
+loop (``draw_studio.training_loop``): its ``run()`` yields :class:`~draw_studio.progress.Report` objects
+(so the command line's printer, the TensorBoard sink and the training log take them as they are), it
+writes checkpoints every ``checkpoint_every`` steps, at the end and on stop, and a resumed run takes
+exactly the steps of an uninterrupted one: the only random choice, the data order of an epoch, comes
+from (seed, epoch), and the checkpoint holds the weights, the Adam state and the step.
 
 The training log is the engine's (``draw_studio.training_log``): ``history/loss`` and
 ``history/nll_x`` hold the training cross-entropy -log p(label | image) in nats per image,
@@ -19,8 +19,6 @@ Building a run (new, ``--resume``, ``--init-from``) is ``draw_studio.classifier_
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,15 +30,14 @@ from .classifier_checkpoint import save_classifier_checkpoint
 from .classifier_eval import ClassifierEvaluation, evaluate_classifier
 from .config import TrainConfig, learning_rate
 from .data import ImageSet
-from .errors import DrawStudioError, FileFormatError
+from .errors import DrawStudioError
 from .formatting import duration
-from .progress import Report, ReportKind, TrainingControl
-from .run_checks import images_fingerprint
+from .progress import Report, ReportKind
 from .seeding import make_generator, mix_seed
 from .train_setup import RunStart
 from .training_log import TrainingLogWriter
+from .training_loop import TrainingLoop
 
-LOG_FLUSH_S = 5.0
 EVAL_BOUND_MEANING = "validation error in percent"  # the log's root attribute ``eval_bound``
 
 
@@ -66,8 +63,12 @@ class ClassifierReport(Report):
         return super().describe()
 
 
-class ClassifierTrainer:
+class ClassifierTrainer(TrainingLoop):
     """Trains one attention classifier with Adam on the cross-entropy.
+
+    ``run(control)`` trains until the last step or a stop request, yielding :class:`ClassifierReport` objects
+    (as ``Trainer.run``); a non-finite loss (the run diverged), or a log or checkpoint that cannot be written,
+    stops it with a ``DrawStudioError``.
 
     Parameters
     ----------
@@ -92,40 +93,22 @@ class ClassifierTrainer:
         Unlabelled data, a batch larger than the training set, or nothing left to train.
     """
 
+    report_type = ClassifierReport
+
     def __init__(self, model: AttentionClassifier, optimizer: torch.optim.Optimizer, config: TrainConfig,
                  train_set: ImageSet, valid_set: ImageSet, *, out: str | Path | None = None,
                  log: str | Path | None = None, start: RunStart | None = None) -> None:
-        self.start = start or RunStart()
-        self.model, self.optimizer, self.config = model, optimizer, config
-        self.device = next(model.parameters()).device
-        self.train_set, self.valid_set = train_set, valid_set
-        self.out, self.log_path = Path(out) if out else None, Path(log) if log else None
-        self.step, self.wall_time_before = self.start.step, self.start.wall_time
-        self.run_id, self.lineage, self.notices = self.start.run_id, list(self.start.lineage), list(self.start.notices)
         if train_set.labels is None or valid_set.labels is None:
             raise DrawStudioError("a classifier trains on labelled images; use a labelled dataset (cluttered-mnist)")
-        if config.batch_size > len(train_set):
-            raise DrawStudioError(f"batch size {config.batch_size} is larger than the {len(train_set)} training "
-                                  "images; use a smaller --batch-size")
-        self.fingerprint = self.start.fingerprint or images_fingerprint(train_set.images)
+        self._take_parts(model, optimizer, config, train_set, valid_set, out, log, start or RunStart())
+        self._check_batch_size()
         self.train_images = torch.as_tensor(train_set.images).to(self.device)  # (n, C, H, W) uint8
         self.train_labels = torch.as_tensor(train_set.labels, dtype=torch.int64).to(self.device)  # (n,)
         limit = slice(0, config.validation_limit)
         self.valid_images = torch.as_tensor(valid_set.images[limit])
         self.valid_labels = torch.as_tensor(valid_set.labels[limit], dtype=torch.int64)
-        self.steps_per_epoch = max(len(train_set) // config.batch_size, 1)
-        self.total_steps = math.ceil(config.epochs * self.steps_per_epoch) if config.epochs > 0 else config.steps
-        if self.total_steps < 1:
-            raise DrawStudioError(f"nothing to train: {self.total_steps} steps; pass --steps (or --epochs) above 0")
-        if self.step >= self.total_steps:
-            raise DrawStudioError(f"{self.start.checkpoint} is already at step {self.step:,} and this run asks for "
-                                  f"{self.total_steps:,} steps in all; pass a larger --steps (or --epochs) to "
-                                  "continue it")
+        self._plan_steps()
         self.last_error = float("nan")
-        self._order: tuple[int, torch.Tensor] | None = None  # (epoch, its permutation of the training images)
-        self._log: TrainingLogWriter | None = None
-        self._saved_step: int | None = None
-        self._on_disk = (self.out, self.step) if self.start.in_place and self.out is not None else None
 
     # ------------------------------------------------------------------ batches and steps
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,113 +167,29 @@ class ClassifierTrainer:
             return f"the last checkpoint {self._on_disk[0]} (step {self._on_disk[1]}) is untouched"
         return "no checkpoint was written by this run"
 
-    def _or_stop(self, action, *args):
-        """``action(*args)`` (a log or checkpoint write); a failure stops the run with one line."""
-        try:
-            return action(*args)
-        except FileFormatError:
-            raise
-        except DrawStudioError as exc:
-            raise DrawStudioError(f"training stopped at step {self.step}: {exc}; {self._last_good()}") from None
-
-    # ------------------------------------------------------------------ the loop
-    def run(self, control: TrainingControl | None = None) -> Iterator[Report]:
-        """Train until ``total_steps`` or a stop request, yielding reports (as ``Trainer.run``).
-
-        Raises
-        ------
-        DrawStudioError
-            A non-finite loss (the run diverged), or a log or checkpoint that cannot be written.
-        """
-        control = control or TrainingControl()
-        self._log = self._or_stop(self._open_log) if self.log_path else None
-        finished = False
-        try:
-            for report in self._run(control):
-                if self._log is not None:
-                    self._or_stop(self._log.handle, report)
-                yield report
-            if self._log is not None:
-                self._or_stop(self._log.close)
-            finished = True
-        finally:
-            if not finished and self._log is not None:
-                try:
-                    self._log.close()
-                except DrawStudioError:
-                    pass  # the error already on its way says more
-
+    # ------------------------------------------------------------------ the loop's hooks
     def _open_log(self) -> TrainingLogWriter:
-        start = self.start
-        log = TrainingLogWriter(self.log_path, self.model.config, self.config,
-                                resume_step=self.step if start.log_source is not None else None, run_id=self.run_id,
-                                source=start.log_source, same_run=start.same_run,
-                                pending=self.out is not None and not start.in_place, flush_every_s=LOG_FLUSH_S)
-        log.attrs.update(steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps,
-                         eval_bound=EVAL_BOUND_MEANING)
-        self.notices += log.notices
+        log = super()._open_log()
+        log.attrs.update(eval_bound=EVAL_BOUND_MEANING)
         return log
 
-    def _run(self, control: TrainingControl) -> Iterator[Report]:
-        cfg = self.config
-        self.model.train()
-        started = time.perf_counter()
-        window_start, window_images = started, 0
-        window: list[torch.Tensor] = []  # per step (loss, errors), pulled to the host once per report
-        window_steps: list[int] = []
-        yield self._report("start", started, message=f"training the attention classifier on {self.device} from "
-                           f"step {self.step}")
-        for notice in self.notices:
-            yield self._report("notice", started, message=notice)
-        while self.step < self.total_steps and not control.stop_requested:
-            if control.paused:
-                yield self._report("paused", started)
-                while control.paused and not control.stop_requested:
-                    control.wait_while_paused()
-                window_start, window_images = time.perf_counter(), 0
-                yield self._report("resumed", started)
-                continue
-            loss, errors = self.train_step(self.step)
-            self.step += 1
-            window.append(torch.stack((loss, errors.to(loss.dtype))))
-            window_steps.append(self.step)
-            window_images += cfg.batch_size
-            checkpoint_due = (self.out is not None and not control.final_save_skipped and cfg.checkpoint_every > 0
-                              and self.step % cfg.checkpoint_every == 0)
-            if (self.step % cfg.report_every == 0 or self.step == self.total_steps or checkpoint_due
-                    or control.stop_requested):
-                rows = torch.stack(window).cpu().tolist()  # the one host synchronisation per report
-                if not all(math.isfinite(loss) for loss, _ in rows):
-                    raise DrawStudioError(f"training diverged before step {self.step} (a non-finite loss); "
-                                          f"{self._last_good()}. Lower --lr (or --grad-clip) and continue from it")
-                now = time.perf_counter()
-                wall = self._wall(started)
-                mean_loss = sum(row[0] for row in rows) / len(rows)
-                error = 100.0 * sum(row[1] for row in rows) / (len(rows) * cfg.batch_size)
-                yield self._report("step", started, loss=mean_loss, nll_x=mean_loss, kl=0.0, error=error,
-                                   images_per_s=window_images / max(now - window_start, 1e-9),
-                                   step_losses=[(s, wall, row[0], row[0], 0.0) for s, row in zip(window_steps, rows)])
-                window, window_steps = [], []
-                window_start, window_images = now, 0
-            if cfg.validate_every and self.step % cfg.validate_every == 0:
-                result = self.validate()
-                yield self._report("validation", started, bound=result.error, error=result.error,
-                                   loss=result.cross_entropy)
-                window_start, window_images = time.perf_counter(), 0
-            if checkpoint_due:
-                yield self._checkpoint(started)
-                window_start, window_images = time.perf_counter(), 0
-        if self.out is not None and not control.final_save_skipped and self._saved_step != self.step:
-            yield self._checkpoint(started)
-        yield self._report("done", started, message="stopped" if control.stop_requested else "finished")
+    def _start_message(self) -> str:
+        return f"training the attention classifier on {self.device} from step {self.step}"
 
-    def _wall(self, started: float) -> float:
-        return self.wall_time_before + time.perf_counter() - started
+    def _take_step(self) -> torch.Tensor:
+        loss, errors = self.train_step(self.step)
+        return torch.stack((loss, errors.to(loss.dtype)))  # (2,): cross-entropy, errors in the batch
 
-    def _report(self, kind: str, started: float, **values) -> ClassifierReport:
-        rate = values.get("images_per_s", 0.0)
-        remaining = (self.total_steps - self.step) * self.config.batch_size
-        return ClassifierReport(kind=kind, step=self.step, total_steps=self.total_steps,
-                                epoch=self.step / self.steps_per_epoch, wall_time=self._wall(started),
-                                eta_s=remaining / rate if rate > 0 else float("nan"),
-                                lr=learning_rate(self.config, self.step, self.total_steps), **values)
+    def _step_report(self, started: float, steps: list[int], rows: list[list[float]], rate: float,
+                     wall: float) -> ClassifierReport:
+        if not all(math.isfinite(loss) for loss, _ in rows):
+            raise DrawStudioError(f"training diverged before step {self.step} (a non-finite loss); "
+                                  f"{self._last_good()}. Lower --lr (or --grad-clip) and continue from it")
+        mean_loss = sum(row[0] for row in rows) / len(rows)
+        error = 100.0 * sum(row[1] for row in rows) / (len(rows) * self.config.batch_size)
+        return self._report("step", started, loss=mean_loss, nll_x=mean_loss, kl=0.0, error=error, images_per_s=rate,
+                            step_losses=[(s, wall, row[0], row[0], 0.0) for s, row in zip(steps, rows)])
+
+    def _validation_report(self, started: float) -> ClassifierReport:
+        result = self.validate()
+        return self._report("validation", started, bound=result.error, error=result.error, loss=result.cross_entropy)

@@ -4,7 +4,9 @@ The file is a DRAW Studio trace (``draw_studio.trace_file``: the same ``format``
 and root attributes) whose ``mode`` is ``"classify"`` and whose ``model_config`` is the classifier's
 (``kind`` = ``"classifier"``). It holds the input, the read attention and the glimpse of every step,
 the class probabilities after every glimpse, the prediction and the label (``docs/file-formats.md``).
-Written batch by batch into pre-sized datasets under a temporary name, renamed when complete.
+Written batch by batch into pre-sized datasets under a temporary name, renamed when complete, and read
+back, by the same code as DRAW's traces (``trace_file.write_trace_batches`` with :data:`CLASSIFY_LAYOUT`,
+``trace_file.read_header``).
 """
 
 from __future__ import annotations
@@ -24,11 +26,19 @@ from .classifier import AttentionClassifier, ClassifierConfig, is_classifier_con
 from .classifier_checkpoint import load_classifier
 from .classifier_eval import classifier_split
 from .device import resolve_device
-from .errors import DrawStudioError, TraceFormatError, first_line
+from .errors import DrawStudioError, TraceFormatError
 from .files import atomic_write, file_sha256
-from .hdf5_sink import FailSafeFile
 from .trace import Progress
-from .trace_file import CHUNK_BYTES, COMPRESSION, FORMAT, FORMAT_VERSION, open_trace_file
+from .trace_file import (
+    HEADER_FIELDS,
+    TraceLayout,
+    attribute_text,
+    damaged_trace,
+    open_trace_file,
+    read_header,
+    sample_selection,
+    write_trace_batches,
+)
 
 CLASSIFY_MODE = "classify"
 
@@ -44,6 +54,7 @@ DATASETS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 INTEGER_FIELDS = ("labels", "source_index", "prediction")
 REQUIRED = ("input", "read_params", "read_glimpse", "class_probabilities", "prediction")
+CLASSIFY_LAYOUT = TraceLayout(DATASETS, INTEGER_FIELDS, "input", (CLASSIFY_MODE,))
 
 
 @dataclass
@@ -130,7 +141,8 @@ def record_classify_batches(model: AttentionClassifier, images: np.ndarray,
 
 
 def _header(model: AttentionClassifier, batch_size: int, checkpoint_sha256: str, source: str) -> dict:
-    return {"model_config": model.config, "checkpoint_sha256": checkpoint_sha256 or "",
+    return {"mode": CLASSIFY_MODE, "model_config": model.config, "seed": 0,
+            "checkpoint_sha256": checkpoint_sha256 or "",
             "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "software": SOFTWARE,
             "batch_size": int(batch_size), "source": source or ""}
 
@@ -166,9 +178,9 @@ def _extras(labels, source_index) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------- writing
 def write_classify_trace(path: str | Path, trace: ClassifyTrace) -> None:
     """Write ``trace`` to ``path`` atomically."""
-    header = {name: getattr(trace, name) for name in ("model_config", "checkpoint_sha256", "created", "software",
-                                                       "batch_size", "source")}
-    atomic_write(path, lambda temp: _write_file(temp, header, trace.n, iter([(0, trace.arrays())]), None))
+    header = {name: getattr(trace, name) for name in HEADER_FIELDS}
+    atomic_write(path, lambda temp: write_trace_batches(temp, CLASSIFY_LAYOUT, header, trace.n,
+                                                        iter([(0, trace.arrays())]), None))
 
 
 def record_classify_trace_file(path: str | Path, model: AttentionClassifier, images: np.ndarray,
@@ -188,59 +200,11 @@ def record_classify_trace_file(path: str | Path, model: AttentionClassifier, ima
             yield 0, extras
         yield from record_classify_batches(model, images, batch_size)
 
-    atomic_write(path, lambda temp: _write_file(temp, header, len(images), batches(), progress))
-
-
-def _write_file(path: str, header: dict, total: int, batches, progress: Progress | None) -> None:
-    import h5py
-
-    with FailSafeFile(path) as sink:  # HDF5 never sees a failed write (draw_studio.hdf5_sink)
-        with h5py.File(sink, "w") as f:
-            f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, mode=CLASSIFY_MODE,
-                           model_config=header["model_config"].to_json(), seed=np.int64(0),
-                           checkpoint_sha256=header["checkpoint_sha256"], created=header["created"],
-                           software=header["software"], batch_size=np.int64(header["batch_size"]),
-                           source=header["source"])
-            done = 0
-            for start, arrays in batches:
-                for name, value in arrays.items():
-                    value = np.asarray(value, dtype=np.int64 if name in INTEGER_FIELDS else np.float32)
-                    dset = f.get(DATASETS[name][0])
-                    if dset is None:
-                        dset = _create(f, name, (total,) + value.shape[1:], value.dtype)
-                    dset[start:start + len(value)] = value
-                if sink.error is not None:
-                    break  # the disk failed: stop now, raised below
-                if "input" in arrays:
-                    done = start + len(arrays["input"])
-                    if progress is not None:
-                        progress(done, total)
-        if sink.error is not None:
-            raise sink.error
-    if done != total:
-        raise DrawStudioError(f"trace recording stopped after {done} of {total} images; nothing was written")
-
-
-def _create(f, name: str, shape: tuple[int, ...], dtype):
-    """A chunked (whole samples, about CHUNK_BYTES), compressed dataset with its axis labels."""
-    import h5py
-
-    where, labels = DATASETS[name]
-    per_sample = max(int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize, 1)
-    chunks = (int(min(max(CHUNK_BYTES // per_sample, 1), max(shape[0], 1))),) + tuple(shape[1:])
-    dset = f.create_dataset(where, shape=shape, dtype=dtype, chunks=chunks, **COMPRESSION)
-    for axis, label in enumerate(labels):
-        dset.dims[axis].label = label
-    if name == "read_params":
-        dset.attrs.create("columns", list(PARAM_COLUMNS), dtype=h5py.string_dtype())
-    return dset
+    atomic_write(path, lambda temp: write_trace_batches(temp, CLASSIFY_LAYOUT, header, len(images), batches(),
+                                                        progress))
 
 
 # ---------------------------------------------------------------------- reading
-def _text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def read_classify_trace(path: str | Path, samples: slice | Sequence[int] | None = None) -> ClassifyTrace:
     """Read a classify trace (all images, or ``samples``: a slice or increasing indices).
 
@@ -251,12 +215,12 @@ def read_classify_trace(path: str | Path, samples: slice | Sequence[int] | None 
         fit the classifier's settings stored with them.
     """
     with open_trace_file(path) as f:
-        try:
-            mode = _text(f.attrs.get("mode", ""))
+        with damaged_trace(path):
+            mode = attribute_text(f.attrs.get("mode", ""))
             if mode != CLASSIFY_MODE:
                 raise TraceFormatError(f"{path} is a DRAW trace (mode {mode!r}), not a classifier's; record one with "
                                        "draw-studio trace CLASSIFIER.ckpt")
-            config_values = json.loads(_text(f.attrs["model_config"]))
+            config_values = json.loads(attribute_text(f.attrs["model_config"]))
             if not is_classifier_config(config_values):
                 raise TraceFormatError(f"{path} is a damaged trace (mode 'classify' without a classifier's "
                                        "settings); record the trace again")
@@ -272,30 +236,13 @@ def read_classify_trace(path: str | Path, samples: slice | Sequence[int] | None 
                     raise TraceFormatError(f"{path} is a damaged trace ({DATASETS[name][0]} has shape "
                                            f"{getattr(dset, 'shape', None)}, expected {wanted[name]}); record it "
                                            "again")
-            select = _selection(samples, n)
+        select = sample_selection(samples, n)
+        with damaged_trace(path):
             fields = {name: dset[select] for name, dset in present.items()}
-            header = {"model_config": config, "checkpoint_sha256": _text(f.attrs.get("checkpoint_sha256", "")),
-                      "created": _text(f.attrs.get("created", "")), "software": _text(f.attrs.get("software", "")),
-                      "batch_size": int(f.attrs.get("batch_size", 0)), "source": _text(f.attrs.get("source", ""))}
-        except (TraceFormatError, MemoryError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - damaged attributes or data can fail in many ways
-            detail = str(exc) if isinstance(exc, DrawStudioError) else f"{type(exc).__name__}: {first_line(exc, 120)}"
-            raise TraceFormatError(f"{path} is a damaged trace ({detail}); record the trace again") from None
+            header = {"model_config": config, **read_header(f)}
     for name, value in fields.items():
         fields[name] = value.astype(np.int64 if name in INTEGER_FIELDS else np.float32, copy=False)
     return ClassifyTrace(**header, **fields)
-
-
-def _selection(samples, n: int):
-    if samples is None:
-        return slice(None)
-    if isinstance(samples, slice):
-        return samples
-    index = np.unique(np.asarray(samples, dtype=np.int64))
-    if index.size == 0 or index[0] < 0 or index[-1] >= n:
-        raise DrawStudioError(f"sample indices must be between 0 and {n - 1}; the trace holds {n} images")
-    return index
 
 
 # ---------------------------------------------------------------------- from a checkpoint

@@ -11,6 +11,11 @@ grid's extent with the filter width as a translucent band outside it, so the
 image stays visible; ``style="border"`` is the paper's border as wide as the
 filter. A window that goes past its image is clipped and marked at the edge.
 
+A classify trace (an attention classifier's glimpses, mode ``"classify"``) has one frame per glimpse,
+t = 1..T, drawn by :mod:`draw_studio.classify_export`: each image's input with the read window of
+glimpse t, the glimpse, and the class probability of the answer then with the label. The same
+functions write its PNG frames, GIF and MP4.
+
 A trace of a diverged model holds NaN or infinite values: a non-finite
 canvas value is drawn black, and no window is drawn for a step whose
 parameters are not all finite.
@@ -35,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .classify_export import classify_frame_shape, classify_frames
 from .errors import DrawStudioError
 from .files import atomic_write, write_failure
 from .images import tile, to_uint8, upscale
@@ -78,6 +84,30 @@ def parse_images(text: str) -> list[int]:
             raise ValueError(f"{text!r} names more than {MAX_CHOSEN:,} images")
         chosen.update(range(first, last + 1))
     return sorted(chosen)
+
+
+def is_classify(trace) -> bool:
+    """``trace`` is an attention classifier's (a ``ClassifyTrace``, mode ``"classify"``), not DRAW's."""
+    return getattr(trace, "mode", "") == "classify"
+
+
+def frame_steps(trace) -> range:
+    """The steps that have a frame: 0..T for DRAW (c_0 .. c_T), the glimpses 1..T for a classify trace."""
+    return range(1, trace.steps + 1) if is_classify(trace) else range(trace.steps + 1)
+
+
+def frame_size(trace, scale: int, columns: int | None = None) -> tuple[int, int]:
+    """(height, width) in pixels of every frame of ``trace`` at ``scale`` (before any padding for video)."""
+    return picture_size(trace.n, trace.model_config, scale, columns, is_classify(trace))
+
+
+def picture_size(n: int, config, scale: int, columns: int | None = None,
+                 classify: bool = False) -> tuple[int, int]:
+    """(height, width) in pixels of a frame of ``n`` images of a model of ``config`` (its height and width)."""
+    if classify:
+        return classify_frame_shape(n, config.height, config.width, scale, columns)
+    columns, rows = grid_shape(n, columns)
+    return (rows * (config.height + PADDING) + PADDING) * scale, (columns * (config.width + PADDING) + PADDING) * scale
 
 
 def frame_layout(trace: Trace, columns: int | None = None) -> tuple[int, int]:
@@ -156,7 +186,12 @@ def render_frame(trace: Trace, step: int, scale: int = 4, windows: bool = False,
 
 def frames(trace: Trace, scale: int = 4, windows: bool = False, columns: int | None = None,
            multiple: int = 1, style: str = DEFAULT_STYLE) -> Iterator[np.ndarray]:
-    """Frames 0..T, each padded at the bottom and right to a multiple of ``multiple`` pixels."""
+    """Frames of :func:`frame_steps` (DRAW: 0..T; a classify trace: its glimpses 1..T), each padded at the
+    bottom and right to a multiple of ``multiple`` pixels."""
+    if is_classify(trace):
+        check_style(style)
+        yield from classify_frames(trace, scale, windows, columns, multiple, style)
+        return
     for step in range(trace.steps + 1):
         picture = render_frame(trace, step, scale, windows, columns, style)
         if multiple > 1:
@@ -175,7 +210,8 @@ def _pil(picture: np.ndarray):
 def export_frames(trace: Trace, out_dir: str | Path, scale: int = 4, windows: bool = False,
                   columns: int | None = None, progress: Progress | None = None,
                   style: str = DEFAULT_STYLE) -> list[Path]:
-    """Write ``frame_000.png`` .. one PNG per canvas state c_0..c_T into ``out_dir``.
+    """Write ``frame_000.png`` .. one PNG per canvas state c_0..c_T into ``out_dir`` (a classify trace:
+    ``frame_001.png`` .. one per glimpse).
 
     The frames are written into a temporary folder inside ``out_dir`` and
     moved in only when all are done, so an interrupted export leaves no
@@ -187,19 +223,21 @@ def export_frames(trace: Trace, out_dir: str | Path, scale: int = 4, windows: bo
         raise DrawStudioError(f"cannot write frames into {out_dir}: folder {out_dir.parent} does not exist")
     if out_dir.exists() and not out_dir.is_dir():
         raise DrawStudioError(f"cannot write frames into {out_dir}: it is a file, not a folder; give a folder")
-    total = trace.steps + 1
+    steps = frame_steps(trace)
+    total = len(steps)
     digits = max(3, len(str(trace.steps)))
     temp = None
     names: list[str] = []
     try:
         out_dir.mkdir(exist_ok=True)
         temp = Path(tempfile.mkdtemp(prefix=".frames-", dir=out_dir))
-        for step, picture in enumerate(frames(trace, scale, windows, columns, style=style)):
+        for done, (step, picture) in enumerate(zip(steps, frames(trace, scale, windows, columns, style=style),
+                                                   strict=True), start=1):
             name = f"frame_{step:0{digits}d}.png"
             _pil(picture).save(temp / name, format="PNG")
             names.append(name)
             if progress is not None:
-                progress(step + 1, total)
+                progress(done, total)
         for name in names:
             os.replace(temp / name, out_dir / name)
     except OSError as exc:
@@ -226,7 +264,7 @@ def export_gif(trace: Trace, path: str | Path, fps: float = 8, loop: int = 0, sc
     """
     if fps <= 0:
         raise DrawStudioError(f"fps must be positive, got {fps}")
-    total = trace.steps + 1
+    total = len(frame_steps(trace))
     pictures = []
     for step, picture in enumerate(frames(trace, scale, windows, columns, style=style)):
         pictures.append(picture)
@@ -269,7 +307,7 @@ def export_mp4(trace: Trace, path: str | Path, fps: float = 8, scale: int = 4, w
     except ImportError:
         raise DrawStudioError("MP4 export needs the ffmpeg plugin of imageio; run: pip install imageio-ffmpeg "
                               "(or export a GIF or frames instead)") from None
-    total = trace.steps + 1
+    total = len(frame_steps(trace))
 
     def write(temp: str) -> None:
         encoder = None

@@ -33,6 +33,11 @@ class FileInfo:
     model_config: dict = field(default_factory=dict)
 
     @property
+    def classifier(self) -> bool:
+        """The file's model is an attention classifier (a classify trace, or a classifier's training log)."""
+        return self.model_config.get("kind") == "classifier"
+
+    @property
     def model_steps(self) -> int:
         """T of the file's model (0 when the file does not say)."""
         try:

@@ -30,8 +30,10 @@ class GoodStateKeeper:
                 "optimizer": copy.deepcopy(self.optimizer.state_dict())}
 
     def _restore(self, snapshot: dict) -> None:
-        self.model.load_state_dict(snapshot["model"])
-        self.optimizer.load_state_dict(snapshot["optimizer"])
+        self.model.load_state_dict(snapshot["model"])  # copies into the parameters
+        # Optimizer.load_state_dict keeps the snapshot's own tensors when dtype and device match: without the
+        # copy the next steps would change the snapshot, and a second restore would bring back moved moments
+        self.optimizer.load_state_dict(copy.deepcopy(snapshot["optimizer"]))
 
     def state_is_good(self) -> bool:
         """Whether the current weights give a good loss (finite, not exploded) on the next training batch.
@@ -83,7 +85,7 @@ class GoodStateKeeper:
                  "train_images": int(len(self.train_set)), "steps_per_epoch": int(self.steps_per_epoch),
                  "train_fingerprint": self.fingerprint, "run_id": self.run_id, "lineage": self.lineage,
                  "world_size": self.ranks.world_size, "global_batch": int(self.config.batch_size),
-                 "device_type": self.device.type}
+                 "device_type": self.device.type, "cuda_graphs": self.graphs_record}
         if self.ranks.is_main:  # with several ranks, rank 0 alone writes (all hold the same state)
             save_checkpoint(path, self.model, self.config, self.optimizer, self.step, extra)
         return path

@@ -43,7 +43,7 @@ import warnings
 
 import torch
 
-from .handwritten_attention import attention_backward, attention_forward, grid_constants
+from .handwritten_attention import GridConstants, attention_backward, attention_forward, grid_constants
 from .handwritten_buffers import Sizes, WorkspaceCache
 from .handwritten_layers import FusedWeights, StepState, backward_step, forward_step, fuse, latent_terms
 from .model import DRAW, InitialState, LossTerms
@@ -65,7 +65,15 @@ class _CompiledOrEager:
 
     def __init__(self, eager) -> None:
         self.eager = eager
-        self.compiled = torch.compile(eager, dynamic=False, fullgraph=True, options={"cpp_wrapper": True})
+        self._compiled = None  # made on the first call: torch.compile imports torch._dynamo (~1.5 s)
+
+    @property
+    def compiled(self):
+        """The ``torch.compile``-d function, made on first use."""
+        if self._compiled is None:
+            self._compiled = torch.compile(self.eager, dynamic=False, fullgraph=True,
+                                           options={"cpp_wrapper": True})
+        return self._compiled
 
     def __call__(self, *args):
         global _compile_failed
@@ -73,6 +81,8 @@ class _CompiledOrEager:
             try:
                 return self.compiled(*args)
             except Exception as exc:  # noqa: BLE001 - no C++ compiler, unsupported device, ...: run eagerly
+                if torch.cuda.is_available() and torch.cuda.is_current_stream_capturing():
+                    raise  # a CUDA graph's capture failed, not compiling: the graph falls back (cuda_graphs.py)
                 _compile_failed = True
                 warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:300]}); "
                               f"the fast path runs eagerly", RuntimeWarning, stacklevel=2)
@@ -108,43 +118,72 @@ def compile_wanted(model: DRAW, x: torch.Tensor, requested: bool | None = None) 
 
 
 # ---------------------------------------------------------------------------- one pass
-_workspaces = WorkspaceCache()
-_scalars: dict[tuple, torch.Tensor] = {}
+class PassResources:
+    """What passes keep between calls: the workspace, the grid constants and the loss-weight scalars.
+
+    All are made outside any pass and reused, so a pass makes no host-to-device copy of its own (on a GPU a
+    pass can then be captured in a CUDA graph, which also needs every tensor it reads to stay where it was:
+    ``cuda_graphs.GraphedStep`` holds resources of its own, never cleared while it lives).
+    """
+
+    def __init__(self) -> None:
+        self.workspaces = WorkspaceCache()
+        self._constants: dict[tuple, GridConstants] = {}
+        self._scalars: dict[tuple, torch.Tensor] = {}
+
+    def constants(self, sizes: Sizes, like: torch.Tensor) -> GridConstants:
+        """The attention's grid constants for passes of ``sizes`` on ``like``'s device and dtype (made once)."""
+        key = (sizes, like.device, like.dtype)
+        if key not in self._constants:
+            if len(self._constants) > 16:  # a few shapes in a process; never grows without bound
+                self._constants.clear()
+            self._constants[key] = grid_constants(sizes, like.device, like.dtype)
+        return self._constants[key]
+
+    def scalar(self, value: float, like: torch.Tensor) -> torch.Tensor:
+        """``value`` as a 0-d tensor on ``like``'s device and dtype, made once per value (no host-to-device copy
+        per pass on a GPU; on the CPU the same numbers as a new tensor)."""
+        key = (float(value), like.device, like.dtype)
+        tensor = self._scalars.get(key)
+        if tensor is None:
+            if len(self._scalars) > 64:
+                self._scalars.clear()
+            tensor = self._scalars[key] = like.new_tensor(value)
+        return tensor
+
+    def clear(self) -> None:
+        """Free what is kept (the workspace unless a pass is using it)."""
+        self.workspaces.clear()
+        self._constants.clear()
+        self._scalars.clear()
 
 
-def _scalar(value: float, like: torch.Tensor) -> torch.Tensor:
-    """``value`` as a 0-d tensor on ``like``'s device and dtype, made once per value (no host-to-device copy
-    per pass on a GPU; on the CPU the same numbers as a new tensor)."""
-    key = (float(value), like.device, like.dtype)
-    tensor = _scalars.get(key)
-    if tensor is None:
-        if len(_scalars) > 64:  # a few batch sizes in a process; never grows without bound
-            _scalars.clear()
-        tensor = _scalars[key] = like.new_tensor(value)
-    return tensor
+_shared = PassResources()  # every pass but those of a ``GraphedStep``
+_workspaces = _shared.workspaces
 
 
 def release_buffers() -> None:
     """Free the buffers the fast path keeps between calls (~75 MB at mnist-paper batch 64), e.g. when
     training ends in a long-lived process such as the window."""
-    _workspaces.clear()
+    _shared.clear()
 
 
 class _Pass:
     """One forward and backward pass of ``model`` on ``x``; ``generator`` draws the noise as DRAW.forward does."""
 
     def __init__(self, model: DRAW, x: torch.Tensor, generator: torch.Generator | None, compiled: bool,
-                 workspaces: WorkspaceCache, stack: contextlib.ExitStack, eps: torch.Tensor | None = None) -> None:
+                 resources: PassResources, stack: contextlib.ExitStack, eps: torch.Tensor | None = None) -> None:
         cfg = model.config
         self.x, self.steps = x, cfg.steps
         self.sizes = sizes = Sizes(x.shape[0], cfg.channels, cfg.height, cfg.width, cfg.read_n, cfg.write_n,
                                    cfg.read_attention, cfg.write_attention, cfg.enc_size, cfg.dec_size, cfg.z_size)
-        self.constants = grid_constants(sizes, x.device, x.dtype)
+        self.resources = resources
+        self.constants = resources.constants(sizes, x)
         self.pieces = _COMPILED if compiled else {name: piece.eager for name, piece in _COMPILED.items()}
         with torch.enable_grad():  # kept with their autograd history, for ``send_gradients``
             self.init, self.fused = model.initial_state(), fuse(model.layer_weights())
         self.weights = FusedWeights(*(w.detach() for w in self.fused))
-        self.work = stack.enter_context(workspaces.lend(sizes, cfg.steps, self.weights.output.shape[0], x))
+        self.work = stack.enter_context(resources.workspaces.lend(sizes, cfg.steps, self.weights.output.shape[0], x))
         if eps is None:
             torch.randn(self.work.eps.shape, generator=generator, out=self.work.eps)  # (T, batch, Z), as DRAW.forward
         else:
@@ -180,7 +219,8 @@ class _Pass:
         sizes, x, work = self.sizes, self.x, self.work
         batch, r, e, d = sizes.batch, sizes.read, sizes.enc, sizes.dec
         z = work.rows[:self.steps, :, sizes.columns["dec"]][..., d:]  # (T, batch, Z)
-        kl, log_ratio = self.pieces["latent_terms"](work.latent, work.eps, z, _scalar(weight, x), work.sigma_eps)
+        kl, log_ratio = self.pieces["latent_terms"](work.latent, work.eps, z, self.resources.scalar(weight, x),
+                                                     work.sigma_eps)
         d_inputs = x.new_zeros(batch, r + e + d)  # strides as the gradients the steps return
         grads = StepState(read=d_inputs[:, :r], h_enc=d_inputs[:, r:r + e], c_enc=x.new_zeros(batch, e),
                           h_dec=x.new_zeros(batch, d), c_dec=x.new_zeros(batch, d), canvas=d_canvas)  # r_{T+1}: unused
@@ -215,7 +255,7 @@ class _Pass:
 
 def fast_backward(model: DRAW, x: torch.Tensor, generator: torch.Generator | None = None,
                   loss_weight: float | None = None, compile: bool | None = None,
-                  eps: torch.Tensor | None = None) -> LossTerms:
+                  eps: torch.Tensor | None = None, resources: PassResources | None = None) -> LossTerms:
     """Forward and backward of the mean bound; returns the (detached) loss terms.
 
     Parameters
@@ -233,6 +273,8 @@ def fast_backward(model: DRAW, x: torch.Tensor, generator: torch.Generator | Non
     eps : Tensor, shape (T, batch, Z), optional
         The noise eps_t to use instead of drawing it from ``generator`` (a rank's rows of the noise of a
         global batch, ``draw_studio.distributed``).
+    resources : PassResources, optional
+        The workspace, constants and scalars to use (default: those shared by every pass; a CUDA graph's own).
 
     Returns
     -------
@@ -242,16 +284,17 @@ def fast_backward(model: DRAW, x: torch.Tensor, generator: torch.Generator | Non
     model.check_images(x)
     weight = 1.0 / x.shape[0] if loss_weight is None else loss_weight
     compiled = compile_wanted(model, x, compile)
+    resources = resources or _shared
     if compiled and x.device.type != "cpu" and _check_key(model, x) not in _checked:
-        return _self_checked_pass(model, x, generator, weight, eps)
-    return _one_pass(model, x, generator, compiled, weight, eps)
+        return _self_checked_pass(model, x, generator, weight, eps, resources)
+    return _one_pass(model, x, generator, compiled, weight, eps, resources)
 
 
 def _one_pass(model: DRAW, x: torch.Tensor, generator: torch.Generator | None, compiled: bool, weight: float,
-              eps: torch.Tensor | None) -> LossTerms:
+              eps: torch.Tensor | None, resources: PassResources) -> LossTerms:
     """``fast_backward``'s forward and backward, compiled or not."""
     with contextlib.ExitStack() as stack:  # the workspace is lent until the gradients are out
-        run = _Pass(model, x, generator, compiled, _workspaces, stack, eps)
+        run = _Pass(model, x, generator, compiled, resources, stack, eps)
         with torch.no_grad():
             canvas = run.forward()
         canvas = canvas.detach().requires_grad_(True)
@@ -292,7 +335,7 @@ def pass_difference(expected: tuple[LossTerms, list], got: tuple[LossTerms, list
 
 
 def _self_checked_pass(model: DRAW, x: torch.Tensor, generator: torch.Generator | None, weight: float,
-                       eps: torch.Tensor | None) -> LossTerms:
+                       eps: torch.Tensor | None, resources: PassResources) -> LossTerms:
     """The first compiled pass of a shape on a GPU: run eagerly and compiled on the same batch and noise; the
     compiled result if they agree (``pass_difference``), else the eager one, with compiling turned off and one
     warning. The gradients are added to the parameters' ``.grad`` as one pass would."""
@@ -306,7 +349,7 @@ def _self_checked_pass(model: DRAW, x: torch.Tensor, generator: torch.Generator 
     for compiled in (False, True):
         for param in params:
             param.grad = None
-        terms = _one_pass(model, x, None, compiled, weight, eps)
+        terms = _one_pass(model, x, None, compiled, weight, eps, resources)
         results[compiled] = (terms, [param.grad for param in params])
     _checked.add(_check_key(model, x))
     problem = pass_difference(results[False], results[True])

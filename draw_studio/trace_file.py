@@ -3,6 +3,10 @@
 A trace is recorded batch by batch and, when it goes to a file, each batch is written straight into
 pre-sized datasets, so memory stays bounded by one batch however many images are traced. Files are
 written under a temporary name and renamed when complete: a trace file is never half-written.
+
+The attention classifier's traces (``draw_studio.classify_trace``, mode ``"classify"``) are written and
+read by the same pieces here (:class:`TraceLayout`, :func:`write_trace_batches`, :func:`read_header`,
+:func:`sample_selection`), with their own datasets.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +61,15 @@ def record_trace_file(path: str | Path, model: DRAW, inputs: TraceInputs, batch_
         yield from record_batches(model, images, inputs.generate_n, inputs.seed, batch_size)
 
     total = inputs.count
-    atomic_write(path, lambda temp: _write_file(temp, header, total, batches(), progress))
+    atomic_write(path, lambda temp: write_trace_batches(temp, DRAW_LAYOUT, header, total, batches(), progress))
 
 
 # ---------------------------------------------------------------------- writing
 def write_trace(path: str | Path, trace: Trace, progress: Progress | None = None) -> None:
     """Write ``trace`` to ``path`` in the version-1 layout, atomically."""
-    header = {name: getattr(trace, name) for name in ("mode", "model_config", "seed", "checkpoint_sha256",
-                                                       "created", "software", "batch_size", "source")}
-    atomic_write(path, lambda temp: _write_file(temp, header, trace.n, iter([(0, trace.arrays())]), progress))
+    header = {name: getattr(trace, name) for name in HEADER_FIELDS}
+    atomic_write(path, lambda temp: write_trace_batches(temp, DRAW_LAYOUT, header, trace.n,
+                                                       iter([(0, trace.arrays())]), progress))
 
 
 def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
@@ -73,19 +78,57 @@ def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return (int(min(max(CHUNK_BYTES // per_sample, 1), max(shape[0], 1))),) + tuple(shape[1:])
 
 
-def _write_file(path: str, header: dict, total: int, batches, progress: Progress | None) -> None:
-    """Create the file, then write each (start, arrays) batch into datasets sized for ``total`` samples."""
+@dataclass(frozen=True)
+class TraceLayout:
+    """Which datasets a kind of trace file holds: DRAW's (:data:`DRAW_LAYOUT`) or the attention classifier's
+    (``draw_studio.classify_trace.CLASSIFY_LAYOUT``). Both share the root attributes, chunking and compression.
+
+    Attributes
+    ----------
+    datasets : dict
+        Trace field -> (path in the file, axis labels).
+    integer_fields : tuple of str
+        Fields stored as int64 (the others as float32).
+    counted : str
+        The field whose batches count the images done (every batch of images holds it).
+    modes : tuple of str
+        The values the root attribute ``mode`` may take.
+    """
+
+    datasets: dict[str, tuple[str, tuple[str, ...]]]
+    integer_fields: tuple[str, ...]
+    counted: str
+    modes: tuple[str, ...]
+
+
+DRAW_LAYOUT = TraceLayout(DATASETS, INTEGER_FIELDS, "canvas", MODES)
+HEADER_FIELDS = ("mode", "model_config", "seed", "checkpoint_sha256", "created", "software", "batch_size", "source")
+
+
+def write_trace_batches(path: str | Path, layout: TraceLayout, header: dict, total: int, batches,
+                        progress: Progress | None) -> None:
+    """Create a trace file of ``layout`` and write each (start, arrays) batch into datasets of ``total`` samples.
+
+    ``header`` holds :data:`HEADER_FIELDS` (``model_config`` has ``to_json()``). Called with a temporary
+    name by ``files.atomic_write``: any failure leaves no file under the final name.
+
+    Raises
+    ------
+    DrawStudioError
+        An unknown mode, fewer than ``total`` images written, or the disk failed (``FailSafeFile``).
+    """
     import h5py
 
-    if header["mode"] not in MODES:
-        raise DrawStudioError(f"unknown trace mode {header['mode']!r}; use one of {', '.join(MODES)}")
+    if header["mode"] not in layout.modes:
+        raise DrawStudioError(f"unknown trace mode {header['mode']!r}; use one of {', '.join(layout.modes)}")
     with FailSafeFile(path) as sink:  # HDF5 never sees a failed write: it could crash after one
-        _write_hdf5(h5py.File(sink, "w"), sink, header, total, batches, progress)
+        _write_hdf5(h5py.File(sink, "w"), sink, layout, header, total, batches, progress)
         if sink.error is not None:
             raise sink.error
 
 
-def _write_hdf5(file, sink: FailSafeFile, header: dict, total: int, batches, progress: Progress | None) -> None:
+def _write_hdf5(file, sink: FailSafeFile, layout: TraceLayout, header: dict, total: int, batches,
+                progress: Progress | None) -> None:
     with file as f:
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
@@ -100,27 +143,27 @@ def _write_hdf5(file, sink: FailSafeFile, header: dict, total: int, batches, pro
         done = 0
         for start, arrays in batches:
             for name, value in arrays.items():
-                dtype = np.int64 if name in INTEGER_FIELDS else np.float32
+                dtype = np.int64 if name in layout.integer_fields else np.float32
                 value = np.asarray(value, dtype=dtype)
-                dset = f.get(DATASETS[name][0])
+                dset = f.get(layout.datasets[name][0])
                 if dset is None:
-                    dset = _create(f, name, (total,) + value.shape[1:], dtype)
+                    dset = _create(f, layout, name, (total,) + value.shape[1:], dtype)
                 dset[start:start + len(value)] = value
             if sink.error is not None:
                 return  # the disk failed: stop now, the caller reports it
-            if "canvas" in arrays:
-                done = start + len(arrays["canvas"])
+            if layout.counted in arrays:
+                done = start + len(arrays[layout.counted])
                 if progress is not None:
                     progress(done, total)
-        if "canvas" not in f or done != total:
+        if layout.datasets[layout.counted][0] not in f or done != total:
             raise DrawStudioError(f"trace recording stopped after {done} of {total} images; nothing was written")
 
 
-def _create(f, name: str, shape: tuple[int, ...], dtype):
+def _create(f, layout: TraceLayout, name: str, shape: tuple[int, ...], dtype):
     """A chunked, compressed dataset with its axis labels (and ``columns`` / ``to_image`` attributes)."""
     import h5py
 
-    where, labels = DATASETS[name]
+    where, labels = layout.datasets[name]
     dset = f.create_dataset(where, shape=shape, dtype=dtype, chunks=_chunks(shape, np.dtype(dtype).itemsize),
                             **COMPRESSION)
     for axis, label in enumerate(labels):
@@ -133,7 +176,8 @@ def _create(f, name: str, shape: tuple[int, ...], dtype):
 
 
 # ---------------------------------------------------------------------- reading
-def _text(value) -> str:
+def attribute_text(value) -> str:
+    """An HDF5 string attribute as str (h5py gives bytes or str)."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -162,7 +206,7 @@ def open_trace_file(path: str | Path):
         raise TraceFormatError(f"{path} cannot be opened as HDF5 ({first_line(exc, 120)}); record the trace "
                                "again") from None
     try:
-        fmt = _text(f.attrs.get("format", ""))
+        fmt = attribute_text(f.attrs.get("format", ""))
         version = f.attrs.get("format_version")
         version = int(version) if version is not None else None
     except Exception as exc:  # noqa: BLE001
@@ -181,7 +225,7 @@ def open_trace_file(path: str | Path):
 
 
 @contextlib.contextmanager
-def _damaged_trace(path):
+def damaged_trace(path):
     """Turn any failure to read attributes or data of an open trace into one TraceFormatError line."""
     try:
         yield
@@ -190,6 +234,26 @@ def _damaged_trace(path):
     except Exception as exc:  # noqa: BLE001 - damaged attributes or data can fail in many ways
         detail = str(exc) if isinstance(exc, DrawStudioError) else f"{type(exc).__name__}: {first_line(exc, 120)}"
         raise TraceFormatError(f"{path} is a damaged trace ({detail}); record the trace again") from None
+
+
+def read_header(f) -> dict:
+    """The root attributes every trace file has besides ``mode`` and ``model_config`` (of an open file)."""
+    return {"seed": int(f.attrs["seed"]), "checkpoint_sha256": attribute_text(f.attrs["checkpoint_sha256"]),
+            "created": attribute_text(f.attrs["created"]), "software": attribute_text(f.attrs["software"]),
+            "batch_size": int(f.attrs.get("batch_size", 0)), "source": attribute_text(f.attrs.get("source", ""))}
+
+
+def trace_mode(path: str | Path) -> str:
+    """The ``mode`` of a trace file: ``reconstruct`` or ``generate`` (DRAW), ``classify`` (the attention classifier).
+
+    Raises
+    ------
+    TraceFormatError
+        Not a readable DRAW Studio trace (:func:`open_trace_file`), or no readable mode.
+    """
+    with open_trace_file(path) as f:
+        with damaged_trace(path):
+            return attribute_text(f.attrs["mode"])
 
 
 def read_trace(path: str | Path, samples: slice | Sequence[int] | None = None) -> Trace:
@@ -212,15 +276,15 @@ def read_trace(path: str | Path, samples: slice | Sequence[int] | None = None) -
         The file is not a readable DRAW Studio trace of version 1.
     """
     with open_trace_file(path) as f:
-        with _damaged_trace(path):
-            mode = _text(f.attrs["mode"])
+        with damaged_trace(path):
+            mode = attribute_text(f.attrs["mode"])
             if mode == "classify":  # an attention classifier's trace: draw_studio.classify_trace reads it
                 raise TraceFormatError(f"{path} is a classify trace (an attention classifier's glimpses), not a "
                                        "DRAW trace; this reads DRAW traces only (classify traces: "
                                        "draw_studio.classify_trace)")
             if mode not in MODES:
                 raise TraceFormatError(f"{path} is a damaged trace (mode {mode!r}); record the trace again")
-            config = ModelConfig.from_dict(json.loads(_text(f.attrs["model_config"])))
+            config = ModelConfig.from_dict(json.loads(attribute_text(f.attrs["model_config"])))
             present = {name: f[where] for name, (where, _) in DATASETS.items() if where in f}
             if not all(hasattr(dset, "shape") for dset in present.values()):
                 raise TraceFormatError(f"{path} is a damaged trace (a group where a dataset belongs); "
@@ -230,13 +294,10 @@ def read_trace(path: str | Path, samples: slice | Sequence[int] | None = None) -
                                      {name: where for name, (where, _) in DATASETS.items()})
             if problem:
                 raise TraceFormatError(f"{path} is a damaged trace ({problem}); record the trace again")
-        select = _selection(samples, present["canvas"].shape[0])
-        with _damaged_trace(path):
+        select = sample_selection(samples, present["canvas"].shape[0])
+        with damaged_trace(path):
             fields = {name: dset[select] for name, dset in present.items()}
-            header = {"mode": mode, "model_config": config, "seed": int(f.attrs["seed"]),
-                      "checkpoint_sha256": _text(f.attrs["checkpoint_sha256"]),
-                      "created": _text(f.attrs["created"]), "software": _text(f.attrs["software"]),
-                      "batch_size": int(f.attrs.get("batch_size", 0)), "source": _text(f.attrs.get("source", ""))}
+            header = {"mode": mode, "model_config": config, **read_header(f)}
     for name in INTEGER_FIELDS:
         if name in fields:
             fields[name] = fields[name].astype(np.int64)
@@ -245,7 +306,7 @@ def read_trace(path: str | Path, samples: slice | Sequence[int] | None = None) -
     return Trace(**header, **fields)
 
 
-def _selection(samples, n: int):
+def sample_selection(samples, n: int):
     """An h5py selection (a slice or sorted unique indices) for ``samples``."""
     if samples is None:
         return slice(None)

@@ -7,7 +7,8 @@ them; the GUI worker turns them into Qt signals. Pause and stop are flags
 A ``Trainer`` is given a built model, optimiser and data; ``Trainer.from_options``
 (a new run) and ``Trainer.from_checkpoint`` (a run that goes on) build them
 (``draw_studio.train_setup``); what one step does (its batch, the step, validation) is
-``draw_studio.training_step``.
+``draw_studio.training_step``; the loop's reports, cadences, log and stop handling, shared with the
+attention classifier's trainer, are ``draw_studio.training_loop``.
 
 Every random choice of step s (data order, dynamic binarisation, the noise
 eps_t) is drawn from generators seeded by (seed, epoch) or (seed, s), so a run
@@ -27,34 +28,30 @@ the log is always a whole file (``draw_studio.training_log``).
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from .config import ModelConfig, TrainConfig, learning_rate
+from .config import ModelConfig, TrainConfig
 from .data import ImageSet, model_inputs
 from .data.binarize import fixed_binarization
 from .distributed import ONE_PROCESS, Ranks, StepReducer, broadcast_weights
 from .divergence import RESTORE_AFTER_BAD_STEPS, DivergedError, DivergenceGuard
-from .errors import DrawStudioError, FileFormatError
+from .errors import DrawStudioError
 from .good_state import GoodStateKeeper
 from .handwritten_step import release_buffers
 from .model import DRAW
 from .progress import Report, TrainingControl
-from .run_checks import images_fingerprint
 from .seeding import mix_seed
 from .train_setup import RunStart, continued_run, new_run
 from .training_log import TrainingLogWriter
+from .training_loop import TrainingLoop
 from .training_snapshots import SnapshotTaker
 from .training_step import StepTaker
 
-LOG_FLUSH_S = 5.0  # the log on disk lags the run by at most this (more for a big log), and never a checkpoint
 
-
-class Trainer(StepTaker, GoodStateKeeper):
+class Trainer(StepTaker, GoodStateKeeper, TrainingLoop):
     """Trains one DRAW model: a built model, its optimiser and its data.
 
     :meth:`from_options` (a new run) and :meth:`from_checkpoint` (a run that goes on) build the parts.
@@ -90,8 +87,12 @@ class Trainer(StepTaker, GoodStateKeeper):
         Decide on the device whether a step's update is applied (a fused Adam's ``found_inf``) and read the
         decisions with each report instead of after every step: no host synchronisation per step on a GPU.
         Skipped steps are then reported, counted and restored from at the next report (updates are never
-        applied from a bad step; the explosion limit starts at the first report). None: on CUDA with a fused
-        Adam and one process (what ``from_options`` builds there). Experimental, unmeasured on a GPU.
+        applied from a bad step; the explosion limit starts at the first report); with several ranks the stop
+        requests are read every few steps (``training_step.STOP_READ_EVERY``). None: on CUDA with a fused
+        Adam (what ``from_options`` builds there). Experimental, unmeasured on a GPU.
+    cuda_graphs : str
+        ``auto``, ``on`` or ``off``: train each step as one CUDA graph (``draw_studio.cuda_graphs``; auto: on
+        CUDA with one process and the fast fp32 path; ``on`` elsewhere raises). Experimental, unmeasured.
 
     Raises
     ------
@@ -103,56 +104,35 @@ class Trainer(StepTaker, GoodStateKeeper):
     def __init__(self, model: DRAW, optimizer: torch.optim.Optimizer, config: TrainConfig, train_set: ImageSet,
                  valid_set: ImageSet, *, out: str | Path | None = None, log: str | Path | None = None,
                  start: RunStart | None = None, fast: bool = True, compile: bool | None = None,
-                 ranks: Ranks | None = None, defer_checks: bool | None = None) -> None:
-        start = start or RunStart()
-        self.model, self.optimizer, self.config = model, optimizer, config
-        self.device = next(model.parameters()).device
+                 ranks: Ranks | None = None, defer_checks: bool | None = None, cuda_graphs: str = "off") -> None:
         self.ranks = ranks = ranks or ONE_PROCESS
         if not ranks.is_main:
             log = None  # rank 0 alone writes the log (and the checkpoints: ``GoodStateKeeper._write``)
-        self.train_set, self.valid_set, self.fast, self.compile, self.start = train_set, valid_set, fast, compile, start
-        self.out, self.log_path = Path(out) if out else None, Path(log) if log else None
-        self.step, self.wall_time_before = start.step, start.wall_time
-        self.run_id, self.lineage, self.notices = start.run_id, list(start.lineage), list(start.notices)
-        self.fingerprint = start.fingerprint or images_fingerprint(train_set.images)
+        self._take_parts(model, optimizer, config, train_set, valid_set, out, log, start or RunStart())
+        self.fast, self.compile = fast, compile
         # The whole training split lives on the device as uint8: (n, C, H, W)
         pixels, self.binary = train_set.images, train_set.binary
         if config.binarization == "fixed" and model.config.likelihood == "bernoulli" and not self.binary:
             pixels, self.binary = fixed_binarization(pixels, mix_seed(config.seed, 2)), True
         self.train_pixels = torch.as_tensor(pixels).to(self.device)
-        self._order: tuple[int, torch.Tensor] | None = None  # (epoch, its permutation on the device)
         valid_pixels, self.valid_binarization, _ = model_inputs(
             valid_set.subset(slice(0, config.validation_limit)), model.config.likelihood)
         self.valid_pixels = torch.as_tensor(valid_pixels)
-        self.steps_per_epoch = max(len(train_set) // config.batch_size, 1)
-        if config.batch_size > len(train_set):
-            raise DrawStudioError(f"batch size {config.batch_size} is larger than the "
-                                  f"{len(train_set)} training images; use a smaller --batch-size")
-        ranks.check_batch(config.batch_size, resumed=start.checkpoint is not None)
-        self.total_steps = (math.ceil(config.epochs * self.steps_per_epoch) if config.epochs > 0 else config.steps)
-        if self.total_steps < 1:
-            raise DrawStudioError(f"nothing to train: {self.total_steps} steps; pass --steps (or --epochs) above 0")
-        if self.step >= self.total_steps:
-            raise DrawStudioError(f"{start.checkpoint} is already at step {self.step:,} and this run asks for "
-                                  f"{self.total_steps:,} steps in all; pass a larger --steps (or --epochs) to "
-                                  "continue it")
+        self._check_batch_size()
+        ranks.check_batch(config.batch_size, resumed=self.start.checkpoint is not None)
+        self._plan_steps()
         self.guard = DivergenceGuard()
         self.notices += self._device_notices()
         broadcast_weights(model, ranks)  # before the first good state is kept
         self.reducer = StepReducer(model, self.device) if ranks.active else None
-        fused = bool(optimizer.defaults.get("fused"))
-        if defer_checks and (not fused or ranks.active):
-            raise DrawStudioError("deferred step checks need one process and an Adam with fused=True")
-        self.defer_checks = (self.device.type == "cuda" and fused and not ranks.active) if defer_checks is None \
-            else defer_checks
+        fused = all(group.get("fused") for group in optimizer.param_groups)  # as loaded from a checkpoint
+        if defer_checks and not fused:
+            raise DrawStudioError("deferred step checks need an Adam with fused=True")
+        self.defer_checks = (self.device.type == "cuda" and fused) if defer_checks is None else defer_checks
+        self._choose_graphs(cuda_graphs)
         self._stop_agreed = False  # with several ranks: some rank was asked to stop (known after each step)
-        self._control: TrainingControl | None = None
         self._good_state = self._snapshot()
         self._good_step = self.step
-        # the checkpoint file known to hold a good state: (path, step)
-        self._on_disk = (self.out, self.step) if start.in_place and self.out is not None else None
-        self._saved_step: int | None = None  # step of the last checkpoint this session wrote to ``out``
-        self._log: TrainingLogWriter | None = None
         self.snapshots: SnapshotTaker | None = None  # the log's snapshots (draw_studio.training_snapshots)
         self.last_bound = float("nan")
 
@@ -161,7 +141,8 @@ class Trainer(StepTaker, GoodStateKeeper):
                      data_dir: str | None = None, train_set: ImageSet | None = None,
                      valid_set: ImageSet | None = None, download: bool = True, out: str | Path | None = None,
                      log: str | Path | bool | None = True, device: str = "auto", overwrite: bool = True,
-                     fast: bool = True, compile: bool | None = None, ranks: Ranks | None = None) -> Trainer:
+                     fast: bool = True, compile: bool | None = None, ranks: Ranks | None = None,
+                     cuda_graphs: str = "off") -> Trainer:
         """A new run: a model built from ``model_config`` (sized for the data, initialised from
         ``train_config.seed``) and a fresh Adam.
 
@@ -187,7 +168,8 @@ class Trainer(StepTaker, GoodStateKeeper):
         """
         return cls(**vars(new_run(model_config, train_config, data_dir=data_dir, train_set=train_set,
                                   valid_set=valid_set, download=download, out=out, log=log, device=device,
-                                  overwrite=overwrite)), fast=fast, compile=compile, ranks=ranks)
+                                  overwrite=overwrite)), fast=fast, compile=compile, ranks=ranks,
+                   cuda_graphs=cuda_graphs)
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Path, steps: int, *, epochs: float = 0.0,
@@ -195,7 +177,8 @@ class Trainer(StepTaker, GoodStateKeeper):
                         train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
                         download: bool = True, out: str | Path | None = None, log: str | Path | bool | None = True,
                         device: str = "auto", overwrite: bool = True, allow_data_change: bool = False,
-                        fast: bool = True, compile: bool | None = None, ranks: Ranks | None = None) -> Trainer:
+                        fast: bool = True, compile: bool | None = None, ranks: Ranks | None = None,
+                        cuda_graphs: str = "off") -> Trainer:
         """A run that goes on from ``checkpoint``: its model, configuration, step and run.
 
         Parameters
@@ -228,12 +211,7 @@ class Trainer(StepTaker, GoodStateKeeper):
                                         data_dir=data_dir, train_set=train_set, valid_set=valid_set,
                                         download=download, out=out, log=log, device=device, overwrite=overwrite,
                                         allow_data_change=allow_data_change)), fast=fast, compile=compile,
-                   ranks=ranks)
-
-    @property
-    def stopped(self) -> bool:
-        """Whether the last :meth:`run` ended on a stop request (with several ranks: any rank's)."""
-        return self._control is not None and self._stopping(self._control)
+                   ranks=ranks, cuda_graphs=cuda_graphs)
 
     def _stopping(self, control: TrainingControl) -> bool:
         """Whether the run stops now: this process's request, or with several ranks the one every rank agreed
@@ -241,7 +219,7 @@ class Trainer(StepTaker, GoodStateKeeper):
         return self._stop_agreed if self.ranks.active else control.stop_requested
 
     def run(self, control: TrainingControl | None = None) -> Iterator[Report]:
-        """Train until ``total_steps`` or a stop request, yielding reports.
+        """Train until ``total_steps`` or a stop request, yielding reports (``TrainingLoop.run``).
 
         The final checkpoint is written at the end and on stop (unless
         ``control.skip_final_save()``), and ``"done"`` comes only after it.
@@ -252,128 +230,66 @@ class Trainer(StepTaker, GoodStateKeeper):
         that cannot be written (full disk, file-size limit) stops the run with
         a ``DrawStudioError``.
         """
-        self._log = None
-        self._control = control = control or TrainingControl()
-        if self.log_path:
-            self._log = self._or_stop(self._open_log)
-        finished = False
-        try:
-            for report in self._run(control):
-                if self._log is not None:
-                    self._or_stop(self._log.handle, report)
-                yield report
-            if self._log is not None:
-                self._or_stop(self._log.close)
-            finished = True
-        finally:
-            if not finished and self._log is not None:
-                try:
-                    self._log.close()  # the rows so far (nothing for a new run without a checkpoint yet)
-                except DrawStudioError:
-                    pass  # the error already on its way says more
-            release_buffers()
+        return super().run(control)
+
+    def _run_ended(self) -> None:
+        release_buffers()
 
     def _open_log(self) -> TrainingLogWriter:
-        """The log writer: continuing the log the run starts from, held back until a new run's first checkpoint."""
-        start = self.start
-        log = TrainingLogWriter(self.log_path, self.model.config, self.config,
-                                resume_step=self.step if start.log_source is not None else None, run_id=self.run_id,
-                                source=start.log_source, same_run=start.same_run,
-                                pending=self.out is not None and not start.in_place, flush_every_s=LOG_FLUSH_S)
-        log.attrs.update(steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps)
+        """The log writer (``TrainingLoop._open_log``) and the snapshot taker that writes into it."""
+        log = super()._open_log()
         if self.config.snapshot_every:
             self.snapshots = SnapshotTaker(self.model, self.valid_pixels, self.config.snapshot_every, log)
-        self.notices += log.notices + (self.snapshots.notices if self.snapshots else [])
+            self.notices += self.snapshots.notices
         return log
 
-    def _log_snapshot(self, edge: bool = False) -> None:
+    def _between_steps(self, edge: bool = False) -> None:
         """The log's snapshot of this step, when due (every ``snapshot_every`` steps, at step 0 and where a
         session ends)."""
         if self.snapshots is not None:
             self._or_stop(self.snapshots.maybe, self.step, edge)
 
-    def _or_stop(self, action, *args):
-        """``action(*args)`` (a log or checkpoint write); a failure stops the run with one line saying
-        what is safe."""
-        try:
-            return action(*args)
-        except FileFormatError:
-            raise  # an unreadable log to continue: its own message says what to do
-        except DrawStudioError as exc:
-            raise DrawStudioError(f"training stopped at step {self.step}: {exc}; {self._last_good()}") from None
-
-    def _run(self, control: TrainingControl) -> Iterator[Report]:
-        cfg = self.config
-        self.model.train()
-        started = time.perf_counter()
-        window_start, window_images = started, 0
-        window_losses: list[torch.Tensor] = []  # per-step (loss, nll_x, kl), pulled to the host once per report
-        window_steps: list[int] = []
+    # ------------------------------------------------------------------ the loop's hooks (``TrainingLoop._run``)
+    def _start_message(self) -> str:
         where = f"{self.device}, {self.ranks.describe()}" if self.ranks.active else f"{self.device}"
-        yield self._report("start", started, message=f"training on {where} from step {self.step}"
-                           + self._compile_notice())
-        for notice in self.notices:
-            yield self._report("notice", started, message=notice)
-        self._log_snapshot(edge=self.step == 0)
-        while self.step < self.total_steps and not self._stopping(control):
-            if control.paused:
-                yield self._report("paused", started)
-                while control.paused and not control.stop_requested:
-                    control.wait_while_paused()
-                window_start, window_images = time.perf_counter(), 0
-                yield self._report("resumed", started)
-                continue
-            loss, nll_x, kl, applied = self.train_step(self.step)
-            deferred = isinstance(applied, torch.Tensor)  # a flag on the device, read with the report
-            if not deferred and not applied:
-                restore = self.guard.bad_step()
-                yield self._report("nonfinite", started, message=(
-                    f"non-finite or exploding loss or gradient at step {self.step}: update skipped"
-                    + (", last good state restored" if restore else "")))
-                if restore:
-                    self._fall_back(f"{RESTORE_AFTER_BAD_STEPS} bad steps in a row")
-                self.step += 1
-                self._log_snapshot()
-                continue
-            if not deferred:
-                self.guard.good_step(loss)
-            self.step += 1
-            window_losses.append(torch.stack((loss, nll_x, kl, applied.float()) if deferred else (loss, nll_x, kl)))
-            window_steps.append(self.step)
-            window_images += cfg.batch_size
-            checkpoint_due = (self.out is not None and not control.final_save_skipped and cfg.checkpoint_every > 0
-                              and self.step % cfg.checkpoint_every == 0)
-            if (self.step % cfg.report_every == 0 or self.step == self.total_steps or checkpoint_due
-                    or self._stopping(control)):  # a stop never loses the steps since the last report
-                rows = torch.stack(window_losses).cpu().tolist()  # the one host synchronisation per report
-                if deferred:  # the steps' flags come with them: skipped steps are known (and reported) now
-                    window_steps, rows = yield from self._settle(window_steps, rows, started)
-                now = time.perf_counter()
-                rate = window_images / max(now - window_start, 1e-9)
-                wall = self._wall(started)
-                if rows:
-                    means = [sum(column) / len(rows) for column in zip(*rows)]
-                    yield self._report("step", started, loss=means[0], nll_x=means[1], kl=means[2],
-                                       images_per_s=rate,
-                                       step_losses=[(s, wall, *row) for s, row in zip(window_steps, rows)])
-                window_losses, window_steps = [], []
-                window_start, window_images = now, 0
-            if cfg.validate_every and self.step % cfg.validate_every == 0:
-                bound = self.validate()
-                yield self._report("validation", started, bound=bound)
-                window_start, window_images = time.perf_counter(), 0
-            self._log_snapshot()
-            if checkpoint_due:
-                yield self._checkpoint(started)
-                window_start, window_images = time.perf_counter(), 0
-        self._log_snapshot(edge=True)
-        if self.out is not None and not control.final_save_skipped and self._saved_step != self.step:
-            if not self.state_is_good():
-                raise DivergedError(f"training ended at step {self.step} in a diverged state (its weights give a "
-                                    f"non-finite or exploding loss), so no final checkpoint was written; "
-                                    f"{self._last_good()}. Lower --lr (or --grad-clip) and continue from it")
-            yield self._checkpoint(started, checked=True)
-        yield self._report("done", started, message="stopped" if self._stopping(control) else "finished")
+        return f"training on {where} from step {self.step}" + self._compile_notice()
+
+    def _take_step(self) -> torch.Tensor | None:
+        """Step ``self.step``: its (loss, nll_x, kl) on the device (deferred: and whether it was applied), or
+        None when its update was skipped."""
+        loss, nll_x, kl, applied = self.train_step(self.step)
+        self._deferred = deferred = isinstance(applied, torch.Tensor)  # a flag on the device, read with the report
+        if not deferred and not applied:
+            return None
+        if not deferred:
+            self.guard.good_step(loss)
+        return torch.stack((loss, nll_x, kl, applied.float()) if deferred else (loss, nll_x, kl))
+
+    def _step_skipped(self, started: float, step: int | None = None, where: str = "") -> Iterator[Report]:
+        """A skipped update (of step ``step``, default ``self.step``; ``where``: e.g. " on the device"): counted
+        by the guard and reported; the last of ``RESTORE_AFTER_BAD_STEPS`` in a row restores the last good state."""
+        restore = self.guard.bad_step()
+        yield self._report("nonfinite", started, message=(
+            f"non-finite or exploding loss or gradient at step {self.step if step is None else step}: update "
+            f"skipped{where}" + (", last good state restored" if restore else "")))
+        if restore:
+            self._fall_back(f"{RESTORE_AFTER_BAD_STEPS} bad steps in a row")
+
+    def _step_report(self, started: float, steps: list[int], rows: list[list[float]], rate: float,
+                     wall: float) -> Report:
+        means = [sum(column) / len(rows) for column in zip(*rows)]
+        return self._report("step", started, loss=means[0], nll_x=means[1], kl=means[2], images_per_s=rate,
+                            step_losses=[(s, wall, *row) for s, row in zip(steps, rows)])
+
+    def _validation_report(self, started: float) -> Report:
+        return self._report("validation", started, bound=self.validate())
+
+    def _final_checkpoint(self, started: float) -> Report:
+        if not self.state_is_good():
+            raise DivergedError(f"training ended at step {self.step} in a diverged state (its weights give a "
+                                f"non-finite or exploding loss), so no final checkpoint was written; "
+                                f"{self._last_good()}. Lower --lr (or --grad-clip) and continue from it")
+        return self._checkpoint(started, checked=True)
 
     def _settle(self, steps: list[int], rows: list[list[float]], started: float):
         """The steps since the last report whose updates were decided on the device (``defer_checks``): the guard
@@ -386,24 +302,5 @@ class Trainer(StepTaker, GoodStateKeeper):
                 kept_steps.append(step)
                 kept_rows.append([loss, nll_x, kl])
                 continue
-            restore = self.guard.bad_step()
-            yield self._report("nonfinite", started, message=(
-                f"non-finite or exploding loss or gradient at step {step - 1}: update skipped on the device"
-                + (", last good state restored" if restore else "")))
-            if restore:
-                self._fall_back(f"{RESTORE_AFTER_BAD_STEPS} bad steps in a row")
+            yield from self._step_skipped(started, step - 1, " on the device")
         return kept_steps, kept_rows
-
-    def _wall(self, started: float) -> float:
-        return self.wall_time_before + time.perf_counter() - started
-
-    def _report(self, kind: str, started: float, **values) -> Report:
-        wall = self._wall(started)
-        rate = values.get("images_per_s", 0.0)
-        remaining = (self.total_steps - self.step) * self.config.batch_size
-        eta = remaining / rate if rate > 0 else float("nan")
-        return Report(kind=kind, step=self.step, total_steps=self.total_steps,
-                      epoch=self.step / self.steps_per_epoch, wall_time=wall, eta_s=eta,
-                      lr=learning_rate(self.config, self.step, self.total_steps), **values)
-
-

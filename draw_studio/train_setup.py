@@ -5,6 +5,10 @@
 Before anything is built they refuse what would lose work (``draw_studio.run_checks``): a log
 that would be a checkpoint, a new run over an existing one (unless ``overwrite``), a resumed run on
 other data (unless ``allow_data_change``), a ``--resume`` of a checkpoint without optimiser state.
+
+The pieces that do not depend on the model (:func:`new_run_inputs`, :func:`run_paths`, :func:`training_data`,
+:func:`checkpoint_start`, :func:`check_continued_data`, :func:`note_init_from`, :func:`go_on_exactly`)
+also build the attention classifier's runs (``draw_studio.classifier_setup``).
 """
 
 from __future__ import annotations
@@ -105,12 +109,8 @@ def new_run(model_config: ModelConfig | None, train_config: TrainConfig, *, data
 
     See :meth:`draw_studio.train.Trainer.from_options` for the parameters.
     """
-    device = resolve_device(device)
-    out, log = _paths(out, log, {})
-    if not overwrite:
-        refuse_to_replace(out, log)
-    train_set, valid_set = _data(train_config, data_dir, train_set, valid_set, download)
-    torch.manual_seed(train_config.seed)
+    device, out, log, train_set, valid_set = new_run_inputs(train_config, data_dir, train_set, valid_set, download,
+                                                            out, log, device, overwrite)
     model = DRAW((model_config or ModelConfig()).with_image_shape(*train_set.shape)).to(device)
     return TrainerParts(model, _adam(model, train_config), train_config, train_set, valid_set, out, log, RunStart())
 
@@ -126,32 +126,20 @@ def continued_run(checkpoint: str | Path, steps: int, epochs: float = 0.0, chang
     """
     device = resolve_device(device)
     flag = "--init-from" if fresh_optimizer else "--resume"
-    out, log = _paths(out, log, {flag: Path(checkpoint)})
+    out, log = run_paths(out, log, {flag: Path(checkpoint)})
     state = read_checkpoint(checkpoint)
     in_place = not fresh_optimizer and (out is None or same_file(out, checkpoint))
     # a log continued by --init-from: the one already at the log path, if it is of the same model
     init_log = continuable_log(log, state) if fresh_optimizer else None
     if not overwrite and not in_place:
         refuse_to_replace(out, log, continuing=init_log)
-    extra = state.get("extra", {}) or {}
-    start = RunStart(step=int(state["step"]), wall_time=float(extra.get("wall_time", 0.0)),
-                     lineage=list(extra.get("lineage", [])), checkpoint=checkpoint, in_place=in_place,
-                     device_type=extra.get("device_type") if isinstance(extra.get("device_type"), str) else None,
-                     world_size=extra.get("world_size") if type(extra.get("world_size")) is int else None)
-    if not fresh_optimizer and extra.get("run_id"):
-        start.run_id = extra["run_id"]
-    saved = TrainConfig.from_dict(state.get("train_config") or {})
-    train_config = dataclasses.replace(saved, steps=steps, epochs=epochs, **(changes or {}))
+    start, train_config = checkpoint_start(state, checkpoint, steps, epochs, changes,
+                                           fresh_optimizer=fresh_optimizer, in_place=in_place)
     model_config = ModelConfig.from_dict(state["model_config"])
-    train_set, valid_set = _data(train_config, data_dir, train_set, valid_set, download)
+    train_set, valid_set = training_data(train_config, data_dir, train_set, valid_set, download)
     start.fingerprint = images_fingerprint(train_set.images)
     if not fresh_optimizer:
-        notices, changed = check_resume_data(state, checkpoint, train_config.dataset, train_set, start.fingerprint,
-                                             allow_data_change)
-        start.notices += notices
-        if changed:
-            start.lineage.append({"data_changed_at_step": start.step, "from": extra.get("train_fingerprint"),
-                                  "to": start.fingerprint, "train_images": int(len(train_set))})
+        check_continued_data(start, state, train_config, train_set, allow_data_change)
     model_config = model_config.with_image_shape(*train_set.shape)
     model = model_from_state(state, checkpoint).to(device)
     if model_config != model.config:
@@ -160,26 +148,50 @@ def continued_run(checkpoint: str | Path, steps: int, epochs: float = 0.0, chang
                               f"{'x'.join(map(str, train_set.shape))}; resume on the same dataset")
     optimizer = _adam(model, train_config)
     if fresh_optimizer:
-        start.lineage.append({"init_from": str(checkpoint), "sha256": file_sha256(checkpoint), "step": start.step,
-                              "fresh_optimizer": True})
+        note_init_from(start)
         if init_log is not None:
             start.log_source = init_log
             saved_model = state.get("model_config")  # not the whole state: the trainer keeps this function
             start.same_run = lambda old: same_model(old.model_config, saved_model)
             start.notices.append(f"the curves of {init_log} up to step {start.step} go on in this run's log")
     else:
-        if state.get("optimizer") is None:
-            raise DrawStudioError(f"{checkpoint} holds no optimiser state (a shipped model?); "
-                                  "continue from its weights with --init-from instead of --resume")
-        optimizer.load_state_dict(state["optimizer"])
-        start.log_source = log if in_place else default_log_path(checkpoint)
-        start.same_run = same_run_as(state)
+        go_on_exactly(start, state, optimizer, log)
     return TrainerParts(model, optimizer, train_config, train_set, valid_set, out, log, start)
 
 
-def _paths(out: str | Path | None, log: str | Path | bool | None,
-           inputs: dict[str, Path]) -> tuple[Path | None, Path | None]:
-    """``out`` and the log path (``True``: beside ``out``), refusing a log that would be a checkpoint."""
+def new_run_inputs(train_config: TrainConfig, data_dir: str | None, train_set: ImageSet | None,
+                   valid_set: ImageSet | None, download: bool, out: str | Path | None, log: str | Path | bool | None,
+                   device: str, overwrite: bool) -> tuple[torch.device, Path | None, Path | None, ImageSet, ImageSet]:
+    """What a new run needs before its model is built: the device, the checkpoint and log paths (a new run over
+    an existing one refused unless ``overwrite``) and the data; then seeds torch with ``train_config.seed`` for
+    the model's initial weights. The parameters are :func:`new_run`'s."""
+    device = resolve_device(device)
+    out, log = run_paths(out, log, {})
+    if not overwrite:
+        refuse_to_replace(out, log)
+    train_set, valid_set = training_data(train_config, data_dir, train_set, valid_set, download)
+    torch.manual_seed(train_config.seed)
+    return device, out, log, train_set, valid_set
+
+
+def run_paths(out: str | Path | None, log: str | Path | bool | None,
+              inputs: dict[str, Path]) -> tuple[Path | None, Path | None]:
+    """``out`` and the log path (``True``: beside ``out``), refusing a log that would be a checkpoint.
+
+    Parameters
+    ----------
+    out : str or Path, optional
+        The checkpoint the run writes.
+    log : str, Path, bool or None
+        The training log; ``True``: beside ``out`` (``X.ckpt`` -> ``X.log.h5``); ``None``/``False``: none.
+    inputs : dict of str to Path
+        Other checkpoints the log must not be, by the flag that names them (e.g. ``{"--resume": path}``).
+
+    Raises
+    ------
+    DrawStudioError
+        The log would be ``out`` or one of ``inputs``.
+    """
     out = Path(out) if out else None
     if log is True:
         log = default_log_path(out) if out else None
@@ -191,12 +203,72 @@ def _paths(out: str | Path | None, log: str | Path | bool | None,
     return out, log
 
 
-def _data(config: TrainConfig, data_dir: str | None, train_set: ImageSet | None, valid_set: ImageSet | None,
-          download: bool) -> tuple[ImageSet, ImageSet]:
+def training_data(config: TrainConfig, data_dir: str | None, train_set: ImageSet | None, valid_set: ImageSet | None,
+                  download: bool) -> tuple[ImageSet, ImageSet]:
     """The given training and validation images, or those of ``config.dataset`` found (or downloaded)."""
     return (train_set or load_split(config.dataset, "train", data_dir, config.validation_size, download),
             valid_set or load_split(config.dataset, "valid", data_dir, config.validation_size, download))
 
 
+def checkpoint_start(state: dict, checkpoint: str | Path, steps: int, epochs: float, changes: dict | None, *,
+                     fresh_optimizer: bool, in_place: bool) -> tuple[RunStart, TrainConfig]:
+    """Where a run that goes on from checkpoint ``state`` (read from ``checkpoint``) starts, and its training
+    configuration: the saved one with ``steps``, ``epochs`` and ``changes``.
+
+    The run keeps the checkpoint's run id unless ``fresh_optimizer`` (``--init-from``: a new run).
+    """
+    extra = state.get("extra", {}) or {}
+    start = RunStart(step=int(state["step"]), wall_time=float(extra.get("wall_time", 0.0)),
+                     lineage=list(extra.get("lineage", [])), checkpoint=checkpoint, in_place=in_place,
+                     device_type=extra.get("device_type") if isinstance(extra.get("device_type"), str) else None,
+                     world_size=extra.get("world_size") if type(extra.get("world_size")) is int else None)
+    if not fresh_optimizer and extra.get("run_id"):
+        start.run_id = extra["run_id"]
+    saved = TrainConfig.from_dict(state.get("train_config") or {})
+    return start, dataclasses.replace(saved, steps=steps, epochs=epochs, **(changes or {}))
+
+
+def check_continued_data(start: RunStart, state: dict, config: TrainConfig, train_set: ImageSet,
+                         allow_data_change: bool) -> None:
+    """Check the training images (``start.fingerprint``) against what checkpoint ``state`` records: what the user
+    should know goes to ``start.notices``, an allowed change of data to ``start.lineage``.
+
+    Raises
+    ------
+    DrawStudioError
+        Other data than the checkpoint's, unless ``allow_data_change``.
+    """
+    notices, changed = check_resume_data(state, start.checkpoint, config.dataset, train_set, start.fingerprint,
+                                         allow_data_change)
+    start.notices += notices
+    if changed:
+        start.lineage.append({"data_changed_at_step": start.step,
+                              "from": (state.get("extra", {}) or {}).get("train_fingerprint"),
+                              "to": start.fingerprint, "train_images": int(len(train_set))})
+
+
+def note_init_from(start: RunStart) -> None:
+    """Record in ``start.lineage`` that the run starts from the weights of ``start.checkpoint`` with a fresh Adam."""
+    start.lineage.append({"init_from": str(start.checkpoint), "sha256": file_sha256(start.checkpoint),
+                          "step": start.step, "fresh_optimizer": True})
+
+
+def go_on_exactly(start: RunStart, state: dict, optimizer: torch.optim.Optimizer, log: Path | None) -> None:
+    """``--resume``: load the checkpoint's Adam state into ``optimizer`` and continue the checkpoint's own log.
+
+    Raises
+    ------
+    DrawStudioError
+        The checkpoint holds no optimiser state.
+    """
+    if state.get("optimizer") is None:
+        raise DrawStudioError(f"{start.checkpoint} holds no optimiser state (a shipped model?); "
+                              "continue from its weights with --init-from instead of --resume")
+    optimizer.load_state_dict(state["optimizer"])
+    start.log_source = log if start.in_place else default_log_path(start.checkpoint)
+    start.same_run = same_run_as(state)
+
+
 def _adam(model: DRAW, config: TrainConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
+    fused = True if next(model.parameters()).device.type == "cuda" else None  # CUDA: a bad step skipped on the device
+    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), fused=fused)

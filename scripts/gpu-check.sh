@@ -9,7 +9,10 @@
 #      the compiled pass checked against the eager pass;
 #   2. 20 steps of mnist-paper on cuda with the compiled fast path: its first-step self-check against the
 #      eager pass must pass (no "differs from the eager" warning);
-#   3. the CUDA-graph self-check: not implemented yet (--cuda-graphs), reported as skipped;
+#   3. CUDA graphs (--cuda-graphs, experimental): 20 steps of mnist-paper with --cuda-graphs on (its first-step
+#      self-check against the eager step must pass: no "CUDA graphs off" warning), and eager vs graphed images/s
+#      with the self-check's result (python -m draw_studio.bench.cuda_graphs); without a GPU the graphed step runs
+#      without capture on the CPU (tiny preset), which checks the plumbing only;
 #   4. a 2-process torchrun run (NCCL) when the machine has two GPUs; else the same run on the CPU (gloo);
 #   5. draw-studio bench --json --device cuda --no-gui (and --distributed when there are two GPUs).
 # On a machine without a GPU the GPU parts are skipped, each with a line saying so; the rest runs.
@@ -22,7 +25,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --data-dir) DATA_DIR="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "gpu-check: unknown argument $1 (use --data-dir DIR, --out FILE)" >&2; exit 2 ;;
     esac
 done
@@ -69,7 +72,7 @@ run "device tests (tests/test_gpu_path.py)" "$WORK/tests.log" "$PYTHON" -m pytes
 if [ "$GPUS" -ge 1 ] && [ -d "$DATA_DIR" ]; then
     run "mnist-paper on cuda, compiled, 20 steps" "$WORK/compiled.log" "$PYTHON" -W error::RuntimeWarning -m draw_studio \
         train --preset mnist-paper --data-dir "$DATA_DIR" --no-download --steps 20 --batch-size 64 --seed 1 \
-        --device cuda --compile on --no-log --snapshot-every 0 --validate-every 0 --report-every 10 \
+        --device cuda --compile on --cuda-graphs off --no-log --snapshot-every 0 --validate-every 0 --report-every 10 \
         --out "$WORK/compiled.ckpt"
 elif [ "$GPUS" -ge 1 ]; then
     record "mnist-paper on cuda, compiled, 20 steps" skipped 0 "no MNIST at $DATA_DIR (pass --data-dir)"
@@ -77,8 +80,37 @@ else
     record "mnist-paper on cuda, compiled, 20 steps" skipped 0 "no CUDA GPU on this machine"
 fi
 
-# 3. CUDA graphs
-record "CUDA-graph self-check" skipped 0 "not implemented yet (--cuda-graphs is planned; see issue 16)"
+# 3. CUDA graphs: a short run that must not fall back, then eager vs graphed images/s and the self-check
+# bench NAME JSON-FILE COMMAND...: run it, record passed / failed with its JSON line as the result
+bench() {
+    local name="$1" json="$2"; shift 2
+    local start status
+    start=$(date +%s.%N)
+    if "$@" > "$json" 2> "$json.log"; then status=passed; else status=failed; fi
+    record "$name" "$status" "$(awk "BEGIN{print $(date +%s.%N) - $start}")" \
+        "$(grep -v '^\s*$' "$json.log" | tail -n 1 | cut -c1-200)" "$json"
+}
+if [ "$GPUS" -ge 1 ] && [ -d "$DATA_DIR" ]; then
+    run "mnist-paper on cuda, --cuda-graphs on, 20 steps" "$WORK/graphs.log" "$PYTHON" -W error::RuntimeWarning -m draw_studio \
+        train --preset mnist-paper --data-dir "$DATA_DIR" --no-download --steps 20 --batch-size 64 --seed 1 \
+        --device cuda --cuda-graphs on --no-log --snapshot-every 0 --validate-every 0 --report-every 10 \
+        --out "$WORK/graphs.ckpt"
+    "$PYTHON" -c "import sys, torch; print(torch.load(sys.argv[1], map_location='cpu', weights_only=True)['extra'].get('cuda_graphs'))" \
+        "$WORK/graphs.ckpt" 2>/dev/null | sed 's/^/gpu-check: the checkpoint records cuda_graphs = /'
+elif [ "$GPUS" -ge 1 ]; then
+    record "mnist-paper on cuda, --cuda-graphs on, 20 steps" skipped 0 "no MNIST at $DATA_DIR (pass --data-dir)"
+else
+    record "mnist-paper on cuda, --cuda-graphs on, 20 steps" skipped 0 "no CUDA GPU on this machine"
+fi
+if [ "$GPUS" -ge 1 ]; then
+    bench "eager vs CUDA-graphed step, mnist-paper, batch 64 (python -m draw_studio.bench.cuda_graphs)" \
+        "$WORK/graphs-bench.json" "$PYTHON" -m draw_studio.bench.cuda_graphs --device cuda --preset mnist-paper \
+        --batch 64 --steps 20 --windows 5
+else
+    bench "graphed step without capture on the CPU, tiny, batch 16 (plumbing only: no CUDA GPU)" \
+        "$WORK/graphs-bench.json" "$PYTHON" -m draw_studio.bench.cuda_graphs --device cpu --preset tiny \
+        --batch 16 --steps 3 --windows 3 --threads 1 --compile off
+fi
 
 # 4. one run on two processes
 if [ -d "$DATA_DIR" ]; then

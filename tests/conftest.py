@@ -89,3 +89,42 @@ def make_window(qtbot, gui_settings):
 def window(make_window):
     """One main window on isolated settings."""
     return make_window()
+
+
+def _moving_tiny_model(seed: int, **changes):
+    """A real tiny DRAW model (the ``tiny`` preset with ``changes``) seeded with ``seed``, its attention
+    weights scaled up so that the windows move."""
+    import dataclasses
+
+    import torch
+
+    from draw_studio.config import get_preset
+    from draw_studio.model import DRAW
+
+    torch.manual_seed(seed)
+    model = DRAW(dataclasses.replace(get_preset("tiny").model, **changes))
+    with torch.no_grad():
+        for head in (model.read_head, model.write_head):
+            if head is not None:
+                head.linear.weight.mul_(8)  # attention that moves
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    """Three real tiny models saved as checkpoints, for the Compare tests: ``a`` (attention, T = 6), ``b`` (no
+    attention, T = 4) and ``small`` (14x14 images); a namespace of ``folder``, ``models`` and ``paths`` (by name)."""
+    import types
+
+    from draw_studio.checkpoint import save_checkpoint
+    from draw_studio.config import TrainConfig
+
+    folder = tmp_path_factory.mktemp("compare")
+    models = {"a": _moving_tiny_model(0, steps=6),
+              "b": _moving_tiny_model(1, steps=4, read_attention=False, write_attention=False),
+              "small": _moving_tiny_model(2, height=14, width=14)}
+    paths = {}
+    for name, model in models.items():
+        paths[name] = folder / f"{name}.ckpt"
+        save_checkpoint(paths[name], model, TrainConfig(preset="tiny", dataset="mnist"))
+    return types.SimpleNamespace(folder=folder, models=models, paths=paths)

@@ -7,6 +7,7 @@ process, so that the test run itself survives whatever happens.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import resource
 import signal
@@ -39,6 +40,32 @@ def run_cli(*args, cwd: str | Path | None = None, timeout: float = 180, file_siz
     return subprocess.run([sys.executable, "-m", "draw_studio", *map(str, args)], cwd=cwd, env=env or cli_env(),
                           capture_output=True, text=True, timeout=timeout, stdin=stdin,
                           preexec_fn=_limit_file_size(file_size_limit) if file_size_limit else None)
+
+
+_SCREENSHOTS_IN_ONE_PROCESS = """
+import contextlib, io, json, sys
+from pathlib import Path
+from draw_studio.cli import main
+
+folder, out = Path(sys.argv[1]), Path(sys.argv[2])
+results = {}
+for name in sys.argv[3:]:
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = main(["gui", str(folder / name), "--screenshot", str(out / (name + ".png")),
+                     "--settings", str(out / "settings.ini")])
+    results[name] = [code, stderr.getvalue()]
+print(json.dumps(results))
+"""
+
+
+def screenshots_in_one_process(folder: Path, out: Path, names) -> dict[str, list]:
+    """``draw-studio gui FOLDER/NAME --screenshot OUT/NAME.png`` for each name through the command line's
+    ``main`` in ONE child process (one start-up instead of one per file): name -> [exit code, stderr]."""
+    done = subprocess.run([sys.executable, "-c", _SCREENSHOTS_IN_ONE_PROCESS, str(folder), str(out), *names],
+                          env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> str:

@@ -6,7 +6,9 @@ from the test process (fast: no second import of torch); one runs the command li
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import multiprocessing as mp
 import os
 import socket
@@ -29,6 +31,8 @@ from draw_studio.evaluate import evaluate
 from draw_studio.handwritten_step import fast_backward
 from draw_studio.model import DRAW
 from draw_studio.train import Trainer, TrainingControl
+from draw_studio.train_setup import new_run
+from draw_studio.training_step import STOP_READ_EVERY
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -264,6 +268,73 @@ def test_a_batch_that_does_not_divide_is_refused_and_another_device_type_is_said
                for notice in going_on(tmp_path / "cuda.ckpt", 4).notices)
 
 
+# ---------------------------------------------------------------------------- decisions on the device (--defer)
+def _deferred_runs(ranks):
+    """Three tiny runs whose steps are decided on the device (a fused Adam's found_inf; the flags read with the
+    reports, the stop requests every few steps): plain, with rank 1's weights poisoned, with a stop on rank 1."""
+    def deferred(name: str, steps: int, **changes) -> Trainer:
+        parts = new_run(TINY, config(steps=steps, **changes), train_set=mnist_slice("train", 200),
+                        valid_set=mnist_slice("valid", 64), device="cpu")
+        parts.optimizer = torch.optim.Adam(parts.model.parameters(), betas=(0.5, 0.999), fused=True)
+        return Trainer(**vars(parts), ranks=ranks, defer_checks=True)
+
+    out = {}
+    for name, steps, poison, stop, changes in [("plain", 4, None, None, {"report_every": 2}),
+                                               ("poisoned", 6, 1, None, {}), ("stopped", 100, None, 1, {})]:
+        trainer, control, reports = deferred(name, steps, **changes), TrainingControl(), []
+        if poison == ranks.rank:
+            with torch.no_grad():
+                trainer.model.latent.weight[0, 0] = float("inf")
+        for report in trainer.run(control):
+            reports.append((report.kind.value, report.step, report.loss, report.message))
+            if stop == ranks.rank and report.kind == "step" and report.step == 3:
+                control.stop()
+        out[name] = {"reports": reports, "step": trainer.step, "weights": weights(trainer)}
+    return out
+
+
+def test_two_ranks_deciding_on_the_device_skip_restore_and_stop_at_the_same_steps(tmp_path):
+    torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], fused=True)  # loads torch._dynamo once, before forking
+    ranks = on_two_ranks(_deferred_runs, folder=tmp_path)
+    one = new_trainer(config(steps=4, report_every=2))
+    one_losses = [row[2] for r in one.run() if r.kind == "step" for row in r.step_losses]
+    for rank in ranks:
+        assert [row[2] for row in rank["plain"]["reports"] if row[0] == "step"] == pytest.approx(
+            [sum(one_losses[:2]) / 2, sum(one_losses[2:]) / 2], rel=1e-5)
+        assert_same_training(rank["plain"]["weights"], weights(one))
+        kinds = [(kind, step) for kind, step, *_ in rank["poisoned"]["reports"] if kind in ("nonfinite", "step")]
+        assert [step for kind, step in kinds if kind == "nonfinite"] == [1, 2, 3]  # read with the reports, restored
+        assert [step for kind, step in kinds if kind == "step"] == [4, 5, 6]
+        assert all(torch.isfinite(value).all() for value in rank["poisoned"]["weights"].values())
+        # rank 1 asked to stop after step 3; the requests are read every STOP_READ_EVERY steps, by both at once
+        assert rank["stopped"]["step"] == STOP_READ_EVERY and rank["stopped"]["reports"][-1][3] == "stopped"
+    for name in ("plain", "poisoned", "stopped"):
+        assert_equal_weights(ranks[0][name]["weights"], ranks[1][name]["weights"])
+
+
+# ---------------------------------------------------------------------------- errors under torchrun: said once
+def _command_line(ranks, arguments: list[str]):
+    """``draw-studio ARGUMENTS`` in this rank: its exit code and what it printed on stderr."""
+    text = io.StringIO()
+    with contextlib.redirect_stderr(text):
+        code = main(arguments)
+    return code, text.getvalue()
+
+
+def test_an_error_every_rank_meets_is_printed_once_before_the_data_loads(tmp_path):
+    common = ["train", "--preset", "tiny", "--data-dir", str(tmp_path / "none"), "--no-download", "--steps", "2",
+              "--device", "cpu", "--out", str(tmp_path / "m.ckpt")]
+    for extra, message in [(["--batch-size", "15"], "the global batch of 15 images does not divide among 2 processes; "
+                                                    "pass a --batch-size that is a multiple of 2"),
+                           (["--cuda-graphs", "on"], "--cuda-graphs on needs one process")]:
+        results = on_two_ranks(_command_line, common + extra, folder=tmp_path / extra[0][2:])
+        assert [code for code, _ in results] == [2, 2]
+        assert results[1][1] == ""  # rank 1 (the first process of no machine) says nothing
+        lines = results[0][1].strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"draw-studio train: error: {message}")
+    assert not any(path.suffix == ".ckpt" for path in tmp_path.rglob("*"))
+
+
 def test_validation_shared_by_two_ranks_gives_the_one_process_bound(tmp_path):
     pixels = torch.as_tensor(mnist_slice("valid", 64).images[:64] > 127).float()
     torch.manual_seed(0)
@@ -291,6 +362,7 @@ def test_torchrun_trains_one_run_equal_to_the_one_process_run(tmp_path):
     assert main([*common, "--out", str(tmp_path / "one.ckpt")]) == 0
     two, one = read_checkpoint(tmp_path / "two" / "d.ckpt"), read_checkpoint(tmp_path / "one.ckpt")
     assert two["step"] == one["step"] == 20 and two["extra"]["world_size"] == 2
+    assert two["extra"]["cuda_graphs"] == one["extra"]["cuda_graphs"] == "off"  # --cuda-graphs auto: no CUDA here
     assert_same_training(two["model"], one["model"])
     assert two["extra"]["valid_bound"] == pytest.approx(one["extra"]["valid_bound"], rel=1e-5)
 

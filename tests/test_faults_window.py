@@ -9,10 +9,6 @@ those steps.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import h5py
@@ -24,7 +20,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 import shiboken6  # noqa: E402
-from fault_tools import assert_clean_error, cli_env, run_cli  # noqa: E402
+from fault_tools import assert_clean_error, run_cli, screenshots_in_one_process  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from draw_studio.config import get_preset  # noqa: E402
@@ -108,30 +104,9 @@ def test_a_trace_of_a_diverged_model_opens_without_windows_where_they_are_not_fi
     assert window.findChild(QMessageBox, "errorDialog") is None
 
 
-CHILD = textwrap.dedent("""
-    import contextlib, io, json, sys
-    from pathlib import Path
-    from draw_studio.cli import main
-
-    folder, out = Path(sys.argv[1]), Path(sys.argv[2])
-    results = {}
-    for name in sys.argv[3:]:
-        stderr = io.StringIO()
-        with contextlib.redirect_stderr(stderr):
-            code = main(["gui", str(folder / name), "--screenshot", str(out / (name + ".png")),
-                         "--settings", str(out / "settings.ini")])
-        results[name] = [code, stderr.getvalue()]
-    print(json.dumps(results))
-""")
-
-
 def test_screenshot_mode_is_one_line_and_exit_2_for_each_bad_file(files, tmp_path):
     """One child process opens every file through the command line's main (the crash-prone part)."""
-    names = [*BAD, "diverged.h5"]
-    done = subprocess.run([sys.executable, "-c", CHILD, str(files), str(tmp_path), *names], env=cli_env(),
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads(done.stdout.strip().splitlines()[-1])
+    results = screenshots_in_one_process(files, tmp_path, [*BAD, "diverged.h5"])
     for name in BAD:
         code, stderr = results[name]
         lines = [line for line in stderr.splitlines() if "propagateSizeHints" not in line]

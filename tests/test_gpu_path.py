@@ -1,20 +1,28 @@
 """The GPU path on every device this machine has (CPU always; CUDA and MPS when present, skipped otherwise):
 the fast path's numbers, steps decided on the device, the LSTM cell state under bf16 autocast, the compiled
-pass's self-check, the device of each process. ``scripts/gpu-check.sh`` runs this file on a GPU machine.
+pass's self-check, the device of each process, the graphed step (``--cuda-graphs``: captured on CUDA, run
+without capture elsewhere) and its fall-back. ``scripts/gpu-check.sh`` runs this file on a GPU machine.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import warnings
 
+import h5py
 import pytest
 import torch
 from test_handwritten_step import images, small_model
 from tiny_data import mnist_slice
 
-from draw_studio import distributed
+from draw_studio import cuda_graphs, distributed
 from draw_studio import handwritten_step as fast
+from draw_studio.checkpoint import read_checkpoint
+from draw_studio.cli import main
+from draw_studio.commands.train import one_line_warnings
 from draw_studio.config import TrainConfig, get_preset
+from draw_studio.cuda_graphs import graphs_wanted
 from draw_studio.device import resolve_device, synchronize
 from draw_studio.errors import DrawStudioError
 from draw_studio.model import DRAW, lstm_cell_fp32_state
@@ -152,3 +160,105 @@ def test_each_process_takes_its_own_device(monkeypatch):
             with pytest.raises(DrawStudioError, match="no CUDA GPU"):
                 distributed.process_device(name, two)
         assert resolve_device("auto") == torch.device("cpu")
+
+
+# ---------------------------------------------------------------------------- the graphed step (--cuda-graphs)
+def _graphed_pair(device, steps: int = 6, report_every: int = 1) -> tuple[Trainer, Trainer]:
+    """Two runs from the same start: the eager step decided on the device, and the graphed step (captured on CUDA,
+    run without capture elsewhere), whose Adam starts plain (not fused: the graphed step makes it so)."""
+    eager = _trainer(device, defer=True, steps=steps, report_every=report_every)
+    graphed = _trainer(device, defer=False, steps=steps, report_every=report_every)
+    graphed.optimizer = torch.optim.Adam(graphed.model.parameters(), betas=(0.5, 0.999))
+    graphed._good_state = graphed._snapshot()
+    graphed.use_graphed_step(capture=device.type == "cuda")
+    return eager, graphed
+
+
+def _poisoned_after_first_step(run: Trainer) -> list:
+    """``run``'s reports; after the report of step 1 a weight is made infinite (in place, as a bad step would)."""
+    reports = []
+    for report in run.run():
+        reports.append(report)
+        if report.kind == "step" and report.step == 1:
+            with torch.no_grad():
+                run.model.latent.weight[0, 0] = float("inf")
+    return reports
+
+
+def test_the_graphed_step_trains_as_the_eager_step_and_restores_in_place(device):
+    eager, graphed = _graphed_pair(device, steps=8)
+    runs = {name: _poisoned_after_first_step(run) for name, run in (("eager", eager), ("graphed", graphed))}
+    kinds = {name: [(r.kind.value, r.step) for r in reports if r.kind in ("step", "nonfinite")]
+             for name, reports in runs.items()}
+    assert kinds["graphed"] == kinds["eager"]
+    assert [step for kind, step in kinds["graphed"] if kind == "nonfinite"] == [2, 3, 4]  # then restored
+    losses = {name: [row[2] for r in reports if r.kind == "step" for row in r.step_losses]
+              for name, reports in runs.items()}
+    assert len(losses["graphed"]) == 5 and all(map(math.isfinite, losses["graphed"]))
+    exact = device.type == "cpu"  # without capture the same operations in the same order: bit for bit
+    if exact:
+        assert losses["graphed"] == losses["eager"]
+    else:
+        assert losses["graphed"] == pytest.approx(losses["eager"], rel=1e-5)
+    for (name, got), want in zip(graphed.model.named_parameters(), eager.model.parameters()):
+        if exact:
+            assert torch.equal(got, want), name
+        else:
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5, msg=name)
+    # the restore copied into the tensors the graph reads; what is saved is the plain Adam it was given
+    adam = graphed._graphed.adam
+    for param, kept in adam.pinned.items():
+        assert all(graphed.optimizer.state[param][key] is tensor for key, tensor in kept.items())
+    saved = graphed.optimizer.state_dict()
+    assert (saved["param_groups"][0]["fused"], saved["param_groups"][0]["capturable"]) == (None, False)
+    assert type(saved["param_groups"][0]["lr"]) is float
+    assert saved["state"].keys() == eager.optimizer.state_dict()["state"].keys()
+    assert graphed.graphs_record.startswith("on" if device.type == "cuda" else "off (the graph's static-buffer")
+
+
+def test_a_graph_that_cannot_be_captured_falls_back_in_one_warning(tmp_path):
+    # a real failure: capturing a CUDA graph of a CPU step (this PyTorch may have no CUDA at all)
+    eager = _trainer(torch.device("cpu"), defer=True, steps=3, report_every=3)
+    graphed = _trainer(torch.device("cpu"), defer=True, steps=3, report_every=3)
+    graphed.out, graphed.log_path = tmp_path / "g.ckpt", tmp_path / "g.log.h5"
+    graphed.use_graphed_step(capture=True)
+    with pytest.warns(RuntimeWarning, match=r"^CUDA graphs off: capturing the step failed \(.*\); training goes on "
+                                            "with the eager step$") as caught:
+        reports = list(graphed.run())
+    assert len([w for w in caught if "CUDA graphs" in str(w.message)]) == 1
+    want = [row[2] for r in eager.run() if r.kind == "step" for row in r.step_losses]
+    assert [row[2] for r in reports if r.kind == "step" for row in r.step_losses] == want
+    assert not graphed.cuda_graphs and graphed.graphs_record.startswith("off (fell back at step 0: capturing")
+    assert read_checkpoint(graphed.out)["extra"]["cuda_graphs"] == graphed.graphs_record
+    with h5py.File(graphed.log_path, "r") as log:
+        assert log.attrs["cuda_graphs"] == graphed.graphs_record
+    assert graphed.optimizer.param_groups[0]["fused"] is True and not graphed.optimizer.param_groups[0]["capturable"]
+
+
+def test_cuda_graphs_are_chosen_where_they_apply_and_refused_in_one_line(tmp_path, capsys):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not graphs_wanted("auto", cpu) and not graphs_wanted("off", cuda) and graphs_wanted("on", cuda)
+    assert graphs_wanted("auto", cuda) is cuda_graphs.AUTO_USES_GRAPHS  # off until measured on a GPU
+    assert not graphs_wanted("auto", cuda, processes=2) and not graphs_wanted("auto", cuda, precision="bf16")
+    with pytest.raises(DrawStudioError, match="needs one process"):
+        graphs_wanted("on", cuda, processes=2)
+    with pytest.raises(DrawStudioError, match="needs the fast path in fp32"):
+        graphs_wanted("on", cuda, fast=False)
+    if torch.cuda.is_available():
+        return
+    # refused before any data loads (the data folder does not exist), in one line
+    code = main(["train", "--preset", "tiny", "--data-dir", str(tmp_path / "none"), "--no-download", "--steps", "1",
+                 "--cuda-graphs", "on", "--device", "auto", "--out", str(tmp_path / "m.ckpt")])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and lines == ["draw-studio train: error: --cuda-graphs on needs a CUDA GPU; this run trains on "
+                                   "cpu: drop --cuda-graphs"]
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_fall_back_warning_is_one_line_naming_the_process(capsys):
+    with warnings.catch_warnings(), one_line_warnings(distributed.Ranks(1, 2, 1, "nccl")):
+        warnings.simplefilter("always")
+        warnings.warn("CUDA graphs off: capturing the step failed (RuntimeError: a\n  b); training goes on with the "
+                      "eager step", RuntimeWarning, stacklevel=1)
+    assert capsys.readouterr().err == ("draw-studio train: warning: rank 1 of 2: CUDA graphs off: capturing the step "
+                                       "failed (RuntimeError: a b); training goes on with the eager step\n")

@@ -7,11 +7,8 @@ with each model's own trace (``record_trace``) of the same binarised input.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
@@ -19,10 +16,8 @@ pytest.importorskip("pyqtgraph")
 from PySide6.QtCore import QPointF, Qt  # noqa: E402
 from tiny_data import MNIST_DIR, mnist_split  # noqa: E402
 
-from draw_studio.checkpoint import save_checkpoint  # noqa: E402
 from draw_studio.config import TrainConfig, get_preset  # noqa: E402
 from draw_studio.explore.compare import split_inputs  # noqa: E402
-from draw_studio.model import DRAW  # noqa: E402
 from draw_studio.trace import record_trace  # noqa: E402
 from draw_studio.window_style import window_shape  # noqa: E402
 
@@ -30,30 +25,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 IMAGES = 12
 
 
-def tiny_model(seed: int, **changes) -> DRAW:
-    torch.manual_seed(seed)
-    model = DRAW(dataclasses.replace(get_preset("tiny").model, **changes))
-    with torch.no_grad():
-        for head in (model.read_head, model.write_head):
-            if head is not None:
-                head.linear.weight.mul_(8)  # attention that moves
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("compare")
-    specs = {"a": (0, {"steps": 6}), "b": (1, {"steps": 4, "read_attention": False, "write_attention": False}),
-             "small": (2, {"height": 14, "width": 14})}
-    paths = {}
-    for name, (seed, changes) in specs.items():
-        paths[name] = folder / f"{name}.ckpt"
-        save_checkpoint(paths[name], tiny_model(seed, **changes), TrainConfig(preset="tiny", dataset="mnist"))
-    return paths
-
-
-@pytest.fixture(scope="module")
-def compared(qapp, tmp_path_factory, checkpoints):
+def compared(qapp, tmp_path_factory, tiny_models):
     """One window with A open and B compared on the first IMAGES test images, the Compare dock in front."""
     from PySide6.QtCore import QSettings
 
@@ -64,12 +37,12 @@ def compared(qapp, tmp_path_factory, checkpoints):
     window = MainWindow(settings=settings, interactive=False)
     window.training.data_dir.setText(str(MNIST_DIR))
     window.show()
-    assert window.open_path(checkpoints["a"])
+    assert window.open_path(tiny_models.paths["a"])
     panel = window.compare.models
     panel.count.blockSignals(True)
     panel.count.setValue(IMAGES)
     panel.count.blockSignals(False)
-    assert show_compare(window.compare, checkpoints["b"], wait=True) == ""
+    assert show_compare(window.compare, tiny_models.paths["b"], wait=True) == ""
     yield window, panel
     window.close()
 
@@ -165,14 +138,14 @@ def test_clicking_a_scatter_point_selects_that_image(compared, own_traces, qtbot
     np.testing.assert_allclose(scatter.y, bounds[1] - bounds[0], rtol=1e-5, atol=1e-6)
 
 
-def test_a_model_of_another_image_size_is_refused_in_words(compared, checkpoints):
+def test_a_model_of_another_image_size_is_refused_in_words(compared, tiny_models):
     from draw_studio.gui.compare_dock import show_compare
 
     window, panel = compared
-    failure = show_compare(window.compare, checkpoints["small"], wait=True)
+    failure = show_compare(window.compare, tiny_models.paths["small"], wait=True)
     assert "14x14" in failure and "28x28" in failure and "same image size" in failure
     assert failure in panel.message.text()
-    assert show_compare(window.compare, checkpoints["b"], wait=True) == ""  # and B again
+    assert show_compare(window.compare, tiny_models.paths["b"], wait=True) == ""  # and B again
 
 
 def test_without_logs_the_snapshots_tab_says_why(compared):

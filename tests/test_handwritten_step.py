@@ -98,7 +98,7 @@ def test_a_failing_compile_warns_and_falls_back_to_eager(monkeypatch):
         raise RuntimeError("no C++ compiler")
 
     for piece in fast._COMPILED.values():
-        monkeypatch.setattr(piece, "compiled", broken)
+        monkeypatch.setattr(piece, "_compiled", broken)  # made lazily on first use otherwise
     monkeypatch.setattr(fast, "_compile_failed", False)
     model = small_model()
     with pytest.warns(RuntimeWarning, match="runs eagerly"):

@@ -281,3 +281,31 @@ def test_one_policy_builds_new_runs_and_says_what_a_resumed_run_may_change():
         resume_changes(lr=1e-4, batch_size=8, seed=2)
     assert {"lr", "lr_schedule", "validate_every"} <= set(CHANGEABLE_ON_RESUME)
     assert not {"batch_size", "seed", "dataset", "validation_size"} & set(CHANGEABLE_ON_RESUME)
+
+
+def test_the_last_good_state_restores_the_same_adam_moments_every_time():
+    """Optimizer.load_state_dict keeps the tensors it is given: a restore must not let later steps change the
+    kept good state (a second restore brought back moved moments before)."""
+    from draw_studio.good_state import GoodStateKeeper
+
+    torch.manual_seed(0)
+    keeper = GoodStateKeeper.__new__(GoodStateKeeper)
+    keeper.model = torch.nn.Linear(3, 2)
+    keeper.optimizer = torch.optim.Adam(keeper.model.parameters(), lr=0.1)
+
+    def step() -> None:
+        keeper.optimizer.zero_grad()
+        keeper.model(torch.randn(4, 3)).square().sum().backward()
+        keeper.optimizer.step()
+
+    step()
+    good = keeper._snapshot()
+    kept = {key: value.clone() for key, value in good["optimizer"]["state"][0].items()}
+    for _ in range(2):
+        keeper._restore(good)
+        step()
+        step()
+    keeper._restore(good)
+    for key, value in keeper.optimizer.state_dict()["state"][0].items():
+        assert torch.equal(value, kept[key]), key
+    assert not torch.equal(keeper.optimizer.state_dict()["state"][0]["exp_avg"], torch.zeros(2, 3))

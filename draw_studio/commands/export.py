@@ -1,15 +1,16 @@
-"""``draw-studio export``: frames, GIF or MP4 of a trace."""
+"""``draw-studio export``: frames, GIF or MP4 of a trace (DRAW's, or an attention classifier's classify trace)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..classify_trace import CLASSIFY_MODE, read_classify_trace
 from ..errors import DrawStudioError
-from ..export import PADDING, export_frames, export_gif, export_mp4, frame_layout, parse_images
+from ..export import export_frames, export_gif, export_mp4, frame_size, frame_steps, parse_images
 from ..memory import check_fits
 from ..trace_checks import nonfinite_fields
-from ..trace_file import open_trace_file, read_trace
+from ..trace_file import open_trace_file, read_trace, trace_mode
 from ..window_style import DEFAULT_STYLE, STYLES
 from .arguments import integer, positive_int, real
 from .common import command_parser, refuse_overwriting_inputs, status
@@ -28,17 +29,21 @@ def add_parser(subparsers) -> None:
         "Pictures of a trace file: frame s shows sigmoid(c_s) of every image; with --windows frame s also "
         "shows where step s-1 read (red) and wrote (green): by default an outline of the filter grid's extent "
         "with the filter width as a translucent band outside it; a window past the image's edge is clipped and "
-        "marked by an arrow."))
+        "marked by an arrow. A classify trace (an attention classifier's) has one frame per glimpse t = 1..T: "
+        "each image's input with the read window of glimpse t, the glimpse, and a line such as "
+        "'glimpse 3/8: p(7)=0.93, label 7'."))
     p.add_argument("trace", help="trace file written by draw-studio trace")
     p.add_argument("--frames", metavar="DIR", help="write frame_000.png ... into this folder")
     p.add_argument("--gif", metavar="FILE", help="write an animated GIF")
     p.add_argument("--mp4", metavar="FILE", help="write an MP4 video (needs pip install imageio-ffmpeg)")
-    p.add_argument("--windows", action=argparse.BooleanOptionalAction, default=False,
-                   help="draw the read (red) and write (green) attention windows (default: --no-windows)")
+    p.add_argument("--windows", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw the read (red) and write (green) attention windows (default: --no-windows for a "
+                        "DRAW trace, --windows for a classify trace)")
     p.add_argument("--window-style", choices=STYLES, default=DEFAULT_STYLE,
                    help="outline: the grid's extent outlined, the filter width a translucent band outside it "
                         "(the image stays visible); border: the paper's border as wide as the filter")
-    p.add_argument("--scale", type=integer(1, 1024), default=4, help="integer nearest-neighbour upscaling")
+    p.add_argument("--scale", type=integer(1, 1024), default=None,
+                   help="integer nearest-neighbour upscaling (default: 4; 2 for a classify trace)")
     p.add_argument("--columns", type=positive_int, default=None,
                    help="images per row (default: a near-square grid)")
     p.add_argument("--images", "--samples", dest="samples", type=image_choice, default=None,
@@ -55,23 +60,25 @@ def run(args) -> int:
         raise DrawStudioError("nothing to export: pass --frames DIR, --gif FILE and/or --mp4 FILE")
     refuse_overwriting_inputs({"--frames": args.frames, "--gif": args.gif, "--mp4": args.mp4}, {"trace": args.trace})
     check_fits(_stored_bytes(args.trace), f"reading the trace {args.trace}", "export fewer images with --samples")
-    trace = read_trace(args.trace, args.samples)
+    classify = trace_mode(args.trace) == CLASSIFY_MODE
+    trace = read_classify_trace(args.trace, args.samples) if classify else read_trace(args.trace, args.samples)
+    windows = classify if args.windows is None else args.windows
+    scale = (2 if classify else 4) if args.scale is None else args.scale
+    steps = frame_steps(trace)
     if args.frames:
         digits = max(3, len(str(trace.steps)))
-        names = [Path(args.frames) / f"frame_{step:0{digits}d}.png" for step in range(trace.steps + 1)]
+        names = [Path(args.frames) / f"frame_{step:0{digits}d}.png" for step in steps]
         refuse_overwriting_inputs({"--frames": names}, {"trace": args.trace})
-    columns, rows = frame_layout(trace, args.columns)
-    cfg = trace.model_config
-    side = (rows * (cfg.height + PADDING) + PADDING, columns * (cfg.width + PADDING) + PADDING)
-    frame = 3 * args.scale ** 2 * side[0] * side[1]  # bytes of one RGB frame
-    check_fits(frame * (trace.steps + 1 if args.gif else 2), f"frames of {trace.n} images at --scale {args.scale}"
+    height, width = frame_size(trace, scale, args.columns)
+    frame = 3 * height * width  # bytes of one RGB frame
+    check_fits(frame * (len(steps) if args.gif else 2), f"frames of {trace.n} images at --scale {scale}"
                + (" (a GIF holds all of them)" if args.gif else ""), "use a smaller --scale or fewer --samples")
-    if args.windows and trace.read_params is None and trace.write_params is None:
+    if windows and trace.read_params is None and getattr(trace, "write_params", None) is None:
         status("note: this trace has no attention windows to draw")
     if nonfinite_fields(trace):
         status(f"note: this trace holds non-finite values ({', '.join(nonfinite_fields(trace))}): the model had "
                "diverged; they are drawn black and no attention window is drawn for those steps")
-    options = {"scale": args.scale, "windows": args.windows, "columns": args.columns, "style": args.window_style}
+    options = {"scale": scale, "windows": windows, "columns": args.columns, "style": args.window_style}
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 16 == 0:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
+import warnings
 
 import torch
 
 from .. import distributed
+from ..checkpoint import read_checkpoint
 from ..classifier import CLASSIFIER_PRESETS
 from ..config import (
     CHANGEABLE_ON_RESUME,
@@ -19,6 +21,8 @@ from ..config import (
     resume_changes,
     train_config_for,
 )
+from ..cuda_graphs import MODES as GRAPH_MODES
+from ..cuda_graphs import graphs_wanted
 from ..data import DATASETS
 from ..device import resolve_device
 from ..errors import DrawStudioError
@@ -86,6 +90,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--compile", default="auto", choices=("auto", "on", "off"), help=(
         "torch.compile the fast path's steps (auto: on a CPU from ~batch 32 of mnist-paper; the first step "
         "then takes 15-40 s once, later runs reuse PyTorch's cache; also $DRAW_STUDIO_COMPILE)"))
+    p.add_argument("--cuda-graphs", default="auto", choices=GRAPH_MODES, help=(
+        "train each step of the fast path as one CUDA graph, checked against the eager step on the first step "
+        "(falls back with a warning if it differs or cannot be captured; experimental, unmeasured). on: CUDA with one "
+        "process and the fast fp32 path, refused elsewhere; auto: off until measured on a GPU"))
     p.add_argument("--threads", type=threads, default=0, help="CPU threads for PyTorch (default: PyTorch's choice)")
     p.add_argument("--log", default=None, help="training log (HDF5) to write (default: beside --out, X.log.h5)")
     p.add_argument("--no-log", action="store_true", help="write no training log")
@@ -117,6 +125,10 @@ def check_request(args) -> None:
     refuse_overwriting_inputs({"--out": args.out}, {"--init-from": args.init_from})
     if args.tensorboard:
         require_tensorboard()
+    if args.cuda_graphs == "on":  # refused before any data loads
+        ranks = distributed.ranks_from_environment()
+        graphs_wanted("on", torch.device("cpu") if ranks.active else resolve_device(args.device),
+                      processes=ranks.world_size, fast=not args.plain, precision=args.precision or "fp32")
     if not (args.resume or args.init_from):  # a resumed run keeps the batch size it trained with
         check_fits(forward_bytes(get_preset(args.preset).model, args.batch_size, training=True),
                    f"a training batch of {args.batch_size:,} images of {args.preset}", "use a smaller --batch-size",
@@ -124,15 +136,63 @@ def check_request(args) -> None:
 
 
 def checked_run(args) -> int:
-    """:func:`check_request`, then :func:`run` (under torchrun: in the process group, left at the end)."""
+    """:func:`check_request`, then :func:`run` (under torchrun: in the process group, left at the end).
+
+    Under torchrun an error that every process meets alike (an argument, the data, a checkpoint, a divergence) is
+    printed once, by process 0 (and by the first process of each other machine, as ``rank R of N: ...``); an error
+    joining the group or choosing a device, which may be one process's own, by each process that meets it.
+    """
     if train_classifier.wanted(args):  # the attention classifier: its own loop (commands/train_classifier.py)
         return train_classifier.run(args)
-    check_request(args)
-    ranks, device = distributed.setup(args.device)
+    ranks = distributed.ranks_from_environment()
+    joining = False
     try:
-        return run(args, ranks, device)
+        check_request(args)
+        check_global_batch(args, ranks)
+        joining = True
+        ranks, device = distributed.setup(args.device)
+        joining = False
+        try:
+            with one_line_warnings(ranks):
+                return run(args, ranks, device)
+        finally:
+            distributed.teardown()
+    except DrawStudioError as exc:
+        if not ranks.active or ranks.is_main:
+            raise
+        if joining or ranks.local_rank == 0:
+            raise DrawStudioError(f"rank {ranks.rank} of {ranks.world_size}: {exc}") from exc
+        return 2  # process 0 says it
+
+
+def check_global_batch(args, ranks: distributed.Ranks) -> None:
+    """Refuse, before any data loads, a global batch (``--batch-size``, or the checkpoint's when going on from one)
+    that does not divide among the processes."""
+    if not ranks.active:
+        return
+    source = args.resume or args.init_from
+    batch = TrainConfig.from_dict(read_checkpoint(source).get("train_config") or {}).batch_size if source \
+        else args.batch_size
+    ranks.check_batch(batch, resumed=bool(source))
+
+
+@contextlib.contextmanager
+def one_line_warnings(ranks: distributed.Ranks):
+    """Show DRAW Studio's run-time warnings (a fast path or CUDA graph falling back) as one line each, naming the
+    process under torchrun."""
+    previous = warnings.showwarning
+    prefix = f"rank {ranks.rank} of {ranks.world_size}: " if ranks.active else ""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if not issubclass(category, RuntimeWarning):
+            return previous(message, category, filename, lineno, file, line)
+        status(f"draw-studio train: warning: {prefix}{' '.join(str(message).split())}")
+
+    warnings.showwarning = show
+    try:
+        yield
     finally:
-        distributed.teardown()
+        warnings.showwarning = previous
 
 
 def run(args, ranks: distributed.Ranks = distributed.ONE_PROCESS, device: torch.device | None = None) -> int:
@@ -150,6 +210,7 @@ def run(args, ranks: distributed.Ranks = distributed.ONE_PROCESS, device: torch.
     options = dict(data_dir=args.data_dir, out=args.out, device=str(device or args.device), ranks=ranks,
                    download=not args.no_download,
                    fast=not args.plain, compile={"auto": None, "on": True, "off": False}[args.compile],
+                   cuda_graphs=args.cuda_graphs,
                    log=False if args.no_log else (args.log or True), overwrite=args.overwrite)
     source = args.resume or args.init_from
     if source:
@@ -165,7 +226,7 @@ def run(args, ranks: distributed.Ranks = distributed.ONE_PROCESS, device: torch.
     control = TrainingControl()
     board = args.tensorboard if ranks.is_main else None  # rank 0 alone writes and prints
     sink = TensorBoardSink(board, trainer.step) if board else contextlib.nullcontext()
-    with stop_on_signals(control), sink:
+    with stop_on_signals(control, quiet=not ranks.is_main), sink:
         for report in trainer.run(control):
             if ranks.is_main:
                 _print(report)
@@ -193,13 +254,15 @@ class _RememberGiven(argparse.Action):
 
 
 @contextlib.contextmanager
-def stop_on_signals(control: TrainingControl):
+def stop_on_signals(control: TrainingControl, quiet: bool = False):
     """Ctrl-C or SIGTERM asks the loop to stop after the current step (it then writes its checkpoint
-    and closes the log); a second signal stops at once."""
+    and closes the log); a second signal stops at once. ``quiet``: say nothing (processes other than 0
+    under torchrun, which get the same signal)."""
     def handler(signum, frame):
         if control.stop_requested:
             raise KeyboardInterrupt
-        status("stopping after this step (the checkpoint is being written; press Ctrl-C again to abort)")
+        if not quiet:
+            status("stopping after this step (the checkpoint is being written; press Ctrl-C again to abort)")
         control.stop()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

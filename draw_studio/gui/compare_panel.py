@@ -41,9 +41,9 @@ from .compare_plots import COLOUR_A, COLOUR_B, Y_BOUND_B, Y_DIFFERENCE, BoundSca
 from .document import Document
 from .explore_common import LatestRun, grey_label, sha_of
 from .image_view import ImagePane
+from .in_view_panel import InViewPanel
 from .loading import CHECKPOINT, LoadedModel, file_kind, load_checkpoint
 from .model_service import window_wording
-from .panel import Panel
 from .timeline_panel import READ_COLOUR, WRITE_COLOUR
 
 DEFAULT_IMAGES = 64  # test images compared (both models: ~1 s of one core each for the shipped models)
@@ -55,7 +55,7 @@ def model_name(loaded: LoadedModel) -> str:
     return Path(loaded.path).name if loaded.path else loaded.description
 
 
-class ComparePanel(Panel):
+class ComparePanel(InViewPanel):
     """Two models side by side on the same images (see the module docstring).
 
     Attributes
@@ -321,16 +321,6 @@ class ComparePanel(Panel):
         self._dirty = True
 
     # ------------------------------------------------------------------ drawing
-    def refresh(self) -> None:
-        """Redraw if anything changed, and only while in view (a hidden tab waits)."""
-        if self._dirty and self.isVisible():
-            self._dirty = False
-            self.redraw()
-
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        super().showEvent(event)
-        self.refresh()
-
     def redraw(self) -> None:
         loaded = self.document.model
         self.name_a.setText(loaded.description if loaded is not None else "(no model open)")

@@ -21,14 +21,14 @@ from .compare_plots import COLOUR_A, COLOUR_B
 from .document import Document
 from .explore_common import LatestRun, grey_label
 from .image_view import TileGrid
-from .panel import Panel
+from .in_view_panel import InViewPanel
 
 NOTHING = "training snapshots of the two runs show here when both compared checkpoints have a training log " \
           "beside them (X.ckpt → X.log.h5) that holds snapshots"
 COLUMNS = 4
 
 
-class CompareSnapshotsPanel(Panel):
+class CompareSnapshotsPanel(InViewPanel):
     """Both runs' prior samples at one training step (see the module docstring).
 
     Attributes
@@ -107,16 +107,6 @@ class CompareSnapshotsPanel(Panel):
 
     def wait(self, timeout_ms: int = 60_000) -> None:
         self.runs.wait(timeout_ms)
-
-    def refresh(self) -> None:
-        """Redraw if anything changed, and only while in view."""
-        if self._dirty and self.isVisible():
-            self._dirty = False
-            self.redraw()
-
-    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        super().showEvent(event)
-        self.refresh()
 
     def redraw(self) -> None:
         if self.snapshots is None:

@@ -4,22 +4,26 @@ Every point is kept (:class:`~draw_studio.gui.history.TrainingHistory`). Smoothi
 min/max thinning (:mod:`~draw_studio.gui.curve_data`) run off the window thread when there are
 many points to (re)compute, and pyqtgraph gets a few thousand points per curve whatever the
 length, so a million-row log never stalls the window. The smoothed curve is drawn over the faint
-raw one; the learning rate, when recorded, against the right axis. The view follows new points
-until the user zooms or pans; "Fit", or a new source (a new run, another log), follows again.
-Hovering says the step and the values there (:attr:`CurvesPlot.hover_text`). Reading a log and
-writing the CSV also run off the window thread (:mod:`~draw_studio.gui.curve_files`). The x axis is
-the step, the wall time, the epoch or the images seen. Several runs are drawn in the same plot, one
-colour per run, by its :attr:`CurvesPlot.overlay` (:mod:`~draw_studio.gui.runs_overlay`).
+raw one; the learning rate, when recorded, against the right axis (:mod:`~draw_studio.gui.lr_axis`).
+The view follows new points until the user zooms or pans; "Fit", or a new source (a new run, another
+log), follows again. Hovering says the step and the values there (:attr:`CurvesPlot.hover_text`,
+:mod:`~draw_studio.gui.curve_hover`). Reading a log and writing the CSV also run off the window thread
+(:mod:`~draw_studio.gui.curve_files`). The x axis is the step, the wall time, the epoch or the images
+seen. Several runs are drawn in the same plot, one colour per run, by its :attr:`CurvesPlot.overlay`
+(:mod:`~draw_studio.gui.runs_overlay`).
+
+New points are given to pyqtgraph in one event-loop turn and painted in the next (a small log is read
+in one turn, given to pyqtgraph in the next and painted in a third): no turn holds the window for all
+of it.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from ..formatting import duration
+from .axis_painting import cache_axes, lay_out_axes, steady_width
 from .curve_data import (
     INLINE_ROWS,
     PLAIN,
@@ -34,8 +38,10 @@ from .curve_data import (
     x_source,
 )
 from .curve_files import CurveFiles
+from .curve_hover import CurveHover
 from .curve_tasks import BackgroundLane
 from .history import TRAIN_COLUMNS, VALID_COLUMNS, TrainingHistory
+from .lr_axis import LearningRateAxis
 from .runs_overlay import SERIES, RunOverlay
 
 # curve name -> (history column, legend label, colour)
@@ -89,7 +95,6 @@ class CurvesPlot(QWidget):
         self._generation = history.generation
         self._lane = BackgroundLane("curves", self)
         self.files = CurveFiles(self)
-        self._hover: tuple = ()  # (curve set, row) under the mouse
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal, objectName="smoothingSlider")
         self.smoothing.setRange(0, 99)
@@ -140,10 +145,12 @@ class CurvesPlot(QWidget):
         self.plot.addItem(self.empty_note, ignoreBounds=True)
         self.valid_item = self.plot.plot(pen=pg.mkPen(VALID_COLOUR, width=2), symbol="o", symbolSize=6,
                                          symbolBrush=VALID_COLOUR, symbolPen=None)
-        self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#808080", width=1, style=Qt.PenStyle.DotLine))
-        self.cursor.setVisible(False)
-        self.plot.addItem(self.cursor, ignoreBounds=True)
-        self._build_lr_axis()
+        self.hover = CurveHover(self, {name: label.split(" (")[0] for name, (_, label, _) in TRAIN_CURVES.items()})
+        self.cursor = self.hover.cursor
+        self.lr_axis = LearningRateAxis(self.plot.getPlotItem(), LR_COLOUR)
+        self.lr_view, self.lr_item = self.lr_axis.view, self.lr_axis.item
+        cache_axes(self.plot.getPlotItem())  # a hover cursor or new points repaint the grid's axes: from pixmaps
+        steady_width(self.plot.getPlotItem().getAxis("left"))  # a log's first paint never lays the plot out anew
         self.overlay = RunOverlay(self)
         self.overlay.series_changed.connect(lambda _: self._update_legend(self.shown is not None and self.shown.has_lr))
 
@@ -155,6 +162,7 @@ class CurvesPlot(QWidget):
         layout.addWidget(self.plot, 1)
 
         self._redraw_soon = QTimer(self, singleShot=True, interval=0)
+        self._reading = False  # in open_log (a small log is read and computed there)
         self._redraw_soon.timeout.connect(self._draw)
         self.smoothing.valueChanged.connect(self._on_smoothing)
         self.log_y.toggled.connect(self._on_log)
@@ -163,23 +171,8 @@ class CurvesPlot(QWidget):
         self.export_button.clicked.connect(self.export_requested)
         self.plot.getViewBox().sigXRangeChanged.connect(lambda *_: self._redraw_soon.start())
         self.plot.getViewBox().sigResized.connect(lambda *_: self._redraw_soon.start())
-        self.plot.scene().sigMouseMoved.connect(self._on_mouse)
         self._update_smoothing_label()
         self._update_legend(lr=False)
-
-    def _build_lr_axis(self) -> None:
-        """A second view box, x-linked, behind the main one: the learning rate against the right axis."""
-        item = self.plot.getPlotItem()
-        self.lr_view = pg.ViewBox(enableMouse=False)
-        self.lr_view.setZValue(-10)  # behind the main view box, which keeps the mouse
-        item.scene().addItem(self.lr_view)
-        item.getAxis("right").linkToView(self.lr_view)
-        item.getAxis("right").setLabel("learning rate")
-        self.lr_view.setXLink(item)
-        self.lr_item = pg.PlotDataItem(pen=pg.mkPen(LR_COLOUR, width=1, style=Qt.PenStyle.DashLine))
-        self.lr_view.addItem(self.lr_item)
-        item.getViewBox().sigResized.connect(lambda *_: self.lr_view.setGeometry(item.getViewBox().sceneBoundingRect()))
-        item.hideAxis("right")
 
     # ------------------------------------------------------------------ options
     @property
@@ -201,8 +194,9 @@ class CurvesPlot(QWidget):
         return x_source(self.x_axis_key, self.history.steps_per_epoch, self.history.batch_size)
 
     def points_per_view(self) -> int:
-        """About how many min/max pairs a curve is thinned to for the plot's width."""
-        return max(200, int(self.plot.getViewBox().width()) * POINTS_PER_PIXEL)
+        """About how many min/max pairs a curve is thinned to for the plot's width (in steps of 128 pixels, about the
+        view's width: the right axis coming or going, or a few pixels more, never makes every curve drawn anew)."""
+        return max(200, self.plot.width() // 128 * 128 * POINTS_PER_PIXEL)
 
     def _update_smoothing_label(self) -> None:
         self.smoothing_label.setText(f"EMA {self.smoothing_weight:.2f}")
@@ -244,6 +238,7 @@ class CurvesPlot(QWidget):
 
     def _on_log(self, checked: bool) -> None:
         self.plot.setLogMode(y=checked)
+        self.lr_axis.keep_linear()
         self.fit()
 
     def fit(self) -> None:
@@ -251,7 +246,7 @@ class CurvesPlot(QWidget):
         self.plot.enableAutoRange()
         if self.overlay.active:
             self.plot.getViewBox().enableAutoRange(axis=pg.ViewBox.YAxis, enable=OVERLAY_Y_SHOWN)
-        self.lr_view.enableAutoRange()
+        self.lr_axis.fit()
 
     @property
     def user_zoomed(self) -> bool:
@@ -267,6 +262,9 @@ class CurvesPlot(QWidget):
     # ------------------------------------------------------------------ computing
     def refresh(self) -> None:
         """Draw the history's new points (at once when few rows need computing, else when the background is done)."""
+        if self._redraw_soon.isActive() and not self._reading:
+            self._redraw_soon.stop()  # what waits for the next turn is drawn now (the window's redraw_now, tests)
+            self._draw()
         history = self.history
         column, scale = self.x_source
         if self.overlay.active:
@@ -298,8 +296,10 @@ class CurvesPlot(QWidget):
     def _show(self, curves: CurveSet | None) -> None:
         if curves is not None:
             self.shown = curves
-            self._update_legend(curves.has_lr)
-            self._draw()
+            if self._reading:  # a small log read just now: drawn in the next turn, reading and drawing never
+                self._redraw_soon.start()  # hold the window together
+            else:
+                self._draw()
         if not self._lane.busy:
             self._computing = None
             self.refresh()  # the points that came meanwhile
@@ -326,10 +326,12 @@ class CurvesPlot(QWidget):
         if curves is None or unknown:
             for item in self.detail_items():
                 item.setData([], [])
+            self.lr_axis.hide()
             self.empty_note.setVisible(True)
             self._drawn = ()
             return
-        self.plot.getPlotItem().showAxis("right", curves.has_lr)
+        self._update_legend(curves.has_lr)  # a line longer or shorter: the plot's new size now, not after its points
+        self.layout().activate()
         view = self.plot.getViewBox()
         first, last = 0, curves.rows
         if not view.state["autoRange"][0]:  # zoomed: only what is visible (following: everything)
@@ -338,57 +340,37 @@ class CurvesPlot(QWidget):
         points = self.points_per_view()
         if self._drawn and self._drawn[0] is curves and self._drawn[1:] == (first, last, points):
             return
+        self._paint_next_turn()  # giving pyqtgraph the points and painting them take a turn each
         self._drawn = (curves, first, last, points)
         for name in SMOOTHED:
             self.raw_items[name].setData(*curves.points(name, False, first, last, points))
             self.smooth_items[name].setData(*curves.points(name, True, first, last, points))
         for name in PLAIN:
-            self.lr_item.setData(*curves.points(name, False, first, last, points))
+            self.lr_axis.show(*curves.points(name, False, first, last, points), curves.has_lr)
         valid_x = curves.valid_x
         self.valid_item.setData(valid_x, curves.valid["bound"])
         self.valid_item.setSymbol("o" if len(valid_x) <= points // 2 else None)
         self.empty_note.setVisible(curves.rows == 0 and len(valid_x) == 0)
+        for box in (view, self.lr_view):  # fit the ranges and lay out the axes in this turn, not in the next
+            if any(box.autoRangeEnabled()):  # turn's paint
+                box.updateAutoRange()
+        lay_out_axes(self.plot.getPlotItem())
 
-    # ------------------------------------------------------------------ hover
-    def _on_mouse(self, position) -> None:
-        view = self.plot.getViewBox()
-        curves = self.shown
-        if self.overlay.active or curves is None or curves.rows == 0 or not view.sceneBoundingRect().contains(position):
-            if self._hover:
-                self._hover = ()
-                self.cursor.setVisible(False)
-                self.hover_text.emit("")
-            return
-        row = self.row_at(view.mapSceneToView(position).x())
-        if not self._hover or self._hover[0] is not curves or self._hover[1] != row:
-            self._hover = (curves, row)
-            self.cursor.setPos(curves.x[row])
-            self.cursor.setVisible(True)
-            self.hover_text.emit(self.describe_row(row))
-
-    def row_at(self, x: float) -> int:
-        """The drawn training row nearest to ``x`` (in the x axis' unit)."""
-        return self.shown.row_near(x)
-
-    def describe_row(self, row: int) -> str:
-        """One line: the step, its wall time and every value drawn there (the last validation before it too)."""
-        curves = self.shown
-        train, step = curves.train, int(curves.train["step"][row])
-        parts = [f"step {step:,}", f"time {duration(train['wall_time'][row])}"]
-        for name, (_, label, _) in TRAIN_CURVES.items():
-            parts.append(f"{label.split(' (')[0]} {train[name][row]:.2f} (EMA {curves.smooth[name][row]:.2f})")
-        if np.isfinite(train["lr"][row]):
-            parts.append(f"lr {train['lr'][row]:.3g}")
-        before = int(np.searchsorted(curves.valid["step"], step, side="right"))
-        if before:
-            parts.append(f"validation {curves.valid['bound'][before - 1]:.2f} at step "
-                         f"{int(curves.valid['step'][before - 1]):,}")
-        return "  ·  ".join(parts)
+    def _paint_next_turn(self) -> None:
+        """Hold the plot's painting until the event loop has had a turn (it then paints everything at once)."""
+        viewport = self.plot.viewport()
+        if viewport.updatesEnabled():
+            viewport.setUpdatesEnabled(False)
+            QTimer.singleShot(1, self, lambda: viewport.setUpdatesEnabled(True))
 
     # ------------------------------------------------------------------ files
     def open_log(self, path, loaded=None, failed=None) -> None:
         """Read a training log and show its curves (see :meth:`CurveFiles.open_log`)."""
-        self.files.open_log(path, loaded, failed)
+        self._reading = True
+        try:
+            self.files.open_log(path, loaded, failed)
+        finally:
+            self._reading = False
 
     def export_csv(self, path, written=None, failed=None, progress=None) -> bool:
         """Write every point to a CSV (see :meth:`CurveFiles.export_csv`); False while one is being written."""

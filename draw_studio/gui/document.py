@@ -1,9 +1,14 @@
-"""What is open: one source (a checkpoint, a training run, a trace file or a training log) and what
-every panel shows of it.
+"""What is open: one source (a checkpoint, a training run, a trace file, a training log, an attention
+classifier's checkpoint or a classify trace) and what every panel shows of it.
 
 Opening anything replaces the whole document (:meth:`Document.open` emits ``source_changed``):
 no panel keeps a trace, a total or a range of the previous source. Panels draw only from here, and
 say what a source lacks with :meth:`Document.lacks`.
+
+An attention classifier (a classifier checkpoint, or a classify trace file) is shown through
+:attr:`Document.classification` (a :class:`~draw_studio.classify_trace.ClassifyTrace`): the steps are
+its glimpses 1..T, the images those it classified. It has no DRAW trace, no samples, no latents and
+no KL; the panels that show those say so (:meth:`Document.lacks`).
 """
 
 from __future__ import annotations
@@ -13,14 +18,28 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from ..classify_trace import ClassifyTrace
 from ..trace import Trace
 from ..trace_checks import displayable, nonfinite_fields
+from .classifier_source import LoadedClassifier
 from .loading import LoadedModel
 
 NOTHING, CHECKPOINT, TRAINING, TRACE_FILE, LOG_FILE = "nothing", "checkpoint", "training", "trace", "log"
+CLASSIFIER, CLASSIFY_TRACE = "classifier", "classify"
+CLASSIFIER_KINDS = (CLASSIFIER, CLASSIFY_TRACE)
 KIND_NAMES = {NOTHING: "nothing open", CHECKPOINT: "model checkpoint", TRAINING: "training run",
-              TRACE_FILE: "trace file", LOG_FILE: "training log"}
+              TRACE_FILE: "trace file", LOG_FILE: "training log", CLASSIFIER: "classifier checkpoint",
+              CLASSIFY_TRACE: "classify trace"}
 OPEN_SOMETHING = "open a checkpoint, a trace or a training log, or start training"
+NOT_CLASSIFIED = "no images classified: the Gallery says why"  # short, for image panes; the long reason: lacks()
+# what an attention classifier lacks, per quantity a DRAW panel shows
+CLASSIFIER_LACKS = {
+    "samples": "an attention classifier draws nothing: no samples from a prior",
+    "reconstructions": "an attention classifier draws nothing: no reconstructions",
+    "trace": "an attention classifier has no canvas, latents or KL: it only reads (glimpses, class probabilities)",
+    "kl": "an attention classifier has no latents, so no KL per step",
+    "heatmap": "an attention classifier has no KL per step",
+}
 
 
 class Document(QObject):
@@ -33,7 +52,8 @@ class Document(QObject):
     Attributes
     ----------
     kind : str
-        ``nothing``, ``checkpoint``, ``training``, ``trace`` or ``log``.
+        ``nothing``, ``checkpoint``, ``training``, ``trace``, ``log``, ``classifier`` (an attention
+        classifier's checkpoint) or ``classify`` (a classify trace file).
     path : str or None
         The file opened, or the checkpoint a training run writes (None: none).
     model : LoadedModel or None
@@ -48,6 +68,12 @@ class Document(QObject):
         The trace every panel shows (one of the two above).
     kl_history : list of (int, ndarray (T,))
         A training run's mean KL per step of each live trace, with its training step.
+    classifier : LoadedClassifier or None
+        An opened classifier checkpoint's model (it classifies more test images on request).
+    classification : ClassifyTrace or None
+        What an attention classifier did: glimpses and class probabilities of some images.
+    classification_note : str
+        Why a classifier shows no classification ("" when it does).
     model_steps : int
         T of the source's model (0 when unknown).
     generation : int
@@ -88,14 +114,21 @@ class Document(QObject):
         self.step = 0
         self.display_note = ""  # what was changed to draw a trace (non-finite values), else ""
         self.reconstructions_note = ""  # why a model's reconstructions are missing, else ""
+        self.classifier: LoadedClassifier | None = None
+        self.classification: ClassifyTrace | None = None
+        self.classification_note = ""  # why a classifier shows no classification, else ""
 
     # ------------------------------------------------------------------ the source
     def open(self, kind: str, path: str | Path | None = None, model: LoadedModel | None = None,
              log_path: str | Path | None = None, traces: tuple[Trace, ...] | list[Trace] = (),
-             model_steps: int = 0, live: bool = False, reconstructions_note: str = "") -> None:
+             model_steps: int = 0, live: bool = False, reconstructions_note: str = "",
+             classifier: LoadedClassifier | None = None, classification: ClassifyTrace | None = None,
+             classification_note: str = "") -> None:
         """Replace everything by a new source; the last of ``traces`` is shown, on its last step.
 
         ``reconstructions_note`` says why a model's reconstructions are missing (e.g. no test images).
+        An attention classifier comes as ``classifier`` (a checkpoint's) and/or ``classification`` (shown
+        on its last glimpse: the answer), or ``classification_note`` saying why there is none.
         """
         self.generation += 1
         self._reset()
@@ -105,6 +138,15 @@ class Document(QObject):
         self.live = live
         self.log_path = str(log_path) if log_path is not None else None
         self.model_steps = int(model_steps or (model.model.config.steps if model is not None else 0))
+        self.classifier = classifier
+        if classifier is not None and not self.model_steps:
+            self.model_steps = classifier.model.config.steps
+        if classification is not None:
+            self.classification = classification
+            self.model_steps = self.model_steps or classification.steps
+            self.step = classification.steps
+        else:
+            self.classification_note = classification_note
         for trace in traces:
             self._keep(trace)
         if self.reconstructions is None:
@@ -136,6 +178,11 @@ class Document(QObject):
         return "DRAW Studio" if self.kind == NOTHING else f"DRAW Studio — {self.describe()}"
 
     @property
+    def is_classifier(self) -> bool:
+        """The source is an attention classifier (its checkpoint or a classify trace)."""
+        return self.kind in CLASSIFIER_KINDS
+
+    @property
     def can_run_model(self) -> bool:
         """Samples and reconstructions can be recorded (a loaded model, or a running training)."""
         return self.model is not None or (self.kind == TRAINING and self.live)
@@ -149,6 +196,10 @@ class Document(QObject):
         kind, can_run = self.kind, self.can_run_model
         if kind == NOTHING:
             return OPEN_SOMETHING
+        if what == "classification":
+            return self._lacks_classification()
+        if kind in CLASSIFIER_KINDS and what in CLASSIFIER_LACKS:
+            return CLASSIFIER_LACKS[what]
         if kind == LOG_FILE and what in ("samples", "reconstructions"):
             return "a training log has no model: open its checkpoint to see samples"
         if kind == LOG_FILE and what in ("trace", "kl"):
@@ -196,6 +247,15 @@ class Document(QObject):
                 return "a training log keeps no KL per step"
             return "fills in while training runs"
         raise ValueError(f"unknown quantity {what!r}")
+
+    def _lacks_classification(self) -> str:
+        """Why no glimpses and class probabilities of a classifier are shown ("" when they are)."""
+        if self.classification is not None:
+            return ""
+        if self.kind in CLASSIFIER_KINDS:
+            return self.classification_note or "no images classified yet: press Classify (Gallery)"
+        return ("a DRAW model does not classify: open an attention classifier's checkpoint or classify trace to "
+                "see class probabilities")
 
     # ------------------------------------------------------------------ traces of the source
     def _keep(self, trace: Trace) -> Trace:
@@ -257,8 +317,22 @@ class Document(QObject):
     # ------------------------------------------------------------------ the selection
     @property
     def steps(self) -> int:
-        """T of the shown trace (0 without a trace)."""
-        return self.trace.steps if self.trace is not None else 0
+        """T of the shown trace or classification (0 without either)."""
+        if self.trace is not None:
+            return self.trace.steps
+        return self.classification.steps if self.classification is not None else 0
+
+    @property
+    def first_step(self) -> int:
+        """The first step the timeline shows: 0 (c_0, nothing done yet) for DRAW, 1 (the first glimpse) for a
+        classifier, which has nothing to show before it has read."""
+        return 1 if self.classification is not None and self.trace is None else 0
+
+    @property
+    def image_count(self) -> int:
+        """Images of the shown trace or classification (0 without either)."""
+        shown = self.trace if self.trace is not None else self.classification
+        return shown.n if shown is not None else 0
 
     def _show(self, trace: Trace | None, image_index: int, step: int) -> None:
         self.trace = trace
@@ -278,18 +352,29 @@ class Document(QObject):
         self._show(trace, index, step)
         self.trace_changed.emit()
 
-    def set_image(self, index: int) -> None:
-        """Select image ``index`` of the current trace."""
-        if self.trace is None:
+    def set_classification(self, classification: ClassifyTrace, image_index: int = 0) -> None:
+        """Show another classification of the open classifier (e.g. other test images), on its last glimpse."""
+        if self.kind not in CLASSIFIER_KINDS:
             return
-        index = min(max(int(index), 0), self.trace.n - 1)
+        self.classification = classification
+        self.classification_note = ""
+        self.image_index = min(max(int(image_index), 0), classification.n - 1)
+        self.step = classification.steps
+        self.traces_changed.emit()
+        self.trace_changed.emit()
+
+    def set_image(self, index: int) -> None:
+        """Select image ``index`` of the current trace (or classification)."""
+        if self.image_count == 0:
+            return
+        index = min(max(int(index), 0), self.image_count - 1)
         if index != self.image_index:
             self.image_index = index
             self.image_changed.emit(index)
 
     def set_step(self, step: int) -> None:
-        """Move to ``step`` (clamped to 0..T)."""
-        step = min(max(int(step), 0), self.steps)
+        """Move to ``step`` (clamped to 0..T; 1..T for a classifier's glimpses)."""
+        step = min(max(int(step), self.first_step), self.steps)
         if step != self.step:
             self.step = step
             self.step_changed.emit(step)

@@ -1,4 +1,6 @@
-"""The export dialog: which images, frames per second, upscaling and attention windows, before an export runs."""
+"""The export dialog: which images, frames per second, upscaling and attention windows, before an export runs.
+
+The trace is DRAW's or an attention classifier's (a ``ClassifyTrace``: one frame per glimpse)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..export import PADDING, grid_shape, parse_images
+from ..export import frame_steps, is_classify, parse_images, picture_size
 from ..trace import Trace
 from ..window_style import DEFAULT_STYLE, STYLE_NAMES, STYLES
 
@@ -31,8 +33,8 @@ PICTURE_KINDS = ("frames", "gif", "mp4")
 
 
 def default_scale(trace: Trace) -> int:
-    """Upscaling that makes a small image legible: 4 up to 64 pixels wide, else 2."""
-    return 4 if trace.canvas.shape[-1] <= 64 else 2
+    """Upscaling that makes a small image legible: 4 up to 64 pixels wide, else 2 (a classify trace: 2)."""
+    return 4 if trace.model_config.width <= 64 and not is_classify(trace) else 2
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class ExportDialog(QDialog):
         self.scale.setRange(1, MAX_SCALE)
         self.scale.setValue(default_scale(trace))
         self.scale.setSuffix(" ×")
-        has_windows = trace.read_params is not None or trace.write_params is not None
+        has_windows = trace.read_params is not None or getattr(trace, "write_params", None) is not None
         self.windows = QCheckBox("draw the attention windows", objectName="exportWindows")
         self.windows.setChecked(has_windows)
         self.windows.setEnabled(has_windows)
@@ -169,9 +171,7 @@ class ExportDialog(QDialog):
         if self.kind not in PICTURE_KINDS:
             self.summary.setText(f"{count} image(s), every step")
             return
-        columns, rows = grid_shape(count)
-        cfg, scale = self.trace.model_config, self.scale.value()
-        height = (rows * (cfg.height + PADDING) + PADDING) * scale
-        width = (columns * (cfg.width + PADDING) + PADDING) * scale
-        self.summary.setText(f"{self.trace.steps + 1} frames of {count} image(s), {width} × {height} pixels")
+        height, width = picture_size(count, self.trace.model_config, self.scale.value(),
+                                     classify=is_classify(self.trace))
+        self.summary.setText(f"{len(frame_steps(self.trace))} frames of {count} image(s), {width} × {height} pixels")
 

@@ -1,4 +1,5 @@
-"""Exports from the window: the view as PNG, and the current trace as frames, GIF, MP4 or HDF5.
+"""Exports from the window: the view as PNG, and the current trace as frames, GIF, MP4 or HDF5 (an attention
+classifier's: its classification, as a classify trace and its frames, one per glimpse).
 
 Before a trace export, :class:`~draw_studio.gui.export_dialog.ExportDialog`
 asks which images, the frames per second, the upscaling and whether to draw
@@ -85,12 +86,13 @@ class Exporter(QObject):
         dialog) or another export still runs.
         """
         from .. import export
+        from ..classify_trace import write_classify_trace
         from ..errors import DrawStudioError
         from ..trace_file import write_trace
 
         if kind not in KINDS:
             raise ValueError(f"unknown export kind {kind!r}; use one of {', '.join(KINDS)}")
-        trace = self.state.trace
+        trace = self.shown
         if trace is None:
             self.window.show_error("nothing to export: open a checkpoint or a trace first")
             return False
@@ -105,7 +107,7 @@ class Exporter(QObject):
             self.window.show_error(f"Export: {exc}")
             return False
         path = str(path)
-        has_windows = trace.read_params is not None or trace.write_params is not None
+        has_windows = trace.read_params is not None or getattr(trace, "write_params", None) is not None
         options = {"scale": default_scale(trace) if scale is None else int(scale),
                    "windows": has_windows if windows is None else bool(windows), "style": style}
 
@@ -116,6 +118,8 @@ class Exporter(QObject):
                 export.export_gif(trace, path, fps=fps, progress=progress, **options)
             elif kind == "mp4":
                 export.export_mp4(trace, path, fps=fps, progress=progress, **options)
+            elif export.is_classify(trace):
+                write_classify_trace(path, trace)
             else:
                 write_trace(path, trace, progress=progress)
             return f"wrote {path}"
@@ -125,6 +129,11 @@ class Exporter(QObject):
             return False
         return True
 
+    @property
+    def shown(self):
+        """What a trace export writes: the shown trace, or an attention classifier's classification (None: nothing)."""
+        return self.state.trace if self.state.trace is not None else self.state.classification
+
     def ask_view_png(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self.window, "Save view", "draw-studio.png", "PNG (*.png)")
         if path:
@@ -132,10 +141,10 @@ class Exporter(QObject):
 
     def ask_trace(self, kind: str) -> None:
         """Ask the export's options (:class:`ExportDialog`), then where to write, then export in the background."""
-        if self.state.trace is None:
+        if self.shown is None:
             self.window.show_error("nothing to export: open a checkpoint or a trace first")
             return
-        dialog = ExportDialog(self.window, self.state.trace, kind, self.state.image_index)
+        dialog = ExportDialog(self.window, self.shown, kind, self.state.image_index)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
         options = dialog.options()

@@ -1,7 +1,8 @@
 """Opening files into the document: File > Open, Open Recent, drag and drop, and the command line's path.
 
 Every way in ends in :meth:`FileOpener.open_path`: the file's kind is decided from its content
-(:func:`draw_studio.file_kinds.inspect_file`), the whole source is loaded, and only then does it
+(:func:`draw_studio.file_kinds.inspect_file`; an attention classifier's checkpoint or classify trace is
+told apart from DRAW's by its content too), the whole source is loaded, and only then does it
 replace the open document. A file that cannot be opened (a text file named ``.h5``, a CSV, a
 picture, an empty file, a folder, a truncated HDF5 file, a path that is gone) leaves the document
 as it was and becomes one message (:attr:`FileOpener.failed`), never a traceback.
@@ -16,13 +17,16 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
-from ..errors import DrawStudioError
+from ..classifier_checkpoint import CLASSIFIER_KIND, checkpoint_kind
+from ..classify_trace import read_classify_trace
+from ..errors import CheckpointError, DrawStudioError
 from ..file_kinds import CHECKPOINT, LOG, TRACE, FileInfo, inspect_file
 from ..trace_file import read_trace
 from ..training_log import default_log_path
 from .background import one_line
+from .classifier_source import load_classifier_checkpoint
 from .document import CHECKPOINT as CHECKPOINT_SOURCE
-from .document import LOG_FILE, TRACE_FILE, Document
+from .document import CLASSIFIER, CLASSIFY_TRACE, LOG_FILE, TRACE_FILE, Document
 from .loading import LoadedModel, load_checkpoint, startup_model
 from .model_service import ModelService, window_wording
 
@@ -159,7 +163,9 @@ class FileOpener(QObject):
         try:
             info = inspect_file(path)
             if info.kind == CHECKPOINT:
-                self._open_checkpoint(load_checkpoint(path))
+                self._open_any_checkpoint(path)
+            elif info.kind == TRACE and info.classifier:
+                self._open_classify_trace(path)
             elif info.kind == TRACE:
                 self._open_trace(path, info)
             elif info.kind == LOG:
@@ -203,6 +209,31 @@ class FileOpener(QObject):
         traces, note = self.service.first_traces(loaded)
         self.document.open(CHECKPOINT_SOURCE, loaded.path, model=loaded, log_path=self._log_beside(loaded.path),
                            traces=traces, reconstructions_note=note)
+        self._show_log_beside()
+
+    def _open_any_checkpoint(self, path: str | Path) -> None:
+        """A DRAW model's checkpoint, or an attention classifier's (told apart when DRAW's loader refuses it)."""
+        try:
+            loaded = load_checkpoint(path)
+        except CheckpointError:
+            if checkpoint_kind(path) != CLASSIFIER_KIND:
+                raise
+            self._open_classifier(path)
+            return
+        self._open_checkpoint(loaded)
+
+    def _open_classifier(self, path: str | Path) -> None:
+        """An attention classifier's checkpoint: its glimpses of the first test images (when they are found)."""
+        loaded = load_classifier_checkpoint(path)
+        classification, note = self.service.first_classification(loaded)
+        self.document.open(CLASSIFIER, path, log_path=self._log_beside(path), classifier=loaded,
+                           classification=classification, classification_note=note)
+        self._show_log_beside()
+
+    def _open_classify_trace(self, path: str | Path) -> None:
+        """A classify trace file: the glimpses and class probabilities it holds."""
+        classification = read_classify_trace(path)
+        self.document.open(CLASSIFY_TRACE, path, log_path=self._log_beside(path), classification=classification)
         self._show_log_beside()
 
     def _open_trace(self, path: str | Path, info: FileInfo) -> None:

@@ -5,6 +5,8 @@ Clicking an image makes it the one every panel shows (its trace becomes
 the current trace). A source without one of them (a trace file, a training
 log) says so in the grid's place. The "Learning to draw" tab
 (:mod:`~draw_studio.gui.snapshot_slider`) is there only when the source's log has snapshots.
+For an attention classifier the Model tab shows the images it classified instead, with their labels and
+its answers (:mod:`~draw_studio.gui.classified_gallery`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,19 @@ from __future__ import annotations
 import random
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QStackedWidget,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..trace import Trace
+from .classified_gallery import ClassifiedGallery
 from .document import LOG_FILE, Document
 from .image_view import TileGrid
 from .panel import Panel
@@ -31,12 +43,14 @@ class GalleryPanel(Panel):
     -------
     samples_requested(int seed, int count)
     reconstructions_requested(int first, int count)
+    classify_requested(int first, int count) : an attention classifier's test images to classify
     """
 
     title = "Gallery"
     dock_name = "galleryDock"
     samples_requested = Signal(int, int)
     reconstructions_requested = Signal(int, int)
+    classify_requested = Signal(int, int)
 
     def __init__(self, state: Document, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
@@ -76,10 +90,15 @@ class GalleryPanel(Panel):
         layout.addLayout(sample_row)
         layout.addWidget(self.reconstructions_grid, 1)
         layout.addLayout(recon_row)
+        self.classified = ClassifiedGallery(state)  # an attention classifier's images, in the DRAW page's place
+        self.classified.classify_requested.connect(self.classify_requested)
+        self.model_pages = QStackedWidget(objectName="galleryModelPages")
+        self.model_pages.addWidget(model_page)
+        self.model_pages.addWidget(self.classified)
         self.learning = SnapshotSlider(state)
         self.tabs = QTabWidget(objectName="galleryTabs")
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(model_page, "Model")
+        self.tabs.addTab(self.model_pages, "Model")
         self.tabs.addTab(self.learning, "Learning to draw")
         self.tabs.setTabVisible(LEARNING_TAB, False)
         self._learning_for = -1  # the document generation whose snapshots were last shown
@@ -131,6 +150,9 @@ class GalleryPanel(Panel):
     def redraw(self) -> None:
         self._redraw_learning()
         document = self.document
+        self.model_pages.setCurrentWidget(self.classified if document.is_classifier else self.model_pages.widget(0))
+        self.classified.redraw()
+        self.tabs.setTabText(MODEL_TAB, "Classified" if document.is_classifier else "Model")
         current = document.trace
         can_run = document.can_run_model
         for button in (self.new_samples, self.reconstruct):

@@ -1,4 +1,5 @@
-"""Glimpses: what the read head saw at every step, of the image x and of the error image x_hat."""
+"""Glimpses: what the read head saw at every step, of the image x and of the error image x_hat (DRAW), or of
+the image only (an attention classifier)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import math
 import numpy as np
 from PySide6.QtWidgets import QCheckBox, QGridLayout, QWidget
 
+from .document import NOT_CLASSIFIED
 from .image_view import DIVERGING, ImagePane, TileGrid
 from .panel import Panel
 from .state import StudioState
 
 TINY = 1e-9  # a glimpse no brighter than this read nothing: it is shown black, not stretched to full scale
+NO_ERROR_IMAGE = "an attention classifier reads the image only: no error image x_hat"
 
 
 def _largest(values: np.ndarray) -> float:
@@ -92,8 +95,12 @@ class GlimpsesPanel(Panel):
 
     def redraw(self) -> None:
         trace, state = self.state.trace, self.state
+        if trace is None and state.classification is not None:
+            self._redraw_classification()
+            return
         if trace is None or trace.read_glimpse is None:
-            why = ("no trace" if trace is None else
+            why = (NOT_CLASSIFIED if trace is None and state.is_classifier else
+                   "no trace" if trace is None else
                    "generated from the prior: nothing is read" if trace.mode == "generate" else
                    "this model reads the whole image (no read attention)")
             for view, text in ((self.x_grid, why), (self.error_grid, ""), (self.x_large, ""),
@@ -112,9 +119,31 @@ class GlimpsesPanel(Panel):
         self.error_grid.set_highlight(state.step - 1)
         self._draw_current(state.step)
 
+    def _redraw_classification(self) -> None:
+        """An attention classifier's T glimpses of the selected image (of the image only: no error image)."""
+        state = self.state
+        shown, i = state.classification, state.image_index
+        if self._drawn_trace is not shown or self._drawn_image != i:
+            self._drawn_trace, self._drawn_image = shown, i
+            self._read_x = shown.read_glimpse[i]  # (T, C, N, N)
+            self._read_error = None
+            self._draw_grids(shown.steps)
+        self.x_grid.set_highlight(state.step - 1)
+        self._draw_current(state.step)
+
     def _draw_grids(self, steps: int) -> None:
         columns = max(1, math.ceil(math.sqrt(steps)))
         self._x_top = _largest(self._read_x)
+        if self._read_error is None:  # an attention classifier: the image only
+            self.error_grid.show_message(NO_ERROR_IMAGE)
+            if self.global_scale.isChecked():
+                self.x_grid.show_tiles(np.ascontiguousarray(self._read_x), columns, levels=(0.0, self._x_top))
+                self.x_grid.set_title(f"glimpses of x (0..{self._x_top:.3g})")
+            else:
+                x_tiles, _ = per_tile(self._read_x, symmetric=False)
+                self.x_grid.show_tiles(np.ascontiguousarray(x_tiles), columns, levels=(0.0, 1.0))
+                self.x_grid.set_title("glimpses of x (own scales)")
+            return
         self._error_top = _largest(np.abs(self._read_error))
         if self.global_scale.isChecked():
             self.x_grid.show_tiles(np.ascontiguousarray(self._read_x), columns, levels=(0.0, self._x_top))
@@ -136,7 +165,13 @@ class GlimpsesPanel(Panel):
             self.x_large.show_message("t = 0: nothing read yet")
             self.error_large.show_message("")
             return
-        x, error = self._read_x[step - 1], self._read_error[step - 1]  # (C, Nr, Nr) each
+        x = self._read_x[step - 1]  # (C, Nr, Nr)
+        if self._read_error is None:  # an attention classifier: the image only
+            self.x_large.show_image(x, levels=(0.0, self._x_top if self.global_scale.isChecked() else _largest(x)))
+            self.x_large.set_title(f"t = {step}: x {x.min():.3g}..{x.max():.3g}")
+            self.error_large.show_message("")
+            return
+        error = self._read_error[step - 1]  # (C, Nr, Nr)
         if self.global_scale.isChecked():
             x_levels, error_levels = (0.0, self._x_top), (-self._error_top, self._error_top)
         else:

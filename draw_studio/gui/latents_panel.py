@@ -36,7 +36,7 @@ class LatentMap:
         pen.setWidthF(2.0)
         self.row.setPen(pen)
         self.row.setZValue(10)
-        plot.addItem(self.row)
+        plot.addItem(self.row, ignoreBounds=True)  # moved at every step: never a reason to recompute the range
         self.cell = QGraphicsRectItem()  # the cell being edited (Explore dock)
         pen = QPen(QColor("#ffffff"))
         pen.setCosmetic(True)
@@ -44,7 +44,7 @@ class LatentMap:
         self.cell.setPen(pen)
         self.cell.setZValue(11)
         self.cell.hide()
-        plot.addItem(self.cell)
+        plot.addItem(self.cell, ignoreBounds=True)
         self._shape = ()
 
     def cell_at(self, scene_pos) -> tuple[int, int] | None:
@@ -114,6 +114,7 @@ class LatentsPanel(Panel):
         self.message = self.message_above(self.view, "latentsMessage")
         self.selected_cell: tuple[int, int] | None = None
         self._cell_for = None  # (trace, image) the selected cell belongs to
+        self._drawn: tuple = ()  # (trace, image, framed cell) the maps show, ("nothing",) when hidden
         self.view.scene().sigMouseClicked.connect(self._on_click)
         self.view.setToolTip("click a cell (t, k): edit z_t[k] in the Explore dock")
 
@@ -135,13 +136,33 @@ class LatentsPanel(Panel):
     def redraw(self) -> None:
         trace, state = self.state.trace, self.state
         if trace is None:
-            self.mu_map.clear("mu")
-            self.sigma_map.clear("sigma")
-            missing = state.lacks("trace") if state.kind != "nothing" else ""
-            self.message.setText(missing)
-            self.message.setVisible(bool(missing))
+            self._show_nothing()
             return
         i = state.image_index
+        cell_for = self._cell_for
+        same = cell_for is not None and cell_for[0] is trace and cell_for[1] == i
+        cell = self.selected_cell if same else None
+        if not (self._drawn and self._drawn[0] is trace and self._drawn[1:] == (i, cell)):
+            self._drawn = (trace, i, cell)  # a step move alone only moves the frames of its row (below)
+            self._draw_maps(trace, i, cell)
+        self.view.show()
+        self.mu_map.highlight(state.step, trace.z.shape[2])
+        if trace.sigma is not None:
+            self.sigma_map.highlight(state.step, trace.z.shape[2])
+
+    def _show_nothing(self) -> None:
+        """No trace: the message says why, and the plots are hidden (they would show empty axes)."""
+        missing = self.state.lacks("trace")
+        self.message.setText(missing)
+        self.message.setVisible(bool(missing))
+        self.view.hide()
+        if self._drawn != ("nothing",):
+            self._drawn = ("nothing",)
+            self.mu_map.clear("mu")
+            self.sigma_map.clear("sigma")
+
+    def _draw_maps(self, trace, i: int, cell: tuple[int, int] | None) -> None:
+        """Both heatmaps of image ``i`` of ``trace``, the edited ``cell`` framed."""
         if trace.mu is not None and trace.sigma is not None:
             self.message.hide()
             mu, sigma = trace.mu[i], trace.sigma[i]  # (T, Z) each
@@ -155,11 +176,5 @@ class LatentsPanel(Panel):
             top = max(float(np.abs(z).max()), 1e-6)
             self.mu_map.show(z, (-top, top), f"sampled z, image {i}")
             self.sigma_map.clear("sigma: none (prior N(0, I))", z.shape)
-        size = trace.z.shape[2]
-        cell_for = self._cell_for
-        same = cell_for is not None and cell_for[0] is trace and cell_for[1] == i
-        self.mu_map.frame_cell(self.selected_cell if same else None)
-        self.sigma_map.frame_cell(self.selected_cell if same and trace.sigma is not None else None)
-        self.mu_map.highlight(state.step, size)
-        if trace.sigma is not None:
-            self.sigma_map.highlight(state.step, size)
+        self.mu_map.frame_cell(cell)
+        self.sigma_map.frame_cell(cell if trace.sigma is not None else None)

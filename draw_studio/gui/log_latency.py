@@ -68,7 +68,7 @@ def measure_log(rows: int, folder: Path) -> dict:
     """The three figures for a log of ``rows`` rows (see the module's docstring)."""
     from PySide6.QtCore import QSettings
 
-    from .app import GUI_SWITCH_INTERVAL_S, ensure_application
+    from .app import GUI_SWITCH_INTERVAL_S, ensure_application, settle_heap
     from .latency import run_event_loop_until
     from .main_window import MainWindow
 
@@ -81,6 +81,7 @@ def measure_log(rows: int, folder: Path) -> dict:
     window.resize(1280, 800)
     window.show()
     run_event_loop_until(lambda: False, 1.0)
+    settle_heap()  # as the window's own start (app.run_window)
     panel = window.training
     curves = panel.curves
     try:

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QM
 
 from ..trace import Trace
 from . import configure_pyqtgraph
+from .class_probabilities_panel import ClassProbabilitiesPanel
 from .compare_dock import add_compare_dock
 from .document import TRAINING, Document
 from .explore_dock import ExploreDock
@@ -28,6 +29,7 @@ from .information_panel import InformationPanel
 from .latents_panel import LatentsPanel
 from .loading import LoadedModel
 from .model_service import ModelService, default_data_dir, window_wording
+from .panel import out_of_view
 from .results_panel import ResultsPanel
 from .timeline_panel import TimelinePanel
 from .training_panel import TrainingPanel
@@ -93,6 +95,10 @@ class MainWindow(QMainWindow):
         self.panels.append(self.results)
         self.docks[self.results.dock_name] = self._dock(self.results)
         self.tab_behind("informationDock", self.results.dock_name)
+        self.class_probabilities = ClassProbabilitiesPanel(self.document)  # a tab beside Latents, in front for a
+        self.panels.append(self.class_probabilities)  # classifier (see _on_source_changed)
+        self.docks[self.class_probabilities.dock_name] = self._dock(self.class_probabilities)
+        self.tab_behind("latentsDock", self.class_probabilities.dock_name)
         self.gallery.follow_training(self.controller)  # a run's snapshots appear as it takes them
         self.gallery.learning.message.connect(self.show_status)
         self.docks["trainingDock"].raise_()
@@ -123,6 +129,7 @@ class MainWindow(QMainWindow):
         dock = QDockWidget(panel.title, self)
         dock.setObjectName(panel.dock_name)
         dock.setWidget(panel)
+        dock.visibilityChanged.connect(lambda shown, panel=panel: shown and self._catch_up(panel))
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -246,6 +253,8 @@ class MainWindow(QMainWindow):
         self.service.trace_ready.connect(self._on_trace_ready)
         self.gallery.samples_requested.connect(self.service.request_samples)
         self.gallery.reconstructions_requested.connect(self.service.request_reconstructions)
+        self.gallery.classify_requested.connect(self.service.request_classification)
+        self.service.classification_ready.connect(self.document.set_classification)
         self.controller.state_changed.connect(self._on_training_state)
         self.controller.live_trace.connect(self._on_live_trace)
         self.controller.failed.connect(lambda text: self.show_error(f"Training stopped: {text}"))
@@ -271,10 +280,18 @@ class MainWindow(QMainWindow):
     def _redraw_in_turns(self) -> None:
         """The timer's redraw: the dirty panels one per event-loop turn, each painted before the next
         is drawn, so that a change that dirties every panel (opening a file, a step) never holds the
-        event loop for the sum of all their paints."""
+        event loop for the sum of all their paints. A panel out of view (a tab behind another, a closed
+        dock) that only missed step moves waits until it is shown (:meth:`_catch_up`)."""
         if not self._redraw_queue:
-            self._redraw_queue = [panel for panel in self.panels if panel.dirty]
+            shown = self.isVisible()
+            self._redraw_queue = [panel for panel in self.panels
+                                  if panel.dirty and not (shown and panel.only_step_changed and out_of_view(panel))]
             self._redraw_next()
+
+    def _catch_up(self, panel) -> None:
+        """A dock came into view: draw the step moves its panel waited for before it is painted."""
+        if panel.only_step_changed:
+            self._refresh(panel)
 
     def _redraw_next(self) -> None:
         if self._redraw_queue:
@@ -332,6 +349,9 @@ class MainWindow(QMainWindow):
         document = self.document
         self.setWindowTitle(document.window_title())
         self._show_source()
+        if document.is_classifier != getattr(self, "_classifier_in_front", False):  # a classifier has no latents:
+            self._classifier_in_front = document.is_classifier  # its class probabilities in front instead
+            self.docks[self.class_probabilities.dock_name if document.is_classifier else "latentsDock"].raise_()
         if not self.controller.active:
             model = document.model
             if model is not None and document.kind != TRAINING:

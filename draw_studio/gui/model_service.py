@@ -1,4 +1,5 @@
-"""Runs the open source's model for the panels: samples, reconstructions, and the first traces of a checkpoint.
+"""Runs the open source's model for the panels: samples, reconstructions, and the first traces of a checkpoint;
+for an attention classifier, what it makes of test images (:meth:`ModelService.classify`).
 
 While the open source is a running training, the worker owns the model, so a trace is asked of it
 (served between two steps); otherwise the document's model runs here, in the GUI thread (a few
@@ -14,11 +15,13 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from ..classify_trace import ClassifyTrace
 from ..config import TrainConfig
 from ..data import ImageSet, load_split, model_inputs
 from ..errors import DrawStudioError
 from ..model import DRAW
 from ..trace import Trace, TraceInputs, record_trace
+from .classifier_source import FIRST_COUNT, LoadedClassifier, classify_images
 from .document import TRAINING, Document
 from .loading import LoadedModel
 from .training_controller import TrainingController
@@ -56,10 +59,12 @@ class ModelService(QObject):
     Signals
     -------
     trace_ready(str, Trace) : purpose (``samples``, ``reconstructions``) and the trace, for the open source
+    classification_ready(ClassifyTrace) : the open classifier's glimpses of the test images asked for
     message(str) : a line for the status bar (e.g. why a request failed)
     """
 
     trace_ready = Signal(str, object)
+    classification_ready = Signal(object)
     message = Signal(str)
 
     def __init__(self, controller: TrainingController, document: Document, data_dir=lambda: None,
@@ -188,6 +193,42 @@ class ModelService(QObject):
         except DrawStudioError as exc:
             return traces, window_wording(f"no reconstructions: {exc}")
         return traces, ""
+
+
+    # ------------------------------------------------------------------ an attention classifier
+    def classify(self, loaded: LoadedClassifier, first: int, count: int) -> ClassifyTrace:
+        """``loaded``'s glimpses of test images ``first .. first+count-1`` of its dataset, here and now.
+
+        Raises
+        ------
+        DrawStudioError
+            The test images are not found (never downloaded here) or do not fit the classifier.
+        """
+        images = self.test_images(loaded.train_config)
+        return classify_images(loaded, images, first, count, f"{loaded.train_config.dataset}/test")
+
+    def first_classification(self, loaded: LoadedClassifier,
+                             count: int = FIRST_COUNT) -> tuple[ClassifyTrace | None, str]:
+        """The first ``count`` test images classified by ``loaded``, or None and why not (in the window's words)."""
+        try:
+            return self.classify(loaded, 0, count), ""
+        except DrawStudioError as exc:
+            return None, window_wording(f"no test images to classify: {exc}")
+
+    def request_classification(self, first: int, count: int) -> None:
+        """Classify test images ``first .. first+count-1`` with the open classifier; the result arrives by
+        ``classification_ready`` (a failure is a status line)."""
+        loaded = self.document.classifier
+        if loaded is None:
+            self.message.emit(self.document.lacks("classification") or
+                              "no classifier to run: open a classifier checkpoint")
+            return
+        try:
+            classification = self.classify(loaded, first, count)
+        except DrawStudioError as exc:
+            self.message.emit(window_wording(f"cannot classify: {exc}"))
+            return
+        self.classification_ready.emit(classification)
 
 
 def default_data_dir() -> str:

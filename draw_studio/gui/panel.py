@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .document import Document
@@ -18,20 +19,27 @@ class Panel(QWidget):
 
     title = ""
     dock_name = ""
+    follows_step = True  # False: the timeline's step changes nothing the panel shows (a step leaves it clean)
 
     def __init__(self, state: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = self.document = state
         self._dirty = True
-        for signal in (state.source_changed, state.traces_changed, state.trace_changed, state.image_changed,
-                       state.step_changed):
+        self._changed_more_than_step = True  # since the last redraw, something besides the timeline's step changed
+        self._step_moving = False  # step_changed is being delivered (set before mark_dirty hears it, cleared after)
+        for signal in (state.source_changed, state.traces_changed, state.trace_changed, state.image_changed):
             signal.connect(self.mark_dirty)
+        if self.follows_step:
+            state.step_changed.connect(self._step_begins)
+            state.step_changed.connect(self.mark_dirty)  # a subclass that stops following the step disconnects it
+            state.step_changed.connect(self._step_ends)
 
     def message_above(self, view: QWidget, object_name: str) -> QLabel:
         """Lay out a grey, wrapping message line above ``view`` (which takes the rest); return the label."""
         message = QLabel(objectName=object_name)
         message.setStyleSheet("color: #9a9a9a;")
         message.setWordWrap(True)
+        message.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)  # at the top when alone
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(message)
@@ -40,17 +48,36 @@ class Panel(QWidget):
 
     def mark_dirty(self, *_) -> None:
         self._dirty = True
+        if not self._step_moving:
+            self._changed_more_than_step = True
+
+    def _step_begins(self, *_) -> None:
+        self._step_moving = True
+
+    def _step_ends(self, *_) -> None:
+        self._step_moving = False
 
     @property
     def dirty(self) -> bool:
         """Something changed since the last redraw."""
         return self._dirty
 
+    @property
+    def only_step_changed(self) -> bool:
+        """The timeline's step is all that changed since the last redraw (a hidden panel may wait until shown)."""
+        return self._dirty and not self._changed_more_than_step
+
     def refresh(self) -> None:
         """Redraw if anything changed since the last redraw."""
         if self._dirty:
-            self._dirty = False
+            self._dirty = self._changed_more_than_step = False
             self.redraw()
 
     def redraw(self) -> None:
         raise NotImplementedError
+
+
+def out_of_view(widget: QWidget) -> bool:
+    """``widget`` cannot be seen: hidden, or in a dock whose tab is behind another's (Qt keeps those "visible",
+    moved out of the window)."""
+    return not widget.isVisible() or widget.visibleRegion().isEmpty()

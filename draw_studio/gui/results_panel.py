@@ -151,6 +151,8 @@ class ResultsPanel(Panel):
             return None, "a training log has no model: open its checkpoint to compute its results"
         if kind == TRACE_FILE:
             return None, "a trace file has no model: open its checkpoint to compute its results"
+        if document.is_classifier:
+            return None, "these are DRAW's bounds; an attention classifier's test error: draw-studio eval C.ckpt"
         if kind == TRAINING and document.live:
             return None, "the model is being trained: compute its results once training has stopped"
         path = model.path if model is not None else None

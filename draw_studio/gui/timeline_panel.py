@@ -14,12 +14,16 @@ The image panes zoom with the wheel and pan with a drag (together), and the
 value under the cursor is sent as text by :attr:`TimelinePanel.hover_text`.
 The step keys work anywhere in the window unless a text field is being
 edited (see :mod:`draw_studio.gui.keys`).
+
+For an attention classifier the steps are its glimpses 1..T: the input pane
+shows the read window of glimpse t on the input, the middle pane the glimpse
+itself (N x N, scaled to its own range), and the canvas pane says that a
+classifier has none.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
@@ -31,8 +35,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..attention import PARAM_COLUMNS
 from .attention_overlay import WindowControls, WindowOverlay
+from .attention_plots import AttentionPlots
+from .document import NOT_CLASSIFIED
 from .image_view import DIVERGING, ImagePane
 from .keys import WindowKeys
 from .panel import Panel
@@ -41,9 +46,8 @@ from .trace_view import increment_scale, model_sizes
 
 READ_COLOUR = "#ff3b3b"
 WRITE_COLOUR = "#38e05a"
-PARAM_TITLES = {"gx": "centre gx", "gy": "centre gy", "delta": "stride δ", "sigma2": "variance σ²",
-                "gamma": "intensity γ"}
 PAGE = 8  # steps moved by Page Up / Page Down
+NO_CANVAS = "no canvas: an attention classifier only reads, it never writes"
 OPACITY_STEP = 0.1  # opacity change of [ and ]
 
 
@@ -75,6 +79,11 @@ class TimelinePanel(Panel):
         self.canvas_pane.setObjectName("canvasPane")
         self.increment_pane = ImagePane("written by step t", colormap=DIVERGING)
         self.increment_pane.setObjectName("incrementPane")
+        self.glimpse_pane = ImagePane("glimpse t")  # an attention classifier's, in the increment's place
+        self.glimpse_pane.setObjectName("classifierGlimpsePane")
+        self.glimpse_pane.setToolTip("what glimpse t read: γ F_Y x F_Xᵀ, from 0 to its own largest value")
+        self.glimpse_pane.hide()
+        self._classifier_layout = False
         self.read_box = WindowOverlay(self.canvas_pane.view_box, READ_COLOUR, "read")
         self.write_box = WindowOverlay(self.canvas_pane.view_box, WRITE_COLOUR, "write")
         self.input_read_box = WindowOverlay(self.input_pane.view_box, READ_COLOUR, "read")
@@ -83,7 +92,7 @@ class TimelinePanel(Panel):
         for pane in (self.input_pane, self.increment_pane):  # zoom and pan the three images together
             pane.view_box.setXLink(self.canvas_pane.view_box)
             pane.view_box.setYLink(self.canvas_pane.view_box)
-        for pane in (self.input_pane, self.canvas_pane, self.increment_pane):
+        for pane in (self.input_pane, self.canvas_pane, self.increment_pane, self.glimpse_pane):
             pane.hovered.connect(lambda x, y, pane=pane: self._on_hover(pane, x, y))
         self._hover: tuple[ImagePane | None, int, int] = (None, -1, -1)
         self.window_note = QLabel(objectName="windowNote")  # e.g. "write window extends past the image (right)"
@@ -95,35 +104,10 @@ class TimelinePanel(Panel):
         images = QHBoxLayout(self.images_row)
         images.setContentsMargins(0, 0, 0, 0)
         images.setSpacing(4)
-        for pane in (self.input_pane, self.canvas_pane, self.increment_pane):
+        for pane in (self.input_pane, self.canvas_pane, self.increment_pane, self.glimpse_pane):
             images.addWidget(pane, 1)
 
-        self.params_view = pg.GraphicsLayoutWidget()
-        self.params_view.setObjectName("attentionPlots")
-        self.params_view.setMinimumHeight(150)
-        self.param_plots: dict[str, pg.PlotItem] = {}
-        self.read_curves: dict[str, pg.PlotDataItem] = {}
-        self.write_curves: dict[str, pg.PlotDataItem] = {}
-        self.cursors: list[pg.InfiniteLine] = []
-        for i, name in enumerate(PARAM_COLUMNS):
-            plot = self.params_view.addPlot(row=i // 3, col=i % 3, title=PARAM_TITLES[name])
-            plot.titleLabel.setText(PARAM_TITLES[name], size="8pt")
-            plot.setMenuEnabled(False)
-            plot.showGrid(x=True, y=True, alpha=0.15)
-            plot.getAxis("left").setWidth(34)
-            self.read_curves[name] = plot.plot(pen=pg.mkPen(READ_COLOUR, width=1.5))
-            self.write_curves[name] = plot.plot(pen=pg.mkPen(WRITE_COLOUR, width=1.5))
-            cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen("#ffd400", width=1))
-            plot.addItem(cursor)
-            self.cursors.append(cursor)
-            if self.param_plots:
-                plot.setXLink(next(iter(self.param_plots.values())))
-            self.param_plots[name] = plot
-        legend = self.params_view.addLabel(
-            f"<span style='color:{READ_COLOUR}'>━ read</span><br>"
-            f"<span style='color:{WRITE_COLOUR}'>━ write</span><br>"
-            "<span style='color:#ffd400'>│ step t</span><br>x axis: step t", row=1, col=2)
-        legend.setMaximumWidth(120)
+        self.params_view = AttentionPlots(READ_COLOUR, WRITE_COLOUR)
 
         self.play_button = QToolButton(objectName="playButton")
         self.play_button.setText("▶")
@@ -149,7 +133,10 @@ class TimelinePanel(Panel):
         layout.addWidget(self.window_controls)
         layout.addWidget(self.images_row, 3)
         layout.addWidget(self.window_note)
-        layout.addWidget(self.params_view, 2)
+        params_area = QWidget()  # keeps its share of the height while the plots are hidden
+        QVBoxLayout(params_area).addWidget(self.params_view)
+        params_area.layout().setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(params_area, 2)
 
         self.play_timer = QTimer(self)
         self.play_timer.timeout.connect(self._advance)
@@ -224,25 +211,33 @@ class TimelinePanel(Panel):
     # ------------------------------------------------------------------ drawing
     def _sync_slider(self, *_) -> None:
         """Keep the slider's range and position on the state's (at once: it is the input)."""
-        steps, step = self.state.steps, self.state.step
+        steps, step, first = self.state.steps, self.state.step, self.state.first_step
         self.slider.blockSignals(True)
-        if self.slider.maximum() != steps:
-            self.slider.setRange(0, steps)
+        if self.slider.maximum() != steps or self.slider.minimum() != first:
+            self.slider.setRange(first, steps)
         if self.slider.value() != step:
             self.slider.setValue(step)
         self.slider.blockSignals(False)
 
     def redraw(self) -> None:
         trace, state = self.state.trace, self.state
+        self._use_classifier_layout(trace is None and state.is_classifier)
+        if trace is None and state.classification is not None:
+            self.params_view.show()
+            self._redraw_classification()
+            return
+        self.params_view.setVisible(trace is not None)  # nothing to plot: no empty axes
         if trace is None:
             for pane in (self.input_pane, self.canvas_pane, self.increment_pane):
                 pane.show_message("open a checkpoint, a trace or start training")
             for box in (self.read_box, self.write_box, self.input_read_box):
                 box.place(None, 1, 1, 1)
             self.step_label.setText("t = 0 / 0")
-            for curves in (self.read_curves, self.write_curves):
-                for curve in curves.values():
-                    curve.setData([], [])
+            if state.is_classifier:  # a classifier checkpoint without test images (the Gallery says why)
+                self.input_pane.show_message(NOT_CLASSIFIED)
+                self.glimpse_pane.show_message("")
+                self.canvas_pane.show_message(NO_CANVAS)
+            self.params_view.clear()
             self._drawn_trace = None
             self._show_notes()
             return
@@ -254,11 +249,11 @@ class TimelinePanel(Panel):
         if new_image:
             self._drawn_trace, self._drawn_image = trace, i
             self._increment_scale = increment_scale(trace, i)
-            self._draw_param_curves(trace, i)
-        if trace.input is not None:
-            self.input_pane.show_image(trace.input[i])
-        else:
-            self.input_pane.show_message("generated from the prior:\nno input image")
+            self.params_view.show_params(trace, i)
+            if trace.input is not None:  # the same at every step
+                self.input_pane.show_image(trace.input[i])
+            else:
+                self.input_pane.show_message("generated from the prior:\nno input image")
         self.canvas_pane.show_image(trace.mean_images(s)[i])
         self.canvas_pane.set_title(f"canvas sigmoid(c_{s})")
         written = trace.increment(s)[i] if s >= 1 else None
@@ -276,8 +271,49 @@ class TimelinePanel(Panel):
         self.input_read_box.place(read, read_n, cfg.height, cfg.width)
         self.write_box.place(write, write_n, cfg.height, cfg.width)
         self._show_notes()
-        for cursor in self.cursors:
-            cursor.setValue(s)
+        self.params_view.set_step(s)
+        self._emit_hover()
+
+    def _use_classifier_layout(self, classifier: bool) -> None:
+        """An attention classifier: the glimpse pane in the increment's place, the panes zoomed each on its
+        own (a glimpse is not the input's size); a DRAW source: the three panes zoomed and panned together."""
+        if classifier == self._classifier_layout:
+            return
+        self._classifier_layout = classifier
+        self.increment_pane.setVisible(not classifier)
+        self.glimpse_pane.setVisible(classifier)
+        for pane in (self.input_pane, self.increment_pane):
+            pane.view_box.setXLink(None if classifier else self.canvas_pane.view_box)
+            pane.view_box.setYLink(None if classifier else self.canvas_pane.view_box)
+        self.input_pane.fit_view()
+        self._drawn_trace = None
+
+    def _redraw_classification(self) -> None:
+        """Glimpse s of the selected image: its read window on the input, the glimpse, the attention curves."""
+        state = self.state
+        shown = state.classification
+        i, s, T = state.image_index, state.step, shown.steps
+        cfg = shown.model_config
+        self._sync_slider()
+        self.step_label.setText(f"glimpse t = {s} / {T}")
+        if shown is not self._drawn_trace or i != self._drawn_image:
+            self._drawn_trace, self._drawn_image = shown, i
+            self.params_view.show_params(shown, i)
+        self.input_pane.show_image(shown.input[i])
+        self.canvas_pane.show_message(NO_CANVAS)
+        read = shown.read_params[i, s - 1] if s >= 1 else None
+        self.read_box.place(None, 1, 1, 1)
+        self.write_box.place(None, 1, 1, 1)
+        self.input_read_box.place(read, cfg.read_n, cfg.height, cfg.width)
+        if s >= 1:
+            glimpse = shown.read_glimpse[i, s - 1]  # (C, N, N)
+            top = float(glimpse.max())
+            self.glimpse_pane.show_image(glimpse, levels=(0.0, top if top > 1e-9 else 1.0))
+            self.glimpse_pane.set_title(f"glimpse {s} ({cfg.read_n}×{cfg.read_n}): 0..{top:.3g}")
+        else:
+            self.glimpse_pane.show_message("nothing read yet")
+        self._show_notes()
+        self.params_view.set_step(s)
         self._emit_hover()
 
     # ------------------------------------------------------------------ attention windows and read-outs
@@ -306,22 +342,17 @@ class TimelinePanel(Panel):
         """What pane ``pane`` shows at pixel (x, y) of the current image and step ("" if nothing)."""
         trace, s = self.state.trace, self.state.step
         value = pane.value_at(x, y)
-        if trace is None or value is None or not pane.showing_image():
+        shown = trace if trace is not None else self.state.classification
+        if shown is None or value is None or not pane.showing_image():
             return ""
         where = f"(x {x}, y {y})"
+        if pane is self.glimpse_pane:
+            return f"glimpse {s} {where} = {_values(value)}"
+        if trace is None:
+            return f"input x {where} = {_values(value)}"
         if pane is self.canvas_pane:
             logit = trace.canvas[self.state.image_index, s, :, y, x]  # (C,)
             return f"canvas {where}: sigmoid(c_{s}) = {_values(value)}, logit c_{s} = {_values(logit)}"
         if pane is self.increment_pane:
             return f"c_{s} − c_{s - 1} {where} = {_values(value, sign=True)}"
         return f"input x {where} = {_values(value)}"
-
-    def _draw_param_curves(self, trace, image: int) -> None:
-        t = np.arange(1, trace.steps + 1)
-        for column, name in enumerate(PARAM_COLUMNS):
-            for params, curves in ((trace.read_params, self.read_curves), (trace.write_params, self.write_curves)):
-                if params is None:
-                    curves[name].setData([], [])
-                else:
-                    curves[name].setData(t, params[image, :, column])
-        self.param_plots["gx"].setXRange(0, trace.steps, padding=0.02)

@@ -66,6 +66,7 @@ class TrainingPanel(Panel):
 
     title = "Training"
     dock_name = "trainingDock"
+    follows_step = False
     message = Signal(str)
 
     def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:

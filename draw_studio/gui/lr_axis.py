@@ -1,0 +1,90 @@
+"""The training curves' learning rate: a dashed line against the plot's right axis, in a view box of its own.
+
+The view box lies behind the plot's main one, x-linked to it, and fits its y range to the learning
+rate. A constant learning rate (a run without a schedule) would make pyqtgraph's automatic range
+±0.5 around it, drawn as "-400..400 (x0.001)": its range is then 0..twice the rate instead, the line
+in the middle. The right axis is shown only while a learning rate is drawn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from .axis_painting import cache_axis, steady_width
+
+CONSTANT_SHARE = 1e-6  # a spread below this share of the rate's size counts as constant
+
+
+class LearningRateAxis:
+    """The learning-rate line of ``plot`` and its right axis.
+
+    Attributes
+    ----------
+    view : pyqtgraph.ViewBox
+        The view box the line is drawn in.
+    item : pyqtgraph.PlotDataItem
+        The line.
+    """
+
+    def __init__(self, plot: pg.PlotItem, colour: str) -> None:
+        self.plot = plot
+        self.view = pg.ViewBox(enableMouse=False)
+        self.view.setZValue(-10)  # behind the main view box, which keeps the mouse
+        plot.scene().addItem(self.view)
+        axis = plot.getAxis("right")
+        axis.linkToView(self.view)
+        axis.setLabel("learning rate")
+        cache_axis(axis)
+        steady_width(axis)
+        self.view.setXLink(plot)
+        self.view.enableAutoRange(axis=pg.ViewBox.XAxis, enable=False)  # x: the main view box's
+        self.item = pg.PlotDataItem(pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
+        self.view.addItem(self.item)
+        main = plot.getViewBox()
+        main.sigResized.connect(lambda *_: self.view.setGeometry(main.sceneBoundingRect()))
+        plot.hideAxis("right")
+        self.constant: float | None = None  # the rate drawn when it never changes
+
+    def show(self, x: np.ndarray, rates: np.ndarray, recorded: bool) -> None:
+        """Draw ``rates`` against ``x`` (the points drawn: min/max thinned, so they hold the extremes), the right
+        axis only when the run ``recorded`` a learning rate."""
+        self.item.setData(x, rates)
+        self._show_axis(recorded)
+        finite = rates[np.isfinite(rates)]
+        constant = None
+        if finite.size:
+            low, high = float(finite.min()), float(finite.max())
+            if high - low <= CONSTANT_SHARE * max(abs(low), abs(high)):
+                constant = high
+        if constant != self.constant:
+            self.constant = constant
+            self.fit()
+
+    def keep_linear(self) -> None:
+        """Keep the learning rate's axis linear when the plot's y axis turns logarithmic (pyqtgraph turns every
+        axis of the plot, and so also the learning rate's view box, which holds plain rates, not their logs)."""
+        self.plot.getAxis("right").setLogMode(False)
+
+    def hide(self) -> None:
+        """No line, no right axis."""
+        self.item.setData([], [])
+        self._show_axis(False)
+
+    def _show_axis(self, shown: bool) -> None:
+        """Show or hide the right axis, laid out at once (else the plot is painted, then laid out and painted again)."""
+        if self.plot.getAxis("right").isVisible() != shown:
+            self.plot.showAxis("right", shown)
+            self.plot.layout.activate()
+
+    def fit(self) -> None:
+        """Follow the rate's range again (a constant rate: 0..twice it, the line in the middle; -1..1 for 0).
+
+        Only y: x follows the main view box (a range of its own would turn the main view's following off)."""
+        self.view.enableAutoRange(axis=pg.ViewBox.XAxis, enable=False)
+        if self.constant is None:
+            self.view.enableAutoRange(axis=pg.ViewBox.YAxis)
+            return
+        low, high = sorted((0.0, 2.0 * self.constant)) if self.constant != 0 else (-1.0, 1.0)
+        self.view.setYRange(low, high, padding=0.0)
