@@ -129,7 +129,7 @@ def test_the_mouse_over_a_curve_highlights_its_row(window, two_runs, qtbot):
     runs.table.set_ticked(log_key(two_runs / "slow.log.h5"), False)  # the fast run alone: nothing covers it
     curves = window.training.curves
     qtbot.waitUntil(lambda: curves.plot.width() > 100)
-    qtbot.wait(100)  # the view takes its new range (the fast run's alone)
+    qtbot.wait(600)  # the view takes its new range (the fast run's alone; set and painted over a few turns)
     fast = named(window, "runCurve:fast:train")
     x, y = fast.getData()
     view = curves.plot.getViewBox()

@@ -314,10 +314,11 @@ class CurvesPlot(QWidget):
         for item in self.detail_items():
             item.setVisible(not overlay)
         if overlay:
-            self.plot.getPlotItem().showAxis("right", False)
+            self.lr_axis.show_axis(False)
             self.overlay.draw()
             self.empty_note.setText("tick runs in the Runs tab to see their curves")
             self.empty_note.setVisible(not self.overlay.runs)
+            self._settle_view()
             return
         curves = self.shown
         unknown = curves is not None and curves.x_scale != curves.x_scale  # no steps per epoch / batch size
@@ -351,8 +352,13 @@ class CurvesPlot(QWidget):
         self.valid_item.setData(valid_x, curves.valid["bound"])
         self.valid_item.setSymbol("o" if len(valid_x) <= points // 2 else None)
         self.empty_note.setVisible(curves.rows == 0 and len(valid_x) == 0)
-        for box in (view, self.lr_view):  # fit the ranges and lay out the axes in this turn, not in the next
-            if any(box.autoRangeEnabled()):  # turn's paint
+        self._settle_view()
+
+    def _settle_view(self) -> None:
+        """Fit the ranges to what was just given to pyqtgraph and lay out the axes, now rather than in the next
+        paint (which may come a turn later): the view's range is right at once, and the paint does less."""
+        for box in (self.plot.getViewBox(), self.lr_view):
+            if any(box.autoRangeEnabled()):
                 box.updateAutoRange()
         lay_out_axes(self.plot.getPlotItem())
 

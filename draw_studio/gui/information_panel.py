@@ -63,7 +63,7 @@ class InformationPanel(Panel):
         layout = QVBoxLayout(plots)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        for view, stretch in ((self.view, 3), (self.heat_view, 2)):
+        for view, stretch in ((self.view, 1), (self.heat_view, 1)):  # the heat map has more axes and titles
             view.setMinimumHeight(34)  # the two together: the dock's smallest height of one view
             layout.addWidget(view, stretch)
         self.message = self.message_above(plots, "informationMessage")

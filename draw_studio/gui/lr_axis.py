@@ -51,7 +51,7 @@ class LearningRateAxis:
         """Draw ``rates`` against ``x`` (the points drawn: min/max thinned, so they hold the extremes), the right
         axis only when the run ``recorded`` a learning rate."""
         self.item.setData(x, rates)
-        self._show_axis(recorded)
+        self.show_axis(recorded)
         finite = rates[np.isfinite(rates)]
         constant = None
         if finite.size:
@@ -70,9 +70,9 @@ class LearningRateAxis:
     def hide(self) -> None:
         """No line, no right axis."""
         self.item.setData([], [])
-        self._show_axis(False)
+        self.show_axis(False)
 
-    def _show_axis(self, shown: bool) -> None:
+    def show_axis(self, shown: bool) -> None:
         """Show or hide the right axis, laid out at once (else the plot is painted, then laid out and painted again)."""
         if self.plot.getAxis("right").isVisible() != shown:
             self.plot.showAxis("right", shown)

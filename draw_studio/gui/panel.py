@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from .document import Document
@@ -14,7 +14,10 @@ class Panel(QWidget):
     The window's redraw timer (at most ~30 Hz) calls :meth:`refresh`, so a
     burst of changes costs one redraw. ``state`` (also ``document``) is the
     open :class:`~draw_studio.gui.document.Document`: a panel draws only what
-    it holds, and says what the source lacks (:meth:`Document.lacks`).
+    it holds, and says what the source lacks (:meth:`Document.lacks`). A
+    panel out of view whose only change is the timeline's step
+    (:attr:`only_step_changed`) is drawn when it comes into view; one that
+    never shows the step sets ``follows_step = False``.
     """
 
     title = ""
@@ -79,5 +82,8 @@ class Panel(QWidget):
 
 def out_of_view(widget: QWidget) -> bool:
     """``widget`` cannot be seen: hidden, or in a dock whose tab is behind another's (Qt keeps those "visible",
-    moved out of the window)."""
-    return not widget.isVisible() or widget.visibleRegion().isEmpty()
+    moved out of their window)."""
+    if not widget.isVisible():
+        return True
+    top = widget.window()
+    return not top.rect().intersects(QRect(widget.mapTo(top, QPoint(0, 0)), widget.size()))

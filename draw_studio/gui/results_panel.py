@@ -72,6 +72,7 @@ class ResultsPanel(Panel):
 
     title = "Results"
     dock_name = "resultsDock"
+    follows_step = False  # the bounds are the model's: the timeline's step changes nothing here
 
     def __init__(self, state: Document, data_dir: Callable[[], str | None] = lambda: None,
                  parent: QWidget | None = None) -> None:
