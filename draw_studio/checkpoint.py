@@ -53,10 +53,21 @@ def save_checkpoint(path: str | Path, model: DRAW, train_config: TrainConfig | N
         "train_config": train_config.to_dict() if train_config is not None else None,
         "model": {k: v.detach().cpu().to(weights_dtype if weights_dtype and v.is_floating_point() else v.dtype)
                   for k, v in model.state_dict().items()},
-        "optimizer": _to_cpu(optimizer.state_dict()) if optimizer is not None else None,
+        "optimizer": cpu_copy(optimizer.state_dict()) if optimizer is not None else None,
         "step": int(step),
         "extra": extra or {},
     }
+    write_checkpoint_state(path, state)
+
+
+def write_checkpoint_state(path: str | Path, state: dict) -> None:
+    """Write a checkpoint dictionary (any kind) atomically, refusing non-finite weights in ``state["model"]``.
+
+    Raises
+    ------
+    DrawStudioError
+        Non-finite weights (nothing is written), or the file could not be written.
+    """
     for name, value in state["model"].items():
         if not torch.isfinite(value).all():
             raise DrawStudioError(f"refusing to save a checkpoint with non-finite weights ({name})")
@@ -68,13 +79,15 @@ def save_checkpoint(path: str | Path, model: DRAW, train_config: TrainConfig | N
     atomic_write(path, lambda temp: Path(temp).write_bytes(data))
 
 
-def _to_cpu(value):
+def cpu_copy(value):
+    """``value`` (a tensor, or dicts / lists / tuples of them, e.g. an optimiser's state) with every tensor on
+    the CPU and detached."""
     if isinstance(value, torch.Tensor):
         return value.detach().cpu()
     if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
+        return {k: cpu_copy(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
+        return type(value)(cpu_copy(v) for v in value)
     return value
 
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 
 from . import SOFTWARE
-from .checkpoint import FORMAT, FORMAT_VERSION, contents_problem
+from .checkpoint import FORMAT, FORMAT_VERSION, contents_problem, cpu_copy, write_checkpoint_state
 from .classifier import CLASSIFIER_KIND, AttentionClassifier, ClassifierConfig
 from .config import TrainConfig
 from .errors import CheckpointError, DrawStudioError, first_line
-from .files import atomic_write, require_file
+from .files import require_file
 
 DRAW_KIND = "draw"
 
@@ -36,28 +36,12 @@ def save_classifier_checkpoint(path: str | Path, model: AttentionClassifier, tra
         Non-finite weights (nothing is written), or the file could not be written.
     """
     weights = {name: value.detach().cpu() for name, value in model.state_dict().items()}
-    for name, value in weights.items():
-        if not torch.isfinite(value).all():
-            raise DrawStudioError(f"refusing to save a checkpoint with non-finite weights ({name})")
-    state = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": CLASSIFIER_KIND, "software": SOFTWARE,
-             "model_config": model.config.to_dict(),
-             "train_config": train_config.to_dict() if train_config is not None else None,
-             "model": weights, "optimizer": _to_cpu(optimizer.state_dict()) if optimizer is not None else None,
-             "step": int(step), "extra": extra or {}}
-    buffer = io.BytesIO()  # serialised in memory: a full disk is then an OSError of Python's own write
-    torch.save(state, buffer)
-    data = buffer.getbuffer()
-    atomic_write(path, lambda temp: Path(temp).write_bytes(data))
-
-
-def _to_cpu(value):
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
+    write_checkpoint_state(path, {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "kind": CLASSIFIER_KIND, "software": SOFTWARE,
+        "model_config": model.config.to_dict(),
+        "train_config": train_config.to_dict() if train_config is not None else None,
+        "model": weights, "optimizer": cpu_copy(optimizer.state_dict()) if optimizer is not None else None,
+        "step": int(step), "extra": extra or {}})
 
 
 def _load(path: str | Path) -> dict:
