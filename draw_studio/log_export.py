@@ -4,40 +4,26 @@
 ``draw_studio.tensorboard_logs``). Every file is written under a temporary name and renamed when
 complete (``files.atomic_write``): a failure leaves no partial file.
 
-The CSV has one row per point of every curve: columns ``split`` (``train`` / ``valid``), ``step``,
-``wall_time``, ``bound``, ``nll_x``, ``kl``, ``lr``; a training row holds the log's history row (its
-``loss`` is the ``bound`` column), a validation row the held-out bound, with the wall time of the
-training rows around its step (a log stores none for it) and ``nll_x``, ``kl`` and ``lr`` empty. An
-unrecorded learning rate (logs of older versions) is empty too. Floats are written with every digit
-(Python's ``repr``), so the file reads back to the log's numbers exactly.
+The CSV's layout and its writer are in :mod:`draw_studio.curves_csv` (a validation row's wall time is
+that of the training rows around its step: a log stores none for it).
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Mapping
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
 
+from .curves_csv import CSV_COLUMNS, VALID_COLUMNS, ExportCancelled, write_curves_csv  # noqa: F401 - the CSV's API
 from .errors import DrawStudioError
 from .export import write_gif
-from .files import atomic_write
 from .images import tile, upscale
 from .training_log import TrainingLog
 from .training_log_reader import read_training_log
 from .training_snapshots import Snapshots, read_snapshots
 
-CSV_COLUMNS = ("step", "wall_time", "bound", "nll_x", "kl", "lr")  # after the first column, "split"
-VALID_COLUMNS = ("step", "wall_time", "bound")
-CSV_CHUNK_ROWS = 1000  # rows formatted per call (the csv module holds the GIL for a whole call)
 PADDING = 1
 LABEL_HEIGHT = 14  # pixels of the "step N" strip above a snapshot frame
-
-
-class ExportCancelled(Exception):
-    """A CSV export was stopped before it finished (nothing was written)."""
 
 
 def log_curves(log: TrainingLog) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -58,57 +44,6 @@ def log_curves(log: TrainingLog) -> tuple[dict[str, np.ndarray], dict[str, np.nd
     wall = (np.interp(steps, train["step"], train["wall_time"]) if len(train["step"])
             else np.full(len(steps), np.nan))
     return train, {"step": steps, "wall_time": wall, "bound": np.asarray(log.eval_bound, np.float64)}
-
-
-def write_curves_csv(path: str | Path, train: Mapping[str, np.ndarray], valid: Mapping[str, np.ndarray],
-                     progress: Callable[[int, int], None] | None = None,
-                     cancelled: Callable[[], bool] | None = None) -> int:
-    """Write the points of a run's curves to one CSV (the layout of this module's documentation).
-
-    Parameters
-    ----------
-    path : str or Path
-        Written atomically.
-    train : mapping
-        :data:`CSV_COLUMNS` -> (N,) arrays (``lr`` NaN where not recorded).
-    valid : mapping
-        :data:`VALID_COLUMNS` -> (M,) arrays.
-    progress : callable, optional
-        ``progress(rows_done, rows_total)`` as rows are written.
-    cancelled : callable, optional
-        When it returns True, :class:`ExportCancelled` is raised and ``path`` is left as it was.
-
-    Returns
-    -------
-    int
-        Rows written (N + M), the header not counted.
-    """
-    columns = [np.asarray(train[name], np.float64) for name in CSV_COLUMNS]
-    valid_columns = [np.asarray(valid[name], np.float64) for name in VALID_COLUMNS]
-    total = len(columns[0]) + len(valid_columns[0])
-
-    def write(temp: str) -> None:
-        with open(temp, "w", newline="") as handle:
-            out = csv.writer(handle)
-            out.writerow(("split",) + CSV_COLUMNS)
-            for first in range(0, len(columns[0]), CSV_CHUNK_ROWS):
-                if cancelled is not None and cancelled():
-                    raise ExportCancelled(f"export of {path} stopped")
-                part = slice(first, first + CSV_CHUNK_ROWS)
-                steps = columns[0][part].astype(np.int64).tolist()
-                lr = ["" if value != value else value for value in columns[5][part].tolist()]
-                # the csv module writes a float as repr() does: every digit kept
-                out.writerows(zip(repeat("train"), steps, *(c[part].tolist() for c in columns[1:5]), lr))
-                if progress is not None:
-                    progress(min(first + CSV_CHUNK_ROWS, len(columns[0])), total)
-            steps = valid_columns[0].astype(np.int64).tolist()
-            out.writerows(zip(repeat("valid"), steps, valid_columns[1].tolist(), valid_columns[2].tolist(),
-                              repeat(""), repeat(""), repeat("")))
-        if progress is not None:
-            progress(total, total)
-
-    atomic_write(path, write)
-    return total
 
 
 def export_log_csv(log_path: str | Path, out: str | Path) -> int:

@@ -164,7 +164,8 @@ class CurveFiles(QObject):
             if progress is not None:
                 progress(rows, total)
 
-        self._csv.submit(lambda report, cancelled: frozen.write_csv(path, report, cancelled), done, fail, advance)
+        self._csv.submit(lambda report, cancelled: frozen.write_csv(path, report, cancelled, in_process=True), done,
+                         fail, advance)
         return True
 
     def cancel(self) -> None:

@@ -53,6 +53,7 @@ LR_COLOUR = "#b0b0b0"
 EMPTY_NOTE = "no curves yet: press Start, or open a training log"
 X_AXIS_ITEMS = ("step", "wall_time", "epoch", "images")  # the x axis combo's entries, in order
 OVERLAY_Y_SHOWN = 0.98  # several runs: y fits this share of the points (as TensorBoard's "ignore outliers")
+MAX_MARKED_POINTS = 300  # validation points get circles up to this many (more overlap into a line, and cost a turn)
 
 
 def _faint(colour: str) -> pg.QtGui.QColor:
@@ -164,6 +165,9 @@ class CurvesPlot(QWidget):
         self._redraw_soon = QTimer(self, singleShot=True, interval=0)
         self._reading = False  # in open_log (a small log is read and computed there)
         self._redraw_soon.timeout.connect(self._draw)
+        self._paint_held = False  # the viewport waits for _settle_view to paint
+        self._settle_soon = QTimer(self, singleShot=True, interval=0)  # ranges and axes: the turn after the points
+        self._settle_soon.timeout.connect(self._settle_view)
         self.smoothing.valueChanged.connect(self._on_smoothing)
         self.log_y.toggled.connect(self._on_log)
         self.x_axis.currentIndexChanged.connect(self._on_x_axis)
@@ -265,6 +269,13 @@ class CurvesPlot(QWidget):
         if self._redraw_soon.isActive() and not self._reading:
             self._redraw_soon.stop()  # what waits for the next turn is drawn now (the window's redraw_now, tests)
             self._draw()
+        if self._settle_soon.isActive() and not self._reading:
+            self._settle_soon.stop()
+            self._settle_view()
+        self._request_curves()
+
+    def _request_curves(self) -> None:
+        """Compute the curves of the history's new points (or other options): here when few, else in the background."""
         history = self.history
         column, scale = self.x_source
         if self.overlay.active:
@@ -302,7 +313,7 @@ class CurvesPlot(QWidget):
                 self._draw()
         if not self._lane.busy:
             self._computing = None
-            self.refresh()  # the points that came meanwhile
+            self._request_curves()  # the points that came meanwhile (what waits for the next turn still waits)
 
     def detail_items(self) -> list[pg.PlotDataItem]:
         """The items drawing the open source's run in detail."""
@@ -341,7 +352,8 @@ class CurvesPlot(QWidget):
         points = self.points_per_view()
         if self._drawn and self._drawn[0] is curves and self._drawn[1:] == (first, last, points):
             return
-        self._paint_next_turn()  # giving pyqtgraph the points and painting them take a turn each
+        self._paint_next_turn()  # giving pyqtgraph the points, fitting the ranges and painting take a turn each
+        self._settle_soon.start()
         self._drawn = (curves, first, last, points)
         for name in SMOOTHED:
             self.raw_items[name].setData(*curves.points(name, False, first, last, points))
@@ -349,10 +361,9 @@ class CurvesPlot(QWidget):
         for name in PLAIN:
             self.lr_axis.show(*curves.points(name, False, first, last, points), curves.has_lr)
         valid_x = curves.valid_x
-        self.valid_item.setData(valid_x, curves.valid["bound"])
-        self.valid_item.setSymbol("o" if len(valid_x) <= points // 2 else None)
+        marked = len(valid_x) <= min(points // 2, MAX_MARKED_POINTS)
+        self.valid_item.setData(valid_x, curves.valid["bound"], symbol="o" if marked else None)  # no scatter unmarked
         self.empty_note.setVisible(curves.rows == 0 and len(valid_x) == 0)
-        self._settle_view()
 
     def _settle_view(self) -> None:
         """Fit the ranges to what was just given to pyqtgraph and lay out the axes, now rather than in the next
@@ -361,13 +372,18 @@ class CurvesPlot(QWidget):
             if any(box.autoRangeEnabled()):
                 box.updateAutoRange()
         lay_out_axes(self.plot.getPlotItem())
+        if self._paint_held:  # the paint gets a turn of its own too
+            self._paint_held = False
+            viewport = self.plot.viewport()
+            QTimer.singleShot(1, self, lambda: viewport.setUpdatesEnabled(True))
 
     def _paint_next_turn(self) -> None:
-        """Hold the plot's painting until the event loop has had a turn (it then paints everything at once)."""
+        """Hold the plot's painting until the ranges are settled (:meth:`_settle_view`, the next turn); it then
+        paints everything at once, in the turn after."""
         viewport = self.plot.viewport()
         if viewport.updatesEnabled():
             viewport.setUpdatesEnabled(False)
-            QTimer.singleShot(1, self, lambda: viewport.setUpdatesEnabled(True))
+            self._paint_held = True
 
     # ------------------------------------------------------------------ files
     def open_log(self, path, loaded=None, failed=None) -> None:

@@ -12,8 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..log_export import CSV_COLUMNS as TRAIN_COLUMNS
-from ..log_export import VALID_COLUMNS, ExportCancelled, write_curves_csv  # noqa: F401 - ExportCancelled: raised here
+from ..curves_csv import CSV_COLUMNS as TRAIN_COLUMNS
+from ..curves_csv import (  # noqa: F401 - ExportCancelled: raised here
+    VALID_COLUMNS,
+    ExportCancelled,
+    write_curves_csv,
+    write_curves_csv_in_process,
+)
 from .curve_data import exponential_moving_average  # noqa: F401 - its home was here
 
 INITIAL_ROWS = 1024
@@ -179,17 +184,20 @@ class TrainingHistory:
         return self.generation, self.train.size, self.valid.size
 
     def write_csv(self, path: str | Path, progress: Callable[[int, int], None] | None = None,
-                  cancelled: Callable[[], bool] | None = None) -> int:
-        """Write every point of every curve to one CSV (:func:`draw_studio.log_export.write_curves_csv`'s
+                  cancelled: Callable[[], bool] | None = None, in_process: bool = False) -> int:
+        """Write every point of every curve to one CSV (:func:`draw_studio.curves_csv.write_curves_csv`'s
         layout, the same as ``draw-studio log-export --csv``); returns the number of rows.
 
         Safe to call off the window thread: it writes the rows there were when it was called.
         ``progress(done, total)`` is called as rows are written; when ``cancelled()`` turns true,
-        :class:`ExportCancelled` is raised and the file at ``path`` is left as it was.
+        :class:`ExportCancelled` is raised and the file at ``path`` is left as it was. With
+        ``in_process`` a child process formats the rows (a thread doing it would starve the window's
+        thread of the GIL; see :mod:`draw_studio.curves_csv`).
         """
         train = {name: self.train.column(name) for name in TRAIN_COLUMNS}
         valid = {name: self.valid.column(name) for name in VALID_COLUMNS}
-        return write_curves_csv(path, train, valid, progress, cancelled)
+        write = write_curves_csv_in_process if in_process else write_curves_csv
+        return write(path, train, valid, progress, cancelled)
 
 
 def tables_from_columns(train: dict[str, np.ndarray],
