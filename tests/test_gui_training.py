@@ -179,11 +179,14 @@ def run_latency(tmp_path, *arguments):
     import subprocess
     import sys
 
+    temp = tmp_path / "temp"
+    temp.mkdir()
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CACHE_HOME": str(tmp_path / "cache"),
-           "DRAW_STUDIO_DATA": str(tmp_path / "data")}
+           "DRAW_STUDIO_DATA": str(tmp_path / "data"), "TMPDIR": str(temp)}
     done = subprocess.run([sys.executable, "-m", "draw_studio.gui.latency_run", "--json", "--preset", "tiny",
                            "--batch-size", "16", *arguments], capture_output=True, text=True, env=env,
                           timeout=300)
+    assert not any(temp.glob("draw-studio-latency-*"))  # its settings and run files are gone
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     return done, (json.loads(lines[-1]) if lines else None)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -226,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         window.explore.wait()
         window.close()
+        shutil.rmtree(folder, ignore_errors=True)  # its settings file
     print(json.dumps(result) if args.json else result)
     return 0
 

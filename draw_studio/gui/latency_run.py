@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -50,20 +51,23 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(training_threads())
     ensure_application()
-    folder = Path(tempfile.mkdtemp(prefix="draw-studio-latency-"))
-    window = MainWindow(settings=QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat),
-                        interactive=False)
-    window.show()
-    panel = window.training
-    panel.preset.setCurrentText(args.preset)
-    panel.batch_size.setValue(args.batch_size)
-    if mnist is not None:
-        panel.data_dir.setText(str(mnist))
-    else:
-        panel.set_datasets(random_binary_images(6000), random_binary_images(500))
-    panel.checkpoint.setText(str(folder / "latency.ckpt"))
-    summary = measure_while_training(window, seconds=args.seconds, scrub_hz=args.scrub_hz)
-    window.close()
+    folder = Path(tempfile.mkdtemp(prefix="draw-studio-latency-"))  # settings and the run's files: removed after
+    try:
+        window = MainWindow(settings=QSettings(str(folder / "settings.ini"), QSettings.Format.IniFormat),
+                            interactive=False)
+        window.show()
+        panel = window.training
+        panel.preset.setCurrentText(args.preset)
+        panel.batch_size.setValue(args.batch_size)
+        if mnist is not None:
+            panel.data_dir.setText(str(mnist))
+        else:
+            panel.set_datasets(random_binary_images(6000), random_binary_images(500))
+        panel.checkpoint.setText(str(folder / "latency.ckpt"))
+        summary = measure_while_training(window, seconds=args.seconds, scrub_hz=args.scrub_hz)
+        window.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     result = {"gui_latency_p50_ms": summary["p50"], "gui_latency_p90_ms": summary["p90"],
               "gui_latency_p99_ms": summary["p99"], "gui_latency_max_ms": summary["max"],
               "gui_latency_ticks": summary["count"], "gui_latency_train_steps": summary["steps"],
