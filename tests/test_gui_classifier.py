@@ -18,6 +18,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 from PIL import Image  # noqa: E402
+from PySide6.QtCore import QRectF  # noqa: E402
 from tiny_data import MNIST_DIR, mnist_slice  # noqa: E402
 
 from draw_studio.attention import window_extent  # noqa: E402
@@ -271,3 +272,94 @@ def test_a_classifier_without_test_images_says_why_in_one_place(window, files, t
         assert document.classification is not None and document.steps == GLIMPSES and len(bars(window)) == 10
     finally:
         window.training.data_dir.setText(str(MNIST_DIR))
+
+
+def test_the_training_form_proposes_the_open_classifier_and_start_never_trains_it_as_draw(window, files):
+    training, said = window.training, []
+    training.message.connect(said.append)
+    assert window.open_path(files / "d.ckpt"), window.last_error
+    assert training.preset.currentText() == "tiny" and training.dataset.currentText() == "mnist"
+    assert window.open_path(files / "c.ckpt"), window.last_error
+    # the classifier's own settings: its preset, data, steps, batch size, learning rate and validation interval
+    assert training.preset.currentText() == "tiny-classifier" and training.dataset.currentText() == "cluttered-mnist"
+    assert (training.steps.value(), training.batch_size.value(), training.lr.text()) == (12, 32, "0.01")
+    assert training.validate_every.value() == 0
+    checkpoint = str(files / "c.ckpt")  # it holds its optimiser state: continue it
+    assert training.continue_run.isChecked() and training.checkpoint.text() == checkpoint
+    training.start()
+    assert not training.controller.active and said[-1].startswith("cannot start: the window trains DRAW models")
+    assert f"draw-studio train --resume {checkpoint} --out {checkpoint} --steps 12" in said[-1]
+    training.continue_run.setChecked(False)  # a new run of the classifier preset: its command line too
+    training.start()
+    assert not training.controller.active and "draw-studio train --preset tiny-classifier --dataset cluttered-mnist" \
+        in said[-1]
+    assert window.open_path(files / "d.ckpt"), window.last_error  # back to DRAW: a DRAW run of its preset
+    job = training.build_job()
+    assert job.train_config.preset == "tiny" and job.model_config == get_preset("tiny").model
+    assert job.train_config.dataset == "mnist" and job.resume is None
+
+
+def test_the_write_window_toggle_is_disabled_for_a_classifier_only(window, files, qtbot):
+    from PySide6.QtCore import Qt
+
+    write = window.timeline.window_controls.write_toggle
+    for path, enabled in (("d.ckpt", True), ("c.ckpt", False), ("d.ckpt", True)):
+        assert window.open_path(files / path), window.last_error
+        window.redraw_now()
+        assert write.isEnabled() == enabled and write.isChecked()
+        assert write.toolTip() == ("show the write window (W)" if enabled else
+                                   "no write window: an attention classifier only reads (its read window is red)")
+        if not enabled:
+            qtbot.keyClick(window.timeline.slider, Qt.Key.Key_W)  # W does nothing to a disabled toggle
+            assert write.isChecked()
+
+
+def test_the_classified_captions_are_larger_and_bolder_than_the_gallery_titles(window, files):
+    from PySide6.QtGui import QFontInfo
+
+    assert window.open_path(files / "c.ckpt"), window.last_error
+    window.redraw_now()
+    gallery = window.gallery.classified
+    title = QFontInfo(window.gallery.samples_grid.title.font())  # the other galleries' captions
+    tile_pixels = gallery.grid.view_box.mapViewToDevice(QRectF(0, 0, *gallery.grid.tile_size)).boundingRect()
+    for item in gallery._captions:
+        font = QFontInfo(item.textItem.font())
+        assert font.pixelSize() > title.pixelSize() and font.bold() and not title.bold()
+        assert item.fill.color().alpha() >= 220  # the clutter under it does not show through
+        assert item.textItem.boundingRect().width() <= tile_pixels.width() + 1  # on its own tile
+
+
+def drawn_labels(axis) -> list[tuple[str, float, float]]:
+    """(text, centre, height) in pixels of the tick labels ``axis`` draws now."""
+    from PySide6.QtGui import QPainter, QPicture
+
+    picture = QPicture()
+    painter = QPainter(picture)
+    try:
+        _, _, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    vertical = axis.orientation in ("left", "right")
+    return [(text, rect.center().y() if vertical else rect.center().x(), rect.height()) for rect, _, text in texts]
+
+
+def test_the_attention_plots_label_their_axes_with_room_at_1440x900(window, files, qapp):
+    size = window.size()
+    window.resize(1440, 900)
+    try:
+        assert window.open_path(files / "c.ckpt"), window.last_error
+        window.redraw_now()
+        qapp.processEvents()
+        plots = window.timeline.params_view.plots
+        pairs = 0
+        for name, plot in plots.items():
+            labels = sorted(drawn_labels(plot.getAxis("left")), key=lambda label: label[1])
+            assert labels, f"{name}: no y label"
+            gaps = np.diff([centre for _, centre, _ in labels])  # pixels between neighbouring labels
+            assert (gaps >= 1.25 * labels[0][2]).all(), f"{name}: y labels {labels} are cramped"
+            pairs += len(labels) >= 2
+        assert pairs >= 3  # most plots show two labels or more
+        steps = [text for text, _, _ in drawn_labels(plots["gamma"].getAxis("bottom"))]
+        assert str(GLIMPSES) in steps  # the last glimpse is labelled
+    finally:
+        window.resize(size)

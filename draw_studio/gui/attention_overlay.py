@@ -143,6 +143,9 @@ class WindowOverlay:
         return path
 
 
+WRITE_TIP = "show the write window (W)"
+
+
 class WindowControls(QWidget):
     """Read / write toggles, the style and the opacity of the attention windows.
 
@@ -156,7 +159,7 @@ class WindowControls(QWidget):
     def __init__(self, read_colour: str, write_colour: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.read_toggle = self._toggle("read", read_colour, "show the read window (R)", "showReadWindow")
-        self.write_toggle = self._toggle("write", write_colour, "show the write window (W)", "showWriteWindow")
+        self.write_toggle = self._toggle("write", write_colour, WRITE_TIP, "showWriteWindow")
         self.style_box = QComboBox(objectName="windowStyle")
         for style in STYLES:
             self.style_box.addItem(STYLE_NAMES[style], style)
@@ -186,8 +189,14 @@ class WindowControls(QWidget):
         button.setCheckable(True)
         button.setChecked(True)
         button.setToolTip(tip)
-        button.setStyleSheet(f"QToolButton:checked {{ color: {colour}; font-weight: bold; }}")
+        button.setStyleSheet(f"QToolButton:checked {{ color: {colour}; font-weight: bold; }} "
+                             "QToolButton:disabled { color: #808080; font-weight: normal; }")  # greyed when off
         return button
+
+    def set_write_window(self, available: bool, why: str = "") -> None:
+        """Enable the write toggle, or disable it with ``why`` as its tooltip (e.g. a model that only reads)."""
+        self.write_toggle.setEnabled(available)
+        self.write_toggle.setToolTip(WRITE_TIP if available else why)
 
     @property
     def opacity(self) -> float:

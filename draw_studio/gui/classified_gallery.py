@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from .classifier_source import FIRST_COUNT
@@ -19,6 +20,8 @@ from .image_view import TileGrid
 
 RIGHT_COLOUR = "#38e05a"
 WRONG_COLOUR = "#ff4d4d"
+CAPTION_FILL = (0, 0, 0, 230)  # nearly opaque: the clutter under a caption does not show through its digits
+CAPTION_GROWTH_PT = 1.0  # captions are this much larger than the grid's title, and bold: read over a busy image
 MAX_CLASSIFY = 1000  # images one Classify may ask for
 
 
@@ -134,16 +137,26 @@ class ClassifiedGallery(QWidget):
             self.grid.view_box.removeItem(item)
         self._captions = []
 
+    def caption_font(self) -> QFont:
+        """The captions' font: the grid title's (the other galleries' captions), bold and a point larger."""
+        font = QFont(self.grid.title.font())
+        font.setPointSizeF(font.pointSizeF() + CAPTION_GROWTH_PT)
+        font.setBold(True)
+        return font
+
     def _caption(self, shown, indices: np.ndarray, columns: int) -> None:
         """"label → answer" over the top-left corner of every tile, green when right, red when wrong."""
         self._clear_captions()
         h, w = shown.input.shape[2:4]
+        font = self.caption_font()
         for position, index in enumerate(indices):
             answer = int(shown.prediction[index])
             label = int(shown.labels[index]) if shown.labels is not None else None
             text = f"{label}→{answer}" if label is not None else f"→{answer}"
             colour = "#dddddd" if label is None else RIGHT_COLOUR if label == answer else WRONG_COLOUR
-            item = pg.TextItem(text, color=colour, anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 170))
+            item = pg.TextItem(text, color=colour, anchor=(0, 0), fill=pg.mkBrush(*CAPTION_FILL))
+            item.textItem.document().setDocumentMargin(1)  # a bigger font, about the old width: within its tile
+            item.setFont(font)
             item.setPos(1 + (position % columns) * (w + 1), 1 + (position // columns) * (h + 1))
             item.setZValue(12)
             self.grid.view_box.addItem(item)

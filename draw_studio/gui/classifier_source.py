@@ -32,6 +32,7 @@ class LoadedClassifier:
     description: str
     path: str | None = None
     step: int = 0
+    resumable: bool = False  # the file holds the optimiser state: its training can continue from it
 
 
 def load_classifier_checkpoint(path: str | Path, device: str = "cpu") -> LoadedClassifier:
@@ -45,7 +46,8 @@ def load_classifier_checkpoint(path: str | Path, device: str = "cpu") -> LoadedC
     model, state = load_classifier(path, device)
     config = TrainConfig.from_dict(state.get("train_config") or {})
     step = int(state.get("step", 0))
-    return LoadedClassifier(model, config, file_sha256(path), f"{Path(path).name} (step {step:,})", str(path), step)
+    return LoadedClassifier(model, config, file_sha256(path), f"{Path(path).name} (step {step:,})", str(path), step,
+                            resumable=state.get("optimizer") is not None)
 
 
 def classify_images(loaded: LoadedClassifier, images: ImageSet, first: int, count: int,

@@ -353,7 +353,7 @@ class MainWindow(QMainWindow):
             self._classifier_in_front = document.is_classifier  # its class probabilities in front instead
             self.docks[self.class_probabilities.dock_name if document.is_classifier else "latentsDock"].raise_()
         if not self.controller.active:
-            model = document.model
+            model = document.model or document.classifier  # a DRAW model's or an attention classifier's settings
             if model is not None and document.kind != TRAINING:
                 self.training.fill_from_configs(model.train_config.to_dict())
             self.training.offer_resume(model.path if model is not None and model.resumable else None)

@@ -48,6 +48,7 @@ READ_COLOUR = "#ff3b3b"
 WRITE_COLOUR = "#38e05a"
 PAGE = 8  # steps moved by Page Up / Page Down
 NO_CANVAS = "no canvas: an attention classifier only reads, it never writes"
+NO_WRITE_WINDOW = "no write window: an attention classifier only reads (its read window is red)"
 OPACITY_STEP = 0.1  # opacity change of [ and ]
 
 
@@ -173,7 +174,7 @@ class TimelinePanel(Panel):
                 Qt.Key.Key_PageDown: lambda: self.state.set_step(self.state.step - PAGE),
                 Qt.Key.Key_Space: self.toggle_play,
                 Qt.Key.Key_R: controls.read_toggle.toggle,
-                Qt.Key.Key_W: controls.write_toggle.toggle,
+                Qt.Key.Key_W: controls.write_toggle.click,  # click: nothing while it is disabled
                 Qt.Key.Key_BracketLeft: lambda: controls.set_opacity(controls.opacity - OPACITY_STEP),
                 Qt.Key.Key_BracketRight: lambda: controls.set_opacity(controls.opacity + OPACITY_STEP),
                 Qt.Key.Key_B: controls.next_style}
@@ -280,6 +281,7 @@ class TimelinePanel(Panel):
         if classifier == self._classifier_layout:
             return
         self._classifier_layout = classifier
+        self.window_controls.set_write_window(not classifier, NO_WRITE_WINDOW)
         self.increment_pane.setVisible(not classifier)
         self.glimpse_pane.setVisible(classifier)
         for pane in (self.input_pane, self.increment_pane):

@@ -5,14 +5,20 @@ run it continues (an opened training checkpoint, or the run just stopped); other
 a new run, a fresh name (:func:`~draw_studio.gui.training_controller.fresh_checkpoint_path`) in
 :attr:`TrainingForm.run_folder` unless the user types another. Earlier runs' paths are never a
 new run's default, in this launch or the next (the path itself is not kept in the settings).
+
+The window trains DRAW models. An attention classifier's settings (an opened classifier checkpoint, or a
+classifier preset chosen) are shown too, but Start never launches them as a DRAW run: it answers with
+the ``draw-studio train`` command that trains (or continues) the classifier (:func:`classifier_command`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import shlex
 from collections.abc import Collection
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,6 +34,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..classifier import CLASSIFIER_PRESETS
+from ..classifier_checkpoint import CLASSIFIER_KIND, checkpoint_kind
 from ..config import PRESETS, TrainConfig, get_preset, resume_changes, train_config_for
 from ..data import DATASETS, ImageSet
 from ..errors import DrawStudioError
@@ -36,6 +44,32 @@ from .training_controller import default_run_folder, fresh_checkpoint_path
 from .worker import TrainingJob
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+CLASSIFIER_NOTE = ("an attention classifier: the window shows its settings but trains DRAW models only; Start "
+                   "gives the draw-studio train command that trains it")
+
+
+def preset_dataset(name: str) -> str:
+    """The dataset a DRAW or classifier preset was designed for."""
+    return CLASSIFIER_PRESETS[name].dataset if name in CLASSIFIER_PRESETS else get_preset(name).dataset
+
+
+def classifier_command(preset: str, train_config: TrainConfig, resume: str | None, out: str | None,
+                       data_dir: str) -> str:
+    """The ``draw-studio train`` command line that trains what the form shows for a classifier: continues
+    ``resume`` (its data, batch size and seed), or starts a new run of classifier preset ``preset``."""
+    parts = ["draw-studio", "train"]
+    if resume:
+        parts += ["--resume", resume, "--out", out or resume]  # in place, as the checkpoint field says
+    else:
+        parts += ["--preset", preset, "--dataset", train_config.dataset, "--batch-size", str(train_config.batch_size),
+                  "--seed", str(train_config.seed)]
+        if out:
+            parts += ["--out", out]
+    parts += ["--steps", str(train_config.steps), "--lr", f"{train_config.lr:g}",
+              "--validate-every", str(train_config.validate_every)]
+    if data_dir:
+        parts += ["--data-dir", data_dir]
+    return " ".join(shlex.quote(part) for part in parts)
 
 
 class TrainingForm(QWidget):
@@ -45,6 +79,11 @@ class TrainingForm(QWidget):
         super().__init__(parent)
         self.preset = QComboBox(objectName="presetCombo")
         self.preset.addItems(list(PRESETS))
+        self.preset.insertSeparator(self.preset.count())
+        for name, classifier in CLASSIFIER_PRESETS.items():  # shown for a classifier; Start gives its command line
+            self.preset.addItem(name)
+            self.preset.setItemData(self.preset.count() - 1, f"{classifier.description}. {CLASSIFIER_NOTE}",
+                                    Qt.ItemDataRole.ToolTipRole)
         self.dataset = QComboBox(objectName="datasetCombo")
         self.dataset.addItems(list(DATASETS))
         self.steps = self._spin("stepsSpin", 1, 10_000_000, 20_000)
@@ -68,6 +107,7 @@ class TrainingForm(QWidget):
         self.checkpoint.setToolTip("written every 1000 steps and when training stops")
         self.continue_run = QCheckBox("continue this run", objectName="continueCheck")
         self.resume_path: str | None = None
+        self._resume_kind: str | None = None  # a DRAW or a classifier checkpoint: read at Start, once
         self.run_folder = default_run_folder()  # where fresh names go: the folder of the last run started
         self.taken: set[str] = set()  # checkpoint paths of runs started in this launch: never a new run's default
         self.busy = False
@@ -141,7 +181,8 @@ class TrainingForm(QWidget):
 
     # ------------------------------------------------------------------ which run, which file
     def _on_preset(self, name: str) -> None:
-        self.dataset.setCurrentText(get_preset(name).dataset)
+        self.dataset.setCurrentText(preset_dataset(name))
+        self.preset.setToolTip(CLASSIFIER_NOTE if name in CLASSIFIER_PRESETS else "")
         if not self.resuming and self.checkpoint.text() == self._fresh_path:
             self.use_fresh_path()  # the made-up name follows the preset
 
@@ -160,6 +201,7 @@ class TrainingForm(QWidget):
         name for a new run.
         """
         self.resume_path = str(path) if path else None
+        self._resume_kind = None
         self.continue_run.setToolTip(
             f"Start continues {self.resume_path} (its data, batch size and seed; the form's learning rate, "
             "steps and validation interval) and writes to it; untick for a new run in a new file"
@@ -193,6 +235,16 @@ class TrainingForm(QWidget):
         """Whether Start continues the run at :attr:`resume_path`."""
         return self.resume_path is not None and self.continue_run.isChecked()
 
+    @property
+    def trains_classifier(self) -> bool:
+        """Whether Start would train an attention classifier (the window only shows its command line): the
+        run continued is a classifier's checkpoint, or a new run's preset is a classifier preset."""
+        if self.resuming:
+            if self._resume_kind is None:
+                self._resume_kind = checkpoint_kind(self.resume_path)
+            return self._resume_kind == CLASSIFIER_KIND
+        return self.preset.currentText() in CLASSIFIER_PRESETS
+
     def set_busy(self, busy: bool) -> None:
         """Enable what may change now: nothing while a run is on; a continued run's own settings never."""
         self.busy = busy
@@ -214,12 +266,19 @@ class TrainingForm(QWidget):
             lr = float(self.lr.text())
         except ValueError:
             raise DrawStudioError(f"learning rate {self.lr.text()!r} is not a number; type e.g. 1e-3") from None
-        preset = get_preset(self.preset.currentText())
-        train_config = train_config_for(
-            self.preset.currentText(), dataset=self.dataset.currentText(), batch_size=self.batch_size.value(),
-            steps=self.steps.value(), lr=lr, seed=self.seed.value(), validate_every=self.validate_every.value(),
-            report_every=1)
+        name = self.preset.currentText()
+        settings = dict(dataset=self.dataset.currentText(), batch_size=self.batch_size.value(),
+                        steps=self.steps.value(), lr=lr, seed=self.seed.value(),
+                        validate_every=self.validate_every.value())
+        resume = self.resume_path if self.resuming else None
         out = self.checkpoint.text().strip() or None
+        if self.trains_classifier:
+            config = dataclasses.replace(TrainConfig(), preset=name, **settings)
+            raise DrawStudioError(
+                "the window trains DRAW models, not attention classifiers; train this one on the command line: "
+                + classifier_command(name, config, resume, out, self.data_dir.text().strip()))
+        preset = get_preset(name)
+        train_config = train_config_for(name, report_every=1, **settings)
         if out:
             out = str(Path(out).expanduser())
             folder = Path(out).resolve().parent
@@ -229,7 +288,6 @@ class TrainingForm(QWidget):
                 raise DrawStudioError(f"cannot create the checkpoint folder {folder}: {exc.strerror}; "
                                       "choose another checkpoint file") from None
         train_set, valid_set = given_data or (None, None)
-        resume = self.resume_path if self.resuming else None
         changes = (resume_changes(lr=lr, validate_every=self.validate_every.value(), report_every=1)
                    if resume else None)
         return TrainingJob(preset.model, train_config, data_dir=self.data_dir.text().strip() or None,
@@ -242,7 +300,7 @@ class TrainingForm(QWidget):
         if not train_config:
             return
         config = TrainConfig.from_dict(train_config)
-        if config.preset in PRESETS:
+        if config.preset in PRESETS or config.preset in CLASSIFIER_PRESETS:
             self.preset.setCurrentText(config.preset)
         if config.dataset in DATASETS:
             self.dataset.setCurrentText(config.dataset)
@@ -264,7 +322,7 @@ class TrainingForm(QWidget):
 
     def restore_settings(self, settings: QSettings, default_data_dir: str = "") -> None:
         preset = str(settings.value("training/preset", "mnist-paper"))
-        if preset in PRESETS:
+        if preset in PRESETS or preset in CLASSIFIER_PRESETS:
             self.preset.setCurrentText(preset)
         dataset = str(settings.value("training/dataset", self.dataset.currentText()))
         if dataset in DATASETS:
