@@ -147,6 +147,20 @@ def test_opens_a_trace_and_the_slider_shows_exactly_that_step(window, trace_file
     assert glimpses.count == trace.steps and glimpses.highlighted == 1  # step 2 is tile 1
 
 
+def test_the_attention_plots_survive_a_redraw_with_nothing_open(window, trace_file):
+    """Opening a file after the window has drawn itself empty (the usual start) shows the attention curves: the
+    empty redraw once removed the plots from their layout (pyqtgraph's own ``clear`` shadowed ours)."""
+    view = window.timeline.params_view
+    window.timeline.redraw()  # nothing open: the timeline draws itself empty
+    window.open_path(trace_file)
+    window.redraw_now()
+    trace = read_trace(trace_file)
+    assert all(plot.scene() is view.scene() for plot in view.plots.values())
+    x, y = view.read_curves["gx"].getOriginalDataset()
+    np.testing.assert_allclose(y, trace.read_params[window.state.image_index, :, 0])
+    assert len(x) == trace.steps
+
+
 def test_keyboard_moves_the_step(window, trace_file, qtbot):
     window.open_path(trace_file)
     window.activateWindow()

@@ -154,8 +154,9 @@ class AttentionPlots(pg.GraphicsLayoutWidget):
             self.plots[name].setYRange(*value_range(np.concatenate(shown) if shown else np.zeros(0)), padding=0.08)
         self.plots["gx"].setXRange(0, trace.steps + 0.5, padding=0.02)  # room for the last step's label
 
-    def clear(self) -> None:
-        """No curves."""
+    def clear_curves(self) -> None:
+        """No curves (not ``clear``: pyqtgraph's GraphicsLayoutWidget sets an instance attribute of that name, its
+        layout's ``clear``, which would remove the plots themselves)."""
         for curves in (self.read_curves, self.write_curves):
             for curve in curves.values():
                 curve.setData([], [])

@@ -238,7 +238,7 @@ class TimelinePanel(Panel):
                 self.input_pane.show_message(NOT_CLASSIFIED)
                 self.glimpse_pane.show_message("")
                 self.canvas_pane.show_message(NO_CANVAS)
-            self.params_view.clear()
+            self.params_view.clear_curves()
             self._drawn_trace = None
             self._show_notes()
             return
