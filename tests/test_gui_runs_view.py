@@ -203,6 +203,21 @@ def test_opening_another_source_keeps_the_earlier_log_as_an_unticked_row(window,
     assert panel.runs.table.differing == ["lr"]
 
 
+def test_a_log_opened_again_is_shown_in_detail(window, two_runs, qtbot):
+    """slow, then fast, then slow again: slow's row had been left unticked by fast; opened again it is the open
+    source, drawn in detail (it used to stay unticked: an empty plot with the previous run's range)."""
+    panel, curves = window.training, window.training.curves
+    for name in ("slow", "fast", "slow"):
+        assert window.open_path(two_runs / f"{name}.log.h5")
+        qtbot.waitUntil(lambda: not panel.runs.busy and not curves.busy, timeout=10_000)
+        window.redraw_now()
+    rows = panel.runs.rows()
+    assert [(row.name, row.current, row.ticked) for row in rows][0] == ("slow", True, True)
+    assert not curves.overlay.active
+    x, _ = curves.raw_items["bound"].getOriginalDataset()
+    np.testing.assert_array_equal(x, np.arange(1, 9))
+
+
 def test_the_shipped_runs_are_one_click_away(window, qtbot):
     if not (REPO / "models" / "mnist-attention.log.h5").is_file():
         pytest.skip("no shipped logs in models/")

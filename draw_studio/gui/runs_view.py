@@ -217,6 +217,7 @@ class RunsView(QWidget):
         known = self.others.get(key)
         self.current = replace(known.row, current=True) if known is not None else RunRow(
             key=key, name=run_name(path), path=str(path), current=True)
+        self.ticks[key] = True  # opened: shown, also when it was a row left unticked by an earlier source
         self.update_view()
 
     def log_read(self, path: str | Path, log) -> None:
@@ -255,6 +256,7 @@ class RunsView(QWidget):
             self.current = RunRow(key=key, name=run_name(log) if log is not None else "live run",
                                   path=str(log or ""), current=True)
         self.current = replace(self.current, live=True, state="running")
+        self.ticks[key] = True  # the run being trained is shown
         self.update_view()
 
     def update_live(self, row: RunRow) -> None:
