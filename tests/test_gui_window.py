@@ -194,6 +194,23 @@ def test_opens_a_training_log(window, tmp_path):
     assert window.training.steps.value() == 50 and window.training.preset.currentText() == "tiny"
 
 
+def test_a_trace_after_a_log_keeps_no_curve_range_of_the_log(window, trace_file, tmp_path, qtbot):
+    """A trace file has no training curves: the empty plot's axes are not those of the log shown before."""
+    path = tmp_path / "run.h5"
+    with TrainingLogWriter(path, get_preset("tiny").model, TrainConfig(preset="tiny", steps=500)) as log:
+        log.append_steps([(s, 0.1 * s, 900.0 - s, 880.0 - s, 20.0) for s in range(1, 501)])
+    curves = window.training.curves
+    assert window.open_path(path)
+    window.redraw_now()
+    qtbot.waitUntil(lambda: curves.plot.getViewBox().viewRange()[0][1] > 400, timeout=5_000)
+    assert window.open_path(trace_file)
+    window.redraw_now()
+    qtbot.waitUntil(lambda: not curves.busy, timeout=5_000)
+    window.redraw_now()
+    (x_low, x_high), (y_low, y_high) = curves.plot.getViewBox().viewRange()
+    assert x_high <= 1.0 and y_high <= 1.0 and curves.empty_note.isVisible()
+
+
 def test_a_bad_file_gives_a_message_not_a_traceback(window, tmp_path):
     bad = tmp_path / "noise.ckpt"
     bad.write_bytes(b"\x00not a checkpoint" * 10)

@@ -329,6 +329,8 @@ class CurvesPlot(QWidget):
             self.overlay.draw()
             self.empty_note.setText("tick runs in the Runs tab to see their curves")
             self.empty_note.setVisible(not self.overlay.runs)
+            if not self.overlay.runs:
+                self._show_nothing()
             self._settle_view()
             return
         curves = self.shown
@@ -340,6 +342,7 @@ class CurvesPlot(QWidget):
                 item.setData([], [])
             self.lr_axis.hide()
             self.empty_note.setVisible(True)
+            self._show_nothing()
             self._drawn = ()
             return
         self._update_legend(curves.has_lr)  # a line longer or shorter: the plot's new size now, not after its points
@@ -364,6 +367,14 @@ class CurvesPlot(QWidget):
         marked = len(valid_x) <= min(points // 2, MAX_MARKED_POINTS)
         self.valid_item.setData(valid_x, curves.valid["bound"], symbol="o" if marked else None)  # no scatter unmarked
         self.empty_note.setVisible(curves.rows == 0 and len(valid_x) == 0)
+        if curves.rows == 0 and len(valid_x) == 0:
+            self._show_nothing()
+
+    def _show_nothing(self) -> None:
+        """No points: the axes at 0..1 (not the ranges of what was shown before), the note in the middle."""
+        view = self.plot.getViewBox()
+        view.setRange(xRange=(0.0, 1.0), yRange=(0.0, 1.0), padding=0.0)
+        view.enableAutoRange()  # the first points are followed again
 
     def _settle_view(self) -> None:
         """Fit the ranges to what was just given to pyqtgraph and lay out the axes, now rather than in the next
