@@ -183,6 +183,8 @@ def test_from_draw_to_a_classifier_and_back_nothing_stays(window, files):
     draw_steps = window.document.steps
     assert window.gallery.samples_grid.count == 16 and len(bars(window)) == 0
     assert window.class_probabilities.message.text().startswith("a DRAW model does not classify")
+    probabilities = window.class_probabilities
+    assert not probabilities.view.isVisibleTo(probabilities)  # no empty axes
     assert window.open_path(files / "c.ckpt"), window.last_error
     window.redraw_now()
     document = window.document
@@ -190,6 +192,7 @@ def test_from_draw_to_a_classifier_and_back_nothing_stays(window, files):
     assert window.gallery.model_pages.currentWidget() is window.gallery.classified
     assert window.gallery.samples_grid.message.text() == document.lacks("samples")
     assert window.latents.mu_map.image.image is None and len(bars(window)) == 10
+    assert probabilities.view.isVisibleTo(probabilities)
     assert not window.docks["classProbabilitiesDock"].visibleRegion().isEmpty()  # in front of Latents
     assert window.open_path(files / "d.ckpt"), window.last_error
     window.redraw_now()

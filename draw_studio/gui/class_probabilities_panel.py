@@ -69,7 +69,9 @@ class ClassProbabilitiesPanel(Panel):
             self.message.setText(document.lacks("classification"))
             self.message.show()
             self._clear()
+            self.view.hide()  # no empty axes (their ranges would be pyqtgraph's defaults, e.g. -400..400)
             return
+        self.view.show()
         i, s, T = document.image_index, document.step, shown.steps
         probabilities = shown.class_probabilities[i]  # (T, classes)
         now = probabilities[max(s, 1) - 1]  # (classes,)
