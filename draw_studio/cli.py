@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        use_threads(getattr(args, "threads", 0))
         return int(args.run(args) or 0)
     except DrawStudioError as exc:
         if args.debug:
@@ -55,6 +56,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"draw-studio {args.command}: error: {type(exc).__name__}: {one_line(str(exc))} "
               "(run again with --debug for details)", file=sys.stderr)
         return 2
+
+
+def use_threads(count: int) -> None:
+    """Give PyTorch ``count`` CPU threads (a command's ``--threads``); 0 leaves its choice."""
+    if count:
+        import torch
+
+        torch.set_num_threads(count)
 
 
 def one_line(text: str) -> str:

@@ -43,6 +43,29 @@ def test_eval_json_is_finite_and_repeats_exactly(trained):
     assert a["binarization"] == "fixed"
 
 
+def test_threads_option_sets_pytorchs_threads_and_keeps_the_bound(trained, monkeypatch, capsys):
+    import torch
+
+    from draw_studio.cli import main
+
+    args = ["eval", str(trained / "X.ckpt"), "--data-dir", str(MNIST_DIR), "--limit", "100", "--json",
+            "--no-download"]
+    before = torch.get_num_threads()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(trained / "cache"))
+    try:
+        torch.set_num_threads(2)
+        assert main(args) == 0
+        default = json.loads(capsys.readouterr().out)
+        assert torch.get_num_threads() == 2
+        assert main(args + ["--threads", "1"]) == 0
+        one = json.loads(capsys.readouterr().out)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert one["n"] == default["n"] == 100
+    assert one["bound"] == pytest.approx(default["bound"], abs=1e-3)
+
+
 def test_importance_weighted_bound_is_not_looser(trained):
     result = draw_studio("eval", "X.ckpt", "--data-dir", MNIST_DIR, "--limit", 50, "--importance-samples", 8,
                          "--json", cwd=trained)

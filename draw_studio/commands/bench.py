@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .arguments import threads
-from .common import add_device, command_parser, json_text, status
+from .common import add_device, add_threads, command_parser, json_text, status
 
 
 def add_parser(subparsers) -> None:
@@ -24,8 +23,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--no-gui", action="store_true",
                    help="skip the window measurements (latency while training, big training log)")
     p.add_argument("--data-dir", default=None, help="MNIST for the window's latency run (default: the usual search)")
-    p.add_argument("--threads", type=threads, default=0,
-                   help="CPU threads for PyTorch (default: PyTorch's choice; 1 to compare with a busy machine)")
+    add_threads(p, why="1 to compare with a busy machine")
     p.add_argument("--no-compile", action="store_true",
                    help="run the fast training path eagerly (same as DRAW_STUDIO_COMPILE=0)")
     p.add_argument("--distributed", action="store_true", help=(
@@ -51,8 +49,6 @@ def run(args) -> int:
 
     from ..bench.run import run_benchmark
 
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     compile = False if args.no_compile else None
     result = {} if args.distributed_only else run_benchmark(args.device, quick=args.quick, gui=not args.no_gui,
                                                              log=status, compile=compile, data_dir=args.data_dir)

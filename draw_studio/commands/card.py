@@ -21,7 +21,7 @@ from ..files import atomic_write
 from ..formatting import duration
 from ..memory import check_fits, forward_bytes
 from .arguments import MAX_INT
-from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
+from .common import add_data, add_device, add_threads, command_parser, refuse_overwriting_inputs, status
 
 
 def add_parser(subparsers) -> None:
@@ -36,6 +36,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--made-with", action="append", default=[], help="a command line that made this model "
                    "(repeat for each; default: the train command rebuilt from the checkpoint)")
     p.add_argument("--note", action="append", default=[], help="a line of free text for the card")
+    add_threads(p, why="e.g. 1 for a card computed beside a training run")
     add_device(p)
     p.set_defaults(run=run)
 

@@ -32,6 +32,17 @@ def add_device(parser: argparse.ArgumentParser) -> None:
                         help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
 
 
+def add_threads(parser: argparse.ArgumentParser, default: int = 0, why: str = "") -> None:
+    """``--threads N``: PyTorch's CPU threads for the command (``draw_studio.cli.main`` applies it; 0 leaves
+    PyTorch's choice). ``why`` ends the help text."""
+    from .arguments import threads
+
+    shown = "0: PyTorch's choice" if default == 0 else f"{default}; 0: PyTorch's choice"
+    parser.add_argument("--threads", type=threads, default=default, help=(
+        f"CPU threads for PyTorch (default {shown}). Where other programs compute, fewer threads than cores "
+        "is often several times faster" + (f"; {why}" if why else "")))
+
+
 def add_data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", default=None,
                         help="folder holding the dataset files (searched before $DRAW_STUDIO_DATA and the cache)")

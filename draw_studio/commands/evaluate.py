@@ -14,7 +14,7 @@ from ..errors import DrawStudioError
 from ..evaluate import evaluate
 from ..memory import check_fits, forward_bytes
 from .arguments import batch_size, non_negative_int, seed
-from .common import add_data, add_device, command_parser, status
+from .common import add_data, add_device, add_threads, command_parser, status
 
 
 def add_parser(subparsers) -> None:
@@ -33,6 +33,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=batch_size, default=500, help="images per forward pass")
     p.add_argument("--seed", type=seed, default=0, help="seed of the posterior noise")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_threads(p)
     add_device(p)
     p.set_defaults(run=run)
 

@@ -7,7 +7,6 @@ Each tool writes a trace file with a root attribute ``intervention`` (JSON) sayi
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 
 from ..data import DATASETS, load_split, model_inputs
@@ -23,8 +22,8 @@ from ..explore.result import ExploreResult, intervention_json, write_result
 from ..explore.source import Loaded, load_checkpoint, model_for_trace, read_trace_image
 from ..explore.window import move_window, parse_window
 from ..formatting import duration
-from .arguments import finite_float, integer, non_negative_int, positive_int, seed, threads
-from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
+from .arguments import finite_float, integer, non_negative_int, positive_int, seed
+from .common import add_data, add_device, add_threads, command_parser, refuse_overwriting_inputs, status
 
 TOOLS = ("fork", "commitment", "edit-latent", "move-window", "interpolate", "reconstruct-image", "compare")
 
@@ -108,11 +107,10 @@ def _add_compare(tools) -> None:
                    help="write model A's and model B's traces of the images to these two files")
     q.add_argument("--json", action="store_true", help="print one JSON object: the means and every image's "
                    "bounds, difference and KL per step")
-    q.add_argument("--threads", type=threads, default=0, help="CPU threads for PyTorch (default 0: PyTorch's "
-                   "choice)")
+    add_threads(q)
     _add_split(q)
     add_device(q)
-    q.set_defaults(run=functools.partial(_with_threads, _run_compare))
+    q.set_defaults(run=_run_compare)
 
 
 def _from_trace(tools, name: str, summary: str, run, extra) -> None:
@@ -128,18 +126,9 @@ def _from_trace(tools, name: str, summary: str, run, extra) -> None:
 def _add_common(q, run) -> None:
     q.add_argument("--out", required=True, help="trace file to write (.h5)")
     q.add_argument("--json", action="store_true", help="print the intervention as one JSON object on stdout")
-    q.add_argument("--threads", type=threads, default=1, help="CPU threads for PyTorch (default 1: these small "
-                   "steps run fastest on one; 0: PyTorch's choice)")
+    add_threads(q, default=1, why="these small steps run fastest on one")
     add_device(q)
-    q.set_defaults(run=functools.partial(_with_threads, run))
-
-
-def _with_threads(run, args) -> int:
-    import torch
-
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
-    return run(args)
+    q.set_defaults(run=run)
 
 
 def _add_split(q) -> None:

@@ -10,7 +10,7 @@ from ..device import resolve_device
 from ..memory import check_fits, forward_bytes
 from ..results import DEFAULT_KS, checkpoint_results, published_rows, results_markdown, write_results_markdown
 from .arguments import batch_size, non_negative_int, seed
-from .common import add_data, add_device, command_parser, json_text, refuse_overwriting_inputs, status
+from .common import add_data, add_device, add_threads, command_parser, json_text, refuse_overwriting_inputs, status
 
 MAX_K = 100_000
 
@@ -48,6 +48,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=seed, default=0, help="seed of the posterior noise")
     p.add_argument("--markdown", metavar="FILE", help="also write the table to this Markdown file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    add_threads(p)
     add_device(p)
     p.set_defaults(run=run)
 

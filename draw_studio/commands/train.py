@@ -32,8 +32,8 @@ from ..tensorboard_logs import TensorBoardSink, require_tensorboard
 from ..train import Trainer, TrainingControl
 from ..training_snapshots import RECONSTRUCTIONS, SAMPLES
 from . import train_classifier
-from .arguments import adam_beta, batch_size, non_negative_int, positive_float, positive_int, real, seed, threads
-from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
+from .arguments import adam_beta, batch_size, non_negative_int, positive_float, positive_int, real, seed
+from .common import add_data, add_device, add_threads, command_parser, refuse_overwriting_inputs, status
 
 _TRAIN_DEFAULTS = TrainConfig()
 
@@ -94,7 +94,7 @@ def add_parser(subparsers) -> None:
         "train each step of the fast path as one CUDA graph, checked against the eager step on the first step "
         "(falls back with a warning if it differs or cannot be captured; experimental, unmeasured). on: CUDA with one "
         "process and the fast fp32 path, refused elsewhere; auto: off until measured on a GPU"))
-    p.add_argument("--threads", type=threads, default=0, help="CPU threads for PyTorch (default: PyTorch's choice)")
+    add_threads(p, why="e.g. 1 for a long run beside other work")
     p.add_argument("--log", default=None, help="training log (HDF5) to write (default: beside --out, X.log.h5)")
     p.add_argument("--no-log", action="store_true", help="write no training log")
     p.add_argument("--out", required=True, help="checkpoint file to write")
@@ -203,8 +203,6 @@ def run(args, ranks: distributed.Ranks = distributed.ONE_PROCESS, device: torch.
     config = train_config_for(args.preset, dataset=args.dataset, batch_size=args.batch_size, steps=args.steps,
                               epochs=args.epochs, seed=args.seed, validation_size=args.validation_size,
                               binarization=args.binarization, **changes)
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     if args.dataset and (args.resume or args.init_from):
         changes["dataset"] = args.dataset  # checked against the checkpoint's (see --allow-data-change)
     options = dict(data_dir=args.data_dir, out=args.out, device=str(device or args.device), ranks=ranks,

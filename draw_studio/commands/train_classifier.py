@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 
-import torch
-
 from ..classifier import CLASSIFIER_PRESETS, get_classifier_preset
 from ..classifier_checkpoint import CLASSIFIER_KIND, checkpoint_kind, read_classifier_checkpoint
 from ..classifier_setup import classifier_train_config, continued_classifier_run, new_classifier_run
@@ -46,8 +44,6 @@ def run(args) -> int:
     refuse_overwriting_inputs({"--out": args.out}, {"--init-from": args.init_from})
     if args.tensorboard:
         require_tensorboard()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
     changes = resume_changes(**{name: getattr(args, name) for name in CHANGEABLE_ON_RESUME
                                 if name not in DRAW_ONLY})
     changes.setdefault("report_every", 50)
