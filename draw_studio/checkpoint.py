@@ -24,6 +24,12 @@ FORMAT = "draw-studio/checkpoint"
 FORMAT_VERSION = 1
 
 
+def weights_copy(model: torch.nn.Module, weights_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """``model``'s state dict on the CPU, its floating-point tensors in ``weights_dtype`` (None: as they are)."""
+    return {k: v.detach().cpu().to(weights_dtype if weights_dtype and v.is_floating_point() else v.dtype)
+            for k, v in model.state_dict().items()}
+
+
 def save_checkpoint(path: str | Path, model: DRAW, train_config: TrainConfig | None = None,
                     optimizer: torch.optim.Optimizer | None = None, step: int = 0,
                     extra: dict | None = None, weights_dtype: torch.dtype | None = None) -> None:
@@ -51,8 +57,7 @@ def save_checkpoint(path: str | Path, model: DRAW, train_config: TrainConfig | N
         "software": SOFTWARE,
         "model_config": model.config.to_dict(),
         "train_config": train_config.to_dict() if train_config is not None else None,
-        "model": {k: v.detach().cpu().to(weights_dtype if weights_dtype and v.is_floating_point() else v.dtype)
-                  for k, v in model.state_dict().items()},
+        "model": weights_copy(model, weights_dtype),
         "optimizer": cpu_copy(optimizer.state_dict()) if optimizer is not None else None,
         "step": int(step),
         "extra": extra or {},

@@ -16,7 +16,15 @@ from pathlib import Path
 import torch
 
 from . import SOFTWARE
-from .checkpoint import FORMAT, FORMAT_VERSION, contents_problem, cpu_copy, write_checkpoint_state
+from .checkpoint import (
+    FORMAT,
+    FORMAT_VERSION,
+    contents_problem,
+    cpu_copy,
+    read_checkpoint,
+    weights_copy,
+    write_checkpoint_state,
+)
 from .classifier import CLASSIFIER_KIND, AttentionClassifier, ClassifierConfig
 from .config import TrainConfig
 from .errors import CheckpointError, DrawStudioError, first_line
@@ -27,7 +35,7 @@ DRAW_KIND = "draw"
 
 def save_classifier_checkpoint(path: str | Path, model: AttentionClassifier, train_config: TrainConfig | None = None,
                                optimizer: torch.optim.Optimizer | None = None, step: int = 0,
-                               extra: dict | None = None) -> None:
+                               extra: dict | None = None, weights_dtype: torch.dtype | None = None) -> None:
     """Write a classifier checkpoint atomically (parameters as :func:`draw_studio.checkpoint.save_checkpoint`).
 
     Raises
@@ -35,12 +43,12 @@ def save_classifier_checkpoint(path: str | Path, model: AttentionClassifier, tra
     DrawStudioError
         Non-finite weights (nothing is written), or the file could not be written.
     """
-    weights = {name: value.detach().cpu() for name, value in model.state_dict().items()}
     write_checkpoint_state(path, {
         "format": FORMAT, "format_version": FORMAT_VERSION, "kind": CLASSIFIER_KIND, "software": SOFTWARE,
         "model_config": model.config.to_dict(),
         "train_config": train_config.to_dict() if train_config is not None else None,
-        "model": weights, "optimizer": cpu_copy(optimizer.state_dict()) if optimizer is not None else None,
+        "model": weights_copy(model, weights_dtype),
+        "optimizer": cpu_copy(optimizer.state_dict()) if optimizer is not None else None,
         "step": int(step), "extra": extra or {}})
 
 
@@ -98,6 +106,12 @@ def read_classifier_checkpoint(path: str | Path) -> dict:
     if problem:
         raise CheckpointError(f"{path} is a damaged checkpoint ({problem}); use an earlier checkpoint or train again")
     return state
+
+
+def read_any_checkpoint(path: str | Path) -> dict:
+    """Read and check a checkpoint of either kind: a classifier's, else DRAW's (whose reader says what is wrong
+    with a file that is neither)."""
+    return read_classifier_checkpoint(path) if checkpoint_kind(path) == CLASSIFIER_KIND else read_checkpoint(path)
 
 
 def _structure_problem(state: dict) -> str | None:

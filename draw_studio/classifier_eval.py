@@ -30,23 +30,36 @@ class ClassifierEvaluation:
         Images whose most probable class is not their label.
     cross_entropy : float
         Mean -log p(label | image), nats per image.
+    glimpse_errors : tuple of int
+        With ``every_glimpse``: the errors of the answer read after glimpse 1..T (the last is ``errors``);
+        else empty.
     """
 
     n: int
     errors: int
     cross_entropy: float
+    glimpse_errors: tuple[int, ...] = ()
 
     @property
     def error(self) -> float:
         """Test error in percent: 100 errors / n."""
         return 100.0 * self.errors / self.n if self.n else float("nan")
 
+    @property
+    def glimpse_error(self) -> list[float]:
+        """The error in percent after each glimpse (empty without ``every_glimpse``)."""
+        return [100.0 * errors / self.n for errors in self.glimpse_errors]
+
     def to_dict(self) -> dict:
-        return {"error": self.error, "errors": self.errors, "n": self.n, "cross_entropy": self.cross_entropy}
+        out = {"error": self.error, "errors": self.errors, "n": self.n, "cross_entropy": self.cross_entropy}
+        if self.glimpse_errors:
+            out.update(glimpse_errors=list(self.glimpse_errors), glimpse_error=self.glimpse_error)
+        return out
 
 
 def evaluate_classifier(model: AttentionClassifier, images: torch.Tensor | np.ndarray,
-                        labels: torch.Tensor | np.ndarray, batch_size: int = 500) -> ClassifierEvaluation:
+                        labels: torch.Tensor | np.ndarray, batch_size: int = 500,
+                        every_glimpse: bool = False) -> ClassifierEvaluation:
     """Classify ``images`` and count the mistakes.
 
     Parameters
@@ -59,6 +72,8 @@ def evaluate_classifier(model: AttentionClassifier, images: torch.Tensor | np.nd
         Class indices.
     batch_size : int
         Images per forward pass.
+    every_glimpse : bool
+        Also count the errors of the answer after every glimpse (``glimpse_errors``).
 
     Raises
     ------
@@ -76,18 +91,23 @@ def evaluate_classifier(model: AttentionClassifier, images: torch.Tensor | np.nd
     model.eval()
     errors = torch.zeros((), dtype=torch.int64, device=device)
     nll = torch.zeros((), dtype=torch.float64, device=device)
+    per_glimpse = torch.zeros(model.config.steps, dtype=torch.int64, device=device)  # (T,)
     try:
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
                 x = images[start:start + batch_size].to(device)
                 x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()  # (b, C, H, W)
                 y = labels[start:start + batch_size].to(device)
-                logits = model(x).logits  # (b, classes)
+                out = model(x, every_glimpse=every_glimpse)
+                logits = out.logits  # (b, classes)
                 errors += (logits.argmax(1) != y).sum()
+                if every_glimpse:
+                    per_glimpse += (out.glimpse_logits.argmax(2) != y[:, None]).sum(0)  # (b, T) -> (T,)
                 nll += F.cross_entropy(logits, y, reduction="sum").double()
     finally:
         model.train(was_training)
-    result = ClassifierEvaluation(len(images), int(errors), float(nll) / len(images))
+    result = ClassifierEvaluation(len(images), int(errors), float(nll) / len(images),
+                                  tuple(int(e) for e in per_glimpse.tolist()) if every_glimpse else ())
     if not math.isfinite(result.cross_entropy):
         raise DrawStudioError("the classifier gives non-finite class probabilities (a diverged model); use an "
                               "earlier checkpoint")

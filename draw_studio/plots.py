@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .classifier import is_classifier_config
 from .errors import DrawStudioError
 from .files import atomic_write
 from .training_log_reader import read_training_log
@@ -24,7 +25,7 @@ class Mark:
     ----------
     label : str
     bound : float
-        Nats per image.
+        Nats per image (for a classifier: its error in percent).
     epoch : float or None
         Where it was reached; None draws a horizontal line (a final result).
     """
@@ -40,12 +41,17 @@ MARKS = {
                         Mark("public reproductions, test: ~90.5 after 100 epochs", 90.5, 100.0),
                         Mark("public reproductions, test: ~81.9 after ~300 epochs", 81.9, 300.0)),
     "mnist-noattention": (Mark("paper, DRAW without attention, test (Table 2): 87.40", 87.40),),
+    # the attention classifier on 100x100 cluttered MNIST, Table 1 (its log's eval/bound is the error in percent)
+    "cluttered-classifier": (Mark("paper, differentiable attention, 8 glimpses, test (Table 1): 3.36%", 3.36),),
 }
 
 
 def learning_curve_png(log_path: str | Path, out: str | Path, steps_per_epoch: float | None = None,
                        marks: tuple[Mark, ...] = (), title: str = "", with_training: bool = True) -> Path:
     """Draw a run's validation bound (and smoothed training bound) against epochs into a PNG.
+
+    The log of an attention classifier gives its validation error in percent instead, on a log axis
+    (its training rows are cross-entropies, not drawn).
 
     Parameters
     ----------
@@ -77,17 +83,19 @@ def learning_curve_png(log_path: str | Path, out: str | Path, steps_per_epoch: f
         raise DrawStudioError(f"{log_path} holds no validation bounds; train with --validate-every N")
     scale = float(steps_per_epoch) if steps_per_epoch else 1.0
     unit = "epochs" if steps_per_epoch else "optimiser steps"
+    classifier = is_classifier_config(log.model_config)
+    what, suffix = ("validation error", "%") if classifier else ("validation bound", "")
     figure, axes = plt.subplots(figsize=(8, 5), dpi=110)
-    if with_training and len(log.step):
+    if with_training and len(log.step) and not classifier:
         window = max(int(scale / 10), 1) if steps_per_epoch else max(len(log.step) // 400, 1)
         usable = len(log.step) // window * window
         steps = log.step[:usable].reshape(-1, window).mean(axis=1)  # (windows,)
         losses = log.loss[:usable].reshape(-1, window).mean(axis=1)
         axes.plot(steps / scale, losses, color="#bbbbbb", linewidth=0.8, label="training batches (mean)")
     axes.plot(log.eval_step / scale, log.eval_bound, color="#1f77b4", linewidth=1.6,
-              label="our run: validation bound")
+              label=f"our run: {what}")
     best = int(np.argmin(log.eval_bound))
-    axes.annotate(f"best {log.eval_bound[best]:.2f}", (log.eval_step[best] / scale, log.eval_bound[best]),
+    axes.annotate(f"best {log.eval_bound[best]:.2f}{suffix}", (log.eval_step[best] / scale, log.eval_bound[best]),
                   textcoords="offset points", xytext=(-40, -18), fontsize=8, color="#1f77b4")
     colours = iter(["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"])
     for mark in marks:
@@ -96,10 +104,21 @@ def learning_curve_png(log_path: str | Path, out: str | Path, steps_per_epoch: f
             axes.axhline(mark.bound, color=colour, linestyle="--", linewidth=1.0, label=mark.label)
         elif steps_per_epoch:
             axes.plot([mark.epoch], [mark.bound], marker="o", color=colour, linestyle="none", label=mark.label)
-    low = min([float(log.eval_bound.min())] + [m.bound for m in marks]) - 2
-    axes.set_ylim(low, max(low + 10, float(np.percentile(log.eval_bound, 90)) + 2))
+    if classifier:
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
+        axes.set_yscale("log")
+        low = min([float(log.eval_bound.min())] + [m.bound for m in marks]) / 1.3
+        axes.set_ylim(low, 100)
+        axes.set_yticks([t for t in (0.5, 1, 2, 3, 5, 10, 20, 30, 50, 100) if t >= low])
+        axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _position: f"{value:g}"))
+        axes.yaxis.set_minor_formatter(NullFormatter())
+        axes.set_ylabel("error, % (lower is better; log axis)")
+    else:
+        low = min([float(log.eval_bound.min())] + [m.bound for m in marks]) - 2
+        axes.set_ylim(low, max(low + 10, float(np.percentile(log.eval_bound, 90)) + 2))
+        axes.set_ylabel("bound, nats per image (lower is better)")
     axes.set_xlabel(unit)
-    axes.set_ylabel("bound, nats per image (lower is better)")
     axes.set_title(title or Path(log_path).name, fontsize=10)
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8, loc="upper right")

@@ -190,3 +190,56 @@ def test_eval_and_trace_of_a_classifier_from_the_command_line(cluttered, tmp_pat
     assert trace.source_index.tolist() == [2, 5] and trace.labels.tolist() == [1, 1]  # MNIST test digits 2 and 5
     assert main(["sample", str(tmp_path / "c.ckpt"), "--out", str(tmp_path / "s.png")]) == 2
     assert "holds an attention classifier, not a DRAW model" in capsys.readouterr().err
+
+
+def test_card_publish_and_curve_of_a_classifier(cluttered, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("DRAW_STUDIO_NO_DOWNLOAD", "1")
+    data = cluttered.subset(slice(0, 48))
+    config = classifier_train_config("tiny-classifier", steps=4, batch_size=16, validate_every=2,
+                                     validation_limit=32, checkpoint_every=2, seed=3)
+    ckpt = tmp_path / "c.ckpt"
+    list(new_classifier_run(TINY, config, train_set=data, valid_set=data, out=ckpt, device="cpu").run())
+    card_path = tmp_path / "c.md"
+    assert main(["card", str(ckpt), "--data-dir", str(MNIST_DIR), "--out", str(card_path)]) == 0
+    summary = capsys.readouterr().out
+    card = card_path.read_text()
+    assert main(["eval", str(ckpt), "--data-dir", str(MNIST_DIR), "--split", "test", "--json"]) == 0
+    test = json.loads(capsys.readouterr().out)
+    assert main(["eval", str(ckpt), "--data-dir", str(MNIST_DIR), "--split", "valid", "--json"]) == 0
+    valid = json.loads(capsys.readouterr().out)
+    assert test["n"] == 10_000 and valid["n"] == 10_000
+    assert f"| test error | 10000 | **{test['error']:.2f}%** ({test['errors']} wrong) |" in card
+    assert f"| validation error | 10000 | {valid['error']:.2f}% ({valid['errors']} wrong) |" in card
+    assert f"test error {test['error']:.2f}% ({test['errors']} of 10000)" in summary
+    glimpse_row = next(line for line in card.splitlines() if line.startswith("| test error (%) |"))
+    per_glimpse = [float(cell) for cell in glimpse_row.strip("|").split("|")[1:]]
+    assert len(per_glimpse) == 3 and per_glimpse[-1] == pytest.approx(test["error"], abs=0.005)
+    assert "--preset tiny-classifier" in card and "3.36%" in card and "Trained: 4 steps" in card
+    assert main(["card", str(ckpt), "--data-dir", str(MNIST_DIR), "--out", str(tmp_path / "x.md"),
+                 "--importance-weighted", "50:100"]) == 2
+    assert "a classifier's card gives its error rates" in capsys.readouterr().err
+
+    small = tmp_path / "small.ckpt"
+    assert main(["publish", str(ckpt), "--out", str(small)]) == 0
+    published, trained = read_classifier_checkpoint(small), read_classifier_checkpoint(ckpt)
+    assert published["optimizer"] is None and published["step"] == 4 and published["kind"] == "classifier"
+    for name, value in trained["model"].items():
+        assert torch.equal(published["model"][name], value), name
+    assert main(["publish", str(small), "--out", str(ckpt)]) == 2  # would lose the run's Adam state
+    assert "is a training checkpoint (step 4" in capsys.readouterr().err
+    assert main(["publish", str(ckpt), "--out", str(tmp_path / "half.ckpt"), "--fp16"]) == 0
+    half, _ = load_classifier(tmp_path / "half.ckpt")
+    x = pixels(cluttered, 16)
+    torch.testing.assert_close(half(x).logits, load_classifier(ckpt)[0](x).logits, atol=0.05, rtol=0.01)
+
+    curve = tmp_path / "curve.png"
+    assert main(["curve", str(tmp_path / "c.log.h5"), "--checkpoint", str(ckpt), "--marks", "cluttered-classifier",
+                 "--out", str(curve)]) == 0
+    from PIL import Image
+
+    with Image.open(curve) as image:
+        assert image.format == "PNG"
+        colours = {rgb for _, rgb in image.convert("RGB").getcolors(1 << 20)}
+    assert (0x1F, 0x77, 0xB4) in colours  # the validation error
+    assert any(r - g > 100 and r - b > 100 for r, g, b in colours)  # the paper's 3.36% (dashed red, blended)

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shlex
-from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
-from .. import SOFTWARE
 from ..checkpoint import load_model
+from ..classifier_card import classifier_card
+from ..classifier_checkpoint import CLASSIFIER_KIND, checkpoint_kind
 from ..config import TrainConfig
 from ..data import load_split, model_inputs
 from ..device import resolve_device
+from ..errors import DrawStudioError
 from ..evaluate import evaluate
 from ..files import atomic_write
-from ..formatting import duration
 from ..memory import check_fits, forward_bytes
+from ..model_card import machine_line, optimiser_line, trained_lines, written_by_line
 from .arguments import MAX_INT
 from .common import add_data, add_device, add_threads, command_parser, refuse_overwriting_inputs, status
 
@@ -65,6 +62,8 @@ def train_command(config: TrainConfig, out: str) -> str:
 
 def run(args) -> int:
     refuse_overwriting_inputs({"--out": args.out}, {"checkpoint": args.checkpoint})
+    if checkpoint_kind(args.checkpoint) == CLASSIFIER_KIND:
+        return run_classifier(args)
     device = resolve_device(args.device)
     model, state = load_model(args.checkpoint, device)
     for k, _ in args.importance_weighted or [(50, 1000)]:
@@ -86,7 +85,6 @@ def run(args) -> int:
         weighted[-1].require_finite(args.checkpoint)
     name = args.name or Path(args.checkpoint).stem
     step = int(state.get("step", 0))
-    per_epoch = int(extra.get("steps_per_epoch", 0)) or 1
     commands = args.made_with or [train_command(config, f"{name}.ckpt")]
     lines = [
         f"# Model card: {name}",
@@ -95,15 +93,9 @@ def run(args) -> int:
         f"- Data: {config.dataset}, training split = first {int(extra.get('train_images', 0))} training images "
         f"(the last {config.validation_size} are the validation split); {config.binarization} binarisation "
         "while training",
-        f"- Optimiser: Adam lr {config.lr:g} (schedule {config.lr_schedule}), betas ({config.beta1:g}, "
-        f"{config.beta2:g}), gradient-norm clipping {config.grad_clip:g}, batch {config.batch_size}, "
-        f"seed {config.seed}",
-        f"- Trained: {step} steps = {step / per_epoch:.1f} epochs, {duration(float(extra.get('wall_time', 0)))} "
-        "of training wall time",
-        *[f"- Started from `{Path(entry['init_from']).name}` (step {entry['step']}, sha256 "
-          f"{entry['sha256'][:12]}...) with a fresh Adam state" for entry in extra.get("lineage", [])],
-        f"- Machine of this card: {platform.machine()}, {os.cpu_count()} cores, {platform.system()}, "
-        f"torch {torch.__version__}, device {device}",
+        optimiser_line(config),
+        *trained_lines(step, extra),
+        machine_line(device),
         "",
         "## Test results (MNIST test set, fixed binarisation "
         f"seed {bin_seed}, nats per image, lower is better)",
@@ -127,11 +119,26 @@ def run(args) -> int:
         "",
         *[f"{note}" for note in args.note],
         "",
-        f"_Written by {SOFTWARE} on {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}._",
+        written_by_line(),
         "",
     ]
     atomic_write(args.out, lambda temp: Path(temp).write_text("\n".join(lines)))
     status(f"wrote {args.out}")
     print(f"{name}: bound {full.bound:.2f} nats (n={full.n})" + "".join(
         f", IW bound {w.iw_bound:.2f} (K={w.importance_samples}, n={w.n})" for w in weighted))
+    return 0
+
+
+def run_classifier(args) -> int:
+    """``card`` of an attention classifier: its test and validation error and the error after each glimpse."""
+    if args.importance_weighted:
+        raise DrawStudioError("--importance-weighted asks for bounds of DRAW; a classifier's card gives its error "
+                              "rates: drop it")
+    card = classifier_card(args.checkpoint, data_dir=args.data_dir, download=not args.no_download, name=args.name,
+                           made_with=args.made_with, notes=args.note, device=args.device, progress=status)
+    atomic_write(args.out, lambda temp: Path(temp).write_text(card.text))
+    status(f"wrote {args.out}")
+    name = args.name or Path(args.checkpoint).stem
+    print(f"{name}: test error {card.test.error:.2f}% ({card.test.errors} of {card.test.n}), validation error "
+          f"{card.valid.error:.2f}% ({card.valid.errors} of {card.valid.n}), step {card.step}")
     return 0
