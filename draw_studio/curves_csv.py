@@ -4,8 +4,12 @@ The layout (``draw-studio log-export --csv`` and the window's File > Export curv
 of every curve, columns ``split`` (``train`` / ``valid``), ``step``, ``wall_time``, ``bound``, ``nll_x``,
 ``kl``, ``lr``; a training row holds the log's history row (its ``loss`` is the ``bound`` column), a
 validation row the held-out bound, with ``nll_x``, ``kl`` and ``lr`` empty. An unrecorded learning rate
-is empty too. Floats are written with every digit (Python's ``repr``), so the file reads back to the
-log's numbers exactly. The file is written under a temporary name and renamed when complete
+is empty too. An attention classifier's log (:mod:`draw_studio.curve_meaning`) has other quantities, so
+other columns (:data:`CLASSIFIER_CSV_COLUMNS`): ``split``, ``step``, ``wall_time``, ``cross_entropy`` (a
+training row's loss, nats per image), ``error_percent`` (a validation row's error) and ``lr``; a row leaves
+the other split's column empty, and the log's copy of the loss (``nll_x``) and its zero ``kl`` are left
+out. Floats are written with every digit (Python's ``repr``), so the file reads back to the log's
+numbers exactly. The file is written under a temporary name and renamed when complete
 (``files.atomic_write``): a failure or a cancel leaves no partial file.
 
 Formatting a million rows takes seconds of Python holding the GIL. In a program with a window, a
@@ -31,11 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .curve_meaning import CLASSIFIER, DRAW
 from .errors import DrawStudioError, first_line
 from .files import atomic_write
 
 CSV_COLUMNS = ("step", "wall_time", "bound", "nll_x", "kl", "lr")  # after the first column, "split"
 VALID_COLUMNS = ("step", "wall_time", "bound")
+CLASSIFIER_CSV_COLUMNS = ("step", "wall_time", "cross_entropy", "error_percent", "lr")  # a classifier's log
 CSV_CHUNK_ROWS = 1000  # rows formatted per call (the csv module holds the GIL for a whole call)
 CHILD_START_TIMEOUT_S = 60.0
 
@@ -46,7 +52,7 @@ class ExportCancelled(Exception):
 
 def write_curves_csv(path: str | Path, train: Mapping[str, np.ndarray], valid: Mapping[str, np.ndarray],
                      progress: Callable[[int, int], None] | None = None,
-                     cancelled: Callable[[], bool] | None = None) -> int:
+                     cancelled: Callable[[], bool] | None = None, kind: str = DRAW) -> int:
     """Write the points of a run's curves to one CSV (the layout of this module's documentation).
 
     Parameters
@@ -61,6 +67,10 @@ def write_curves_csv(path: str | Path, train: Mapping[str, np.ndarray], valid: M
         ``progress(rows_done, rows_total)`` as rows are written.
     cancelled : callable, optional
         When it returns True, :class:`ExportCancelled` is raised and ``path`` is left as it was.
+    kind : str
+        ``draw`` (the columns :data:`CSV_COLUMNS`) or ``classifier`` (:data:`CLASSIFIER_CSV_COLUMNS`: the
+        ``bound`` arrays are the cross-entropy and the validation error in percent); see
+        :func:`draw_studio.curve_meaning.log_kind`.
 
     Returns
     -------
@@ -70,11 +80,12 @@ def write_curves_csv(path: str | Path, train: Mapping[str, np.ndarray], valid: M
     columns = [np.asarray(train[name], np.float64) for name in CSV_COLUMNS]  # each (N,)
     valid_columns = [np.asarray(valid[name], np.float64) for name in VALID_COLUMNS]  # each (M,)
     total = len(columns[0]) + len(valid_columns[0])
+    classifier = kind == CLASSIFIER
 
     def write(temp: str) -> None:
         with open(temp, "w", newline="") as handle:
             out = csv.writer(handle)
-            out.writerow(("split",) + CSV_COLUMNS)
+            out.writerow(("split",) + (CLASSIFIER_CSV_COLUMNS if classifier else CSV_COLUMNS))
             for first in range(0, len(columns[0]), CSV_CHUNK_ROWS):
                 if cancelled is not None and cancelled():
                     raise ExportCancelled(f"export of {path} stopped")
@@ -82,12 +93,20 @@ def write_curves_csv(path: str | Path, train: Mapping[str, np.ndarray], valid: M
                 steps = columns[0][part].astype(np.int64).tolist()
                 lr = ["" if value != value else value for value in columns[5][part].tolist()]
                 # the csv module writes a float as repr() does: every digit kept
-                out.writerows(zip(repeat("train"), steps, *(c[part].tolist() for c in columns[1:5]), lr))
+                if classifier:  # step, wall time, cross-entropy, (error), lr
+                    out.writerows(zip(repeat("train"), steps, columns[1][part].tolist(), columns[2][part].tolist(),
+                                      repeat(""), lr))
+                else:
+                    out.writerows(zip(repeat("train"), steps, *(c[part].tolist() for c in columns[1:5]), lr))
                 if progress is not None:
                     progress(min(first + CSV_CHUNK_ROWS, len(columns[0])), total)
             steps = valid_columns[0].astype(np.int64).tolist()
-            out.writerows(zip(repeat("valid"), steps, valid_columns[1].tolist(), valid_columns[2].tolist(),
-                              repeat(""), repeat(""), repeat("")))
+            if classifier:  # step, wall time, (cross-entropy), error, (lr)
+                out.writerows(zip(repeat("valid"), steps, valid_columns[1].tolist(), repeat(""),
+                                  valid_columns[2].tolist(), repeat("")))
+            else:
+                out.writerows(zip(repeat("valid"), steps, valid_columns[1].tolist(), valid_columns[2].tolist(),
+                                  repeat(""), repeat(""), repeat("")))
         if progress is not None:
             progress(total, total)
 
@@ -97,7 +116,7 @@ def write_curves_csv(path: str | Path, train: Mapping[str, np.ndarray], valid: M
 
 def write_curves_csv_in_process(path: str | Path, train: Mapping[str, np.ndarray], valid: Mapping[str, np.ndarray],
                                 progress: Callable[[int, int], None] | None = None,
-                                cancelled: Callable[[], bool] | None = None) -> int:
+                                cancelled: Callable[[], bool] | None = None, kind: str = DRAW) -> int:
     """:func:`write_curves_csv` done by a child process (see the module docstring); same arguments and result.
 
     ``cancelled()`` is checked at every progress line of the child (a few per second at least); a cancel
@@ -112,7 +131,8 @@ def write_curves_csv_in_process(path: str | Path, train: Mapping[str, np.ndarray
     """
     columns = [np.ascontiguousarray(train[name], np.float64) for name in CSV_COLUMNS]  # each (N,)
     columns += [np.ascontiguousarray(valid[name], np.float64) for name in VALID_COLUMNS]  # each (M,)
-    header = {"path": str(Path(path).resolve()), "train_rows": len(columns[0]), "valid_rows": len(columns[-1])}
+    header = {"path": str(Path(path).resolve()), "train_rows": len(columns[0]), "valid_rows": len(columns[-1]),
+              "kind": kind}
     package_root = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
     try:
@@ -174,7 +194,7 @@ def main() -> int:
             sys.stdout.write(f"{done} {total}\n")
             sys.stdout.flush()
 
-        write_curves_csv(header["path"], train, valid, report)
+        write_curves_csv(header["path"], train, valid, report, kind=header.get("kind", DRAW))
     except ExportCancelled:
         return 1
     except DrawStudioError as exc:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .curve_meaning import log_kind
 from .curves_csv import CSV_COLUMNS, VALID_COLUMNS, ExportCancelled, write_curves_csv  # noqa: F401 - the CSV's API
 from .errors import DrawStudioError
 from .export import write_gif
@@ -56,7 +57,8 @@ def export_log_csv(log_path: str | Path, out: str | Path) -> int:
     DrawStudioError
         ``out`` cannot be written.
     """
-    return write_curves_csv(out, *log_curves(read_training_log(log_path)))
+    log = read_training_log(log_path)
+    return write_curves_csv(out, *log_curves(log), kind=log_kind(log.model_config))  # a classifier's: its columns
 
 
 def snapshot_frame(snapshots: Snapshots, index: int, scale: int = 2, label: bool = True) -> np.ndarray:

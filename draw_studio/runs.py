@@ -14,6 +14,10 @@ A run's **state**:
   size / 100 kB/s seconds);
 * ``stopped``: neither (stopped by the user, killed, or crashed; ``--resume`` goes on from its
   checkpoint).
+
+A run's best validation figure is what its log's ``eval/bound`` holds (:mod:`draw_studio.curve_meaning`):
+DRAW's lowest validation bound in nats per image (:attr:`RunSummary.best_bound`), or an attention
+classifier's lowest validation error in percent (:attr:`RunSummary.best_error_percent`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .curve_meaning import CLASSIFIER, DRAW, log_kind
 from .errors import DrawStudioError
 from .training_log import WRITE_BYTES_PER_S, TrainingLog
 from .training_log_reader import read_training_log
@@ -64,9 +69,9 @@ class RunSummary:
     wall_time : float
         Seconds of training (all sessions) at the last row.
     best_bound : float or None
-        Lowest held-out (validation) bound, nats per image; None without one.
+        Lowest held-out (validation) bound, nats per image; None without one, and for a classifier.
     best_step : int or None
-        Its step.
+        The step of the best validation figure (the bound, or a classifier's error).
     state : str
         ``finished``, ``running`` or ``stopped`` (see the module documentation).
     run_id, started : str
@@ -74,6 +79,10 @@ class RunSummary:
         The log's modification time (seconds since the epoch).
     log : TrainingLog
         The curves, as read.
+    kind : str
+        ``draw``, or ``classifier`` for an attention classifier's run (:func:`draw_studio.curve_meaning.log_kind`).
+    best_error_percent : float or None
+        A classifier's lowest validation error, in percent; None without one, and for DRAW.
     """
 
     path: Path
@@ -93,6 +102,13 @@ class RunSummary:
     started: str
     modified: float
     log: TrainingLog = field(repr=False)
+    kind: str = DRAW
+    best_error_percent: float | None = None
+
+    @property
+    def best_valid(self) -> float | None:
+        """The best validation figure, whichever the run has (a bound in nats, or a classifier's error in %)."""
+        return self.best_error_percent if self.kind == CLASSIFIER else self.best_bound
 
 
 def find_logs(paths) -> list[Path]:
@@ -167,14 +183,17 @@ def summarize_run(path: str | Path, now: float | None = None, log: TrainingLog |
     else:
         state = "stopped"
     name = path.name[:-len(".log.h5")] if path.name.endswith(".log.h5") else path.stem
+    kind = log_kind(log.model_config)
+    best_value = float(log.eval_bound[best]) if best is not None else None
     return RunSummary(
         path=path, name=name, preset=str(train.get("preset", "")), settings=run_settings(log), step=step,
         total_steps=int(total) if total is not None else None, steps_per_epoch=per_epoch,
         epochs=step / per_epoch if per_epoch else None, images_seen=step * int(train.get("batch_size") or 0),
         wall_time=float(log.wall_time[-1]) if len(log.wall_time) else 0.0,
-        best_bound=float(log.eval_bound[best]) if best is not None else None,
+        best_bound=best_value if kind == DRAW else None,
         best_step=int(log.eval_step[best]) if best is not None else None, state=state, run_id=log.run_id,
-        started=log.started, modified=stat.st_mtime, log=log)
+        started=log.started, modified=stat.st_mtime, log=log, kind=kind,
+        best_error_percent=best_value if kind == CLASSIFIER else None)
 
 
 def summarize_runs(paths, now: float | None = None) -> list[RunSummary]:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
@@ -132,6 +133,18 @@ def test_a_recent_file_that_is_gone_leaves_the_list(window, files):
     assert "does not exist" in window.last_error
     assert window.recent_files() == [str((files / "tiny.ckpt").resolve())]
     assert [a.text() for a in window.recent_menu.actions()] == window.recent_files()
+
+
+def test_screenshot_of_a_shipped_log_shows_its_curves(tmp_path):
+    """The curves are painted, not a black plot caught between two event-loop turns (a real run's log: its
+    summary sets the epochs after the curves were drawn, and the curves hold their painting for a turn)."""
+    shot = tmp_path / "shot.png"
+    result = run_cli("gui", REPO / "models" / "mnist-noattention.log.h5", "--screenshot", shot, "--settings",
+                     tmp_path / "s.ini", timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with Image.open(shot) as image:
+        colours = dict((colour, count) for count, colour in image.convert("RGB").getcolors(1 << 22))
+    assert colours.get((0xFF, 0xB0, 0x00), 0) > 100  # L_x's curve (the legend's dash alone: ~6 pixels)
 
 
 @pytest.mark.parametrize("name", GOOD)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..curve_meaning import DRAW
+
 BUCKET = 4  # rows per bucket grow by this factor from one level to the next (4, 16, 64, ...)
 MAX_SCALE_EXP = 230.0  # within one block the scale factors w^-j stay below e^230 (~1e100)
 SMOOTHED = ("bound", "nll_x", "kl")  # the training curves drawn raw (faint) and smoothed
@@ -207,6 +209,7 @@ class CurveRequest:
     train: dict[str, np.ndarray]  # name -> (N,): step, wall_time, bound, nll_x, kl, lr
     valid: dict[str, np.ndarray]  # name -> (M,): step, wall_time, bound
     x_scale: float = 1.0  # x = x_column * x_scale (epochs: 1 / steps per epoch; images seen: batch size)
+    kind: str = DRAW  # what the points are (draw_studio.curve_meaning): "draw" or "classifier"
 
 
 @dataclass(eq=False)
@@ -226,6 +229,7 @@ class CurveSet:
     valid: dict[str, np.ndarray]  # (M,) each
     has_lr: bool = False  # some learning rate is recorded
     x_scale: float = 1.0
+    kind: str = DRAW  # the request's
     computed_in: str = field(default_factory=lambda: threading.current_thread().name)
 
     def reusable_for(self, request: CurveRequest) -> bool:
@@ -306,7 +310,7 @@ def compute_curves(request: CurveRequest, previous: CurveSet | None = None,
         pyramids[f"smooth:{name}"] = base.extended(smooth[name])
     has_lr = bool(reuse is not None and reuse.has_lr) or bool(np.isfinite(train["lr"][start:]).any())
     return CurveSet(request.generation, request.revision, request.weight, request.x_column, rows, x, x_sorted,
-                    dict(train), smooth, pyramids, dict(request.valid), has_lr, request.x_scale)
+                    dict(train), smooth, pyramids, dict(request.valid), has_lr, request.x_scale, request.kind)
 
 
 def _grown(view: np.ndarray, rows: int) -> np.ndarray:

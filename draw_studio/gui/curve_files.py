@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 
+from ..curve_meaning import log_kind
 from ..errors import DrawStudioError
 from ..runs import RunSummary, summarize_run
 from ..training_log import TrainingLog
@@ -44,6 +45,7 @@ def read_run(path: str | Path) -> tuple[RunSummary, TrainingHistory]:
     history = TrainingHistory()
     history.adopt(*log_tables(summary.log))
     history.set_scales(summary.steps_per_epoch, summary.settings.get("batch_size"))
+    history.set_kind(summary.kind)
     summary.log = None
     return summary, history
 
@@ -95,6 +97,7 @@ class CurveFiles(QObject):
             log, train, valid = read_log_tables(path)
             self.history.adopt(train, valid)
             self.history.set_scales(log.steps_per_epoch, log.train_config.get("batch_size"))
+            self.history.set_kind(log_kind(log.model_config))
             self._loaded(log, loaded)
             return
         since = self.history.mark()
@@ -105,6 +108,7 @@ class CurveFiles(QObject):
             log, train, valid = result
             if self.history.adopt(train, valid, since=since):
                 self.history.set_scales(log.steps_per_epoch, log.train_config.get("batch_size"))
+                self.history.set_kind(log_kind(log.model_config))
                 self._loaded(log, loaded)
 
         def fail(message: str) -> None:

@@ -7,6 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
+from ..curve_meaning import CLASSIFIER
 from ..formatting import duration
 from .curve_data import CurveSet
 
@@ -19,7 +20,8 @@ class CurveHover:
     ----------
     curves : CurvesPlot
     labels : dict
-        Training curve name -> its name in the read-out (e.g. ``"bound" -> "bound L"``).
+        Kind of the points drawn (``draw``, ``classifier``: :mod:`draw_studio.curve_meaning`) -> training curve
+        name -> its name in the read-out (e.g. ``"bound" -> "bound L"``).
     """
 
     def __init__(self, curves, labels: dict[str, str]) -> None:
@@ -46,12 +48,13 @@ class CurveHover:
             self._at = (shown, row)
             self.cursor.setPos(shown.x[row])
             self.cursor.setVisible(True)
-            curves.hover_text.emit(describe_row(shown, row, self.labels))
+            curves.hover_text.emit(describe_row(shown, row, self.labels[shown.kind]))
 
 
 def describe_row(curves: CurveSet, row: int, labels: dict[str, str]) -> str:
     """One line: the step of training row ``row``, its wall time and every value drawn there (raw and EMA of the
-    curves named in ``labels``, the learning rate when recorded, the last validation before it)."""
+    curves named in ``labels``, the learning rate when recorded, the last validation before it: a bound, or an
+    attention classifier's error in percent)."""
     train, step = curves.train, int(curves.train["step"][row])
     parts = [f"step {step:,}", f"time {duration(train['wall_time'][row])}"]
     for name, label in labels.items():
@@ -60,6 +63,7 @@ def describe_row(curves: CurveSet, row: int, labels: dict[str, str]) -> str:
         parts.append(f"lr {train['lr'][row]:.3g}")
     before = int(np.searchsorted(curves.valid["step"], step, side="right"))
     if before:
-        parts.append(f"validation {curves.valid['bound'][before - 1]:.2f} at step "
-                     f"{int(curves.valid['step'][before - 1]):,}")
+        value = curves.valid["bound"][before - 1]
+        figure = f"validation error {value:.2f}%" if curves.kind == CLASSIFIER else f"validation {value:.2f}"
+        parts.append(f"{figure} at step {int(curves.valid['step'][before - 1]):,}")
     return "  ·  ".join(parts)

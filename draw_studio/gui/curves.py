@@ -12,6 +12,11 @@ log), follows again. Hovering says the step and the values there (:attr:`CurvesP
 seen. Several runs are drawn in the same plot, one colour per run, by its :attr:`CurvesPlot.overlay`
 (:mod:`~draw_studio.gui.runs_overlay`).
 
+An attention classifier's training log (:mod:`draw_studio.curve_meaning`, the history's ``kind``) holds
+other quantities: its one training curve is the cross-entropy in nats per image (the log's L_x repeats
+it, its L_z is 0: neither is drawn), and its validation points are the error in percent, drawn against
+the right axis ("validation error, %") in place of the learning rate (still in the hover read-out).
+
 New points are given to pyqtgraph in one event-loop turn and painted in the next (a small log is read
 in one turn, given to pyqtgraph in the next and painted in a third): no turn holds the window for all
 of it.
@@ -23,6 +28,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
+from ..curve_meaning import CLASSIFIER
 from .axis_painting import cache_axes, lay_out_axes, steady_width
 from .curve_data import (
     INLINE_ROWS,
@@ -39,17 +45,20 @@ from .curve_data import (
 )
 from .curve_files import CurveFiles
 from .curve_hover import CurveHover
+from .curve_legend import (
+    CLASSIFIER_CURVES,
+    HOVER_LABELS,
+    LR_COLOUR,
+    TRAIN_CURVES,
+    VALID_COLOUR,
+    detail_legend,
+    overlay_legend,
+)
 from .curve_tasks import BackgroundLane
 from .history import TRAIN_COLUMNS, VALID_COLUMNS, TrainingHistory
 from .lr_axis import LearningRateAxis
 from .runs_overlay import SERIES, RunOverlay
 
-# curve name -> (history column, legend label, colour)
-TRAIN_CURVES = {"bound": ("bound", "bound L (train)", "#4da6ff"),
-                "nll_x": ("nll_x", "L_x (train)", "#ffb000"),
-                "kl": ("kl", "L_z (train)", "#5ad17a")}
-VALID_COLOUR = "#ff5ad0"
-LR_COLOUR = "#b0b0b0"
 EMPTY_NOTE = "no curves yet: press Start, or open a training log"
 X_AXIS_ITEMS = ("step", "wall_time", "epoch", "images")  # the x axis combo's entries, in order
 OVERLAY_Y_SHOWN = 0.98  # several runs: y fits this share of the points (as TensorBoard's "ignore outliers")
@@ -146,14 +155,15 @@ class CurvesPlot(QWidget):
         self.plot.addItem(self.empty_note, ignoreBounds=True)
         self.valid_item = self.plot.plot(pen=pg.mkPen(VALID_COLOUR, width=2), symbol="o", symbolSize=6,
                                          symbolBrush=VALID_COLOUR, symbolPen=None)
-        self.hover = CurveHover(self, {name: label.split(" (")[0] for name, (_, label, _) in TRAIN_CURVES.items()})
+        self.hover = CurveHover(self, HOVER_LABELS)
         self.cursor = self.hover.cursor
-        self.lr_axis = LearningRateAxis(self.plot.getPlotItem(), LR_COLOUR)
+        self.lr_axis = LearningRateAxis(self.plot.getPlotItem(), LR_COLOUR, VALID_COLOUR)
         self.lr_view, self.lr_item = self.lr_axis.view, self.lr_axis.item
         cache_axes(self.plot.getPlotItem())  # a hover cursor or new points repaint the grid's axes: from pixmaps
         steady_width(self.plot.getPlotItem().getAxis("left"))  # a log's first paint never lays the plot out anew
         self.overlay = RunOverlay(self)
         self.overlay.series_changed.connect(lambda _: self._update_legend(self.shown is not None and self.shown.has_lr))
+        self.overlay.kinds_changed.connect(self._overlay_axes)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -205,19 +215,20 @@ class CurvesPlot(QWidget):
     def _update_smoothing_label(self) -> None:
         self.smoothing_label.setText(f"EMA {self.smoothing_weight:.2f}")
 
+    @property
+    def kind(self) -> str:
+        """What the plot draws (:mod:`draw_studio.curve_meaning`): ``draw`` or ``classifier`` (the runs overlaid, or the
+        open source's run: the points drawn, else the history's)."""
+        if self.overlay.active:
+            return self.overlay.kind
+        return self.shown.kind if self.shown is not None else self.history.kind
+
     def _update_legend(self, lr: bool) -> None:
         if self.overlay.active:  # one colour per run: the legend says what the line styles mean
-            missing = self.overlay.missing()
-            self.legend.setText(f"<span>colour: run (Runs tab) &nbsp; ━ {SERIES[self.overlay.series]} (train, EMA)"
-                                " &nbsp; ┅● bound L (validation)</span>" + (
-                                    f" &nbsp; <i>not on this axis: {', '.join(missing)}</i>" if missing else ""))
-            return
-        entries = [(colour, "━", label) for _, label, colour in TRAIN_CURVES.values()]
-        entries.append((VALID_COLOUR, "●", "bound L (validation)"))
-        if lr:
-            entries.append((LR_COLOUR, "┅", "learning rate (right axis)"))
-        self.legend.setText("&nbsp; ".join(f"<span style='color:{colour}'>{mark}</span>&nbsp;{label}"
-                                           for colour, mark, label in entries))
+            self.legend.setText(overlay_legend(self.overlay.kind, SERIES[self.overlay.series], self.overlay.missing(),
+                                               self.overlay.other_kind()))
+        else:
+            self.legend.setText(detail_legend(self.kind, lr))
 
     def _on_smoothing(self) -> None:
         self._update_smoothing_label()
@@ -292,7 +303,7 @@ class CurvesPlot(QWidget):
         self._requested = key
         request = CurveRequest(history.generation, history.revision, self.smoothing_weight, column,
                                {name: history.train.column(name) for name in TRAIN_COLUMNS},
-                               {name: history.valid.column(name) for name in VALID_COLUMNS}, scale)
+                               {name: history.valid.column(name) for name in VALID_COLUMNS}, scale, history.kind)
         previous = self.shown if self.shown is not None and self.shown.reusable_for(request) else None
         # at once when little is to compute, unless a background computation may be extending `previous`
         if rows_to_compute(previous, request) <= INLINE_ROWS and (previous is None or not self._lane.busy):
@@ -317,7 +328,8 @@ class CurvesPlot(QWidget):
 
     def detail_items(self) -> list[pg.PlotDataItem]:
         """The items drawing the open source's run in detail."""
-        return [*self.raw_items.values(), *self.smooth_items.values(), self.valid_item, self.lr_item]
+        return [*self.raw_items.values(), *self.smooth_items.values(), self.valid_item, self.lr_item,
+                self.lr_axis.error_item]
 
     def _draw(self) -> None:
         """Give pyqtgraph the points of the visible range, thinned to a few per pixel."""
@@ -325,8 +337,8 @@ class CurvesPlot(QWidget):
         for item in self.detail_items():
             item.setVisible(not overlay)
         if overlay:
-            self.lr_axis.show_axis(False)
             self.overlay.draw()
+            self._overlay_axes()
             self.empty_note.setText("tick runs in the Runs tab to see their curves")
             self.empty_note.setVisible(not self.overlay.runs)
             if not self.overlay.runs:
@@ -358,17 +370,46 @@ class CurvesPlot(QWidget):
         self._paint_next_turn()  # giving pyqtgraph the points, fitting the ranges and painting take a turn each
         self._settle_soon.start()
         self._drawn = (curves, first, last, points)
-        for name in SMOOTHED:
-            self.raw_items[name].setData(*curves.points(name, False, first, last, points))
-            self.smooth_items[name].setData(*curves.points(name, True, first, last, points))
-        for name in PLAIN:
-            self.lr_axis.show(*curves.points(name, False, first, last, points), curves.has_lr)
         valid_x = curves.valid_x
         marked = len(valid_x) <= min(points // 2, MAX_MARKED_POINTS)
-        self.valid_item.setData(valid_x, curves.valid["bound"], symbol="o" if marked else None)  # no scatter unmarked
+        if curves.kind == CLASSIFIER:  # the cross-entropy; the error in % against the right axis
+            self._draw_classifier(curves, first, last, points, marked)
+        else:
+            for name in SMOOTHED:
+                self.raw_items[name].setData(*curves.points(name, False, first, last, points))
+                self.smooth_items[name].setData(*curves.points(name, True, first, last, points))
+            for name in PLAIN:
+                self.lr_axis.show(*curves.points(name, False, first, last, points), curves.has_lr)
+            # no scatter unmarked
+            self.valid_item.setData(valid_x, curves.valid["bound"], symbol="o" if marked else None)
         self.empty_note.setVisible(curves.rows == 0 and len(valid_x) == 0)
         if curves.rows == 0 and len(valid_x) == 0:
             self._show_nothing()
+
+    def _overlay_axes(self) -> None:
+        """Runs overlaid: the right axis holds the attention classifiers' validation errors (else none); the legend
+        says what the runs drawn are."""
+        if not self.overlay.active:
+            return
+        if self.overlay.kind == CLASSIFIER:
+            self.lr_axis.hold_errors()
+        else:
+            self.lr_axis.show_axis(False)
+        self._update_legend(False)
+
+    def _draw_classifier(self, curves: CurveSet, first: int, last: int, points: int, marked: bool) -> None:
+        """An attention classifier's points: its cross-entropy (the ``bound`` column) raw and smoothed, and its
+        validation error in percent against the right axis; its copy of the loss (``nll_x``) and its zero ``kl``
+        not drawn."""
+        for name in SMOOTHED:
+            if name in CLASSIFIER_CURVES:
+                self.raw_items[name].setData(*curves.points(name, False, first, last, points))
+                self.smooth_items[name].setData(*curves.points(name, True, first, last, points))
+            else:
+                self.raw_items[name].setData([], [])
+                self.smooth_items[name].setData([], [])
+        self.valid_item.setData([], [])
+        self.lr_axis.show_errors(curves.valid_x, curves.valid["bound"], marked)
 
     def _show_nothing(self) -> None:
         """No points: the axes at 0..1 (not the ranges of what was shown before), the note in the middle."""

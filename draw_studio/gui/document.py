@@ -32,6 +32,8 @@ KIND_NAMES = {NOTHING: "nothing open", CHECKPOINT: "model checkpoint", TRAINING:
               CLASSIFY_TRACE: "classify trace"}
 OPEN_SOMETHING = "open a checkpoint, a trace or a training log, or start training"
 NOT_CLASSIFIED = "no images classified: the Gallery says why"  # short, for image panes; the long reason: lacks()
+# why an attention classifier's training log shows no class probabilities (its classification_note)
+CLASSIFIER_LOG_NOTE = "a training log has no model: open its checkpoint to see the classifier's class probabilities"
 # what an attention classifier lacks, per quantity a DRAW panel shows
 CLASSIFIER_LACKS = {
     "samples": "an attention classifier draws nothing: no samples from a prior",
@@ -252,7 +254,7 @@ class Document(QObject):
         """Why no glimpses and class probabilities of a classifier are shown ("" when they are)."""
         if self.classification is not None:
             return ""
-        if self.kind in CLASSIFIER_KINDS:
+        if self.kind in CLASSIFIER_KINDS or self.classification_note:  # a note: e.g. a classifier's training log
             return self.classification_note or "no images classified yet: press Classify (Gallery)"
         return ("a DRAW model does not classify: open an attention classifier's checkpoint or classify trace to "
                 "see class probabilities")

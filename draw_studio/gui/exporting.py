@@ -9,11 +9,12 @@ the attention windows. The export then runs as a background job
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QDialog, QFileDialog, QLabel, QMainWindow, QProgressBar
+from PySide6.QtCore import QEventLoop, QObject
+from PySide6.QtWidgets import QApplication, QDialog, QFileDialog, QLabel, QMainWindow, QProgressBar, QWidget
 
 from ..window_style import DEFAULT_STYLE
 from .export_dialog import ExportDialog, default_scale
@@ -21,7 +22,21 @@ from .jobs import JobRunner
 from .state import StudioState
 
 KINDS = ("frames", "gif", "mp4", "trace")
+SETTLE_LIMIT_S = 2.0  # the longest a grab waits for widgets that hold their painting for a turn or two
 FILTERS = {"gif": "GIF (*.gif)", "mp4": "MP4 (*.mp4)", "trace": "HDF5 trace (*.h5)"}
+
+
+def settle_painting(window: QWidget, limit_s: float = SETTLE_LIMIT_S) -> None:
+    """Run the event loop until no widget of ``window`` holds its painting (at most ``limit_s``).
+
+    Some panels give pyqtgraph their points in one event-loop turn and paint in a later one, with the
+    viewport's updates off in between (the curves: ``CurvesWidget._paint_next_turn``); a grab in between
+    would show an empty black plot.
+    """
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and any(
+            widget.isVisible() and not widget.updatesEnabled() for widget in window.findChildren(QWidget)):
+        QApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
 
 
 class Exporter(QObject):
@@ -52,6 +67,7 @@ class Exporter(QObject):
         from ..files import atomic_write
 
         self.window.redraw_now()
+        settle_painting(self.window)
         data = QByteArray()
         buffer = QBuffer(data)
         buffer.open(QIODevice.OpenModeFlag.WriteOnly)

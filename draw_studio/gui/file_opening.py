@@ -26,7 +26,7 @@ from ..training_log import default_log_path
 from .background import one_line
 from .classifier_source import load_classifier_checkpoint
 from .document import CHECKPOINT as CHECKPOINT_SOURCE
-from .document import CLASSIFIER, CLASSIFY_TRACE, LOG_FILE, TRACE_FILE, Document
+from .document import CLASSIFIER, CLASSIFIER_LOG_NOTE, CLASSIFY_TRACE, LOG_FILE, TRACE_FILE, Document
 from .loading import LoadedModel, load_checkpoint, startup_model
 from .model_service import ModelService, window_wording
 
@@ -247,4 +247,5 @@ class FileOpener(QObject):
             raise DrawStudioError(f"cannot open {path} while training runs: the Training panel shows the run's "
                                   "curves; stop training first")
         self.show_curves(str(path))  # a damaged log fails here, before the document changes
-        self.document.open(LOG_FILE, path, log_path=path, model_steps=info.model_steps)
+        self.document.open(LOG_FILE, path, log_path=path, model_steps=info.model_steps,
+                           classification_note=CLASSIFIER_LOG_NOTE if info.classifier else "")

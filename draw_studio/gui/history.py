@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..curve_meaning import DRAW
 from ..curves_csv import CSV_COLUMNS as TRAIN_COLUMNS
 from ..curves_csv import (  # noqa: F401 - ExportCancelled: raised here
     VALID_COLUMNS,
@@ -81,6 +82,11 @@ class TrainingHistory:
     steps_per_epoch : float or None
     batch_size : int or None
         The run's numbers behind the epoch and images-seen axes (None: not known).
+    kind : str
+        What the points are (:mod:`draw_studio.curve_meaning`): ``draw`` (the bound and its terms in nats,
+        the validation bound) or ``classifier`` (an attention classifier's log: the cross-entropy in the
+        ``bound`` and ``nll_x`` columns, 0 in ``kl``, the validation error in percent in the validation
+        ``bound``).
     """
 
     def __init__(self) -> None:
@@ -90,13 +96,21 @@ class TrainingHistory:
         self.generation = 0  # bumped when points are removed or replaced, so cached smoothing is dropped
         self.steps_per_epoch: float | None = None
         self.batch_size: int | None = None
+        self.kind = DRAW
 
     def clear(self) -> None:
         self.train.clear()
         self.valid.clear()
         self.steps_per_epoch = self.batch_size = None
+        self.kind = DRAW
         self.revision += 1
         self.generation += 1
+
+    def set_kind(self, kind: str) -> None:
+        """Say what the points are (``draw`` or ``classifier``, see :func:`draw_studio.curve_meaning.log_kind`)."""
+        if kind != self.kind:
+            self.kind = kind
+            self.revision += 1
 
     def set_scales(self, steps_per_epoch: float | None, batch_size: int | None) -> None:
         """Record the run's steps per epoch and batch size (None or 0: unknown)."""
@@ -177,6 +191,7 @@ class TrainingHistory:
         frozen.train, frozen.valid = self.train.frozen(), self.valid.frozen()
         frozen.revision, frozen.generation = self.revision, self.generation
         frozen.steps_per_epoch, frozen.batch_size = self.steps_per_epoch, self.batch_size
+        frozen.kind = self.kind
         return frozen
 
     def mark(self) -> tuple[int, int, int]:
@@ -186,7 +201,8 @@ class TrainingHistory:
     def write_csv(self, path: str | Path, progress: Callable[[int, int], None] | None = None,
                   cancelled: Callable[[], bool] | None = None, in_process: bool = False) -> int:
         """Write every point of every curve to one CSV (:func:`draw_studio.curves_csv.write_curves_csv`'s
-        layout, the same as ``draw-studio log-export --csv``); returns the number of rows.
+        layout, the same as ``draw-studio log-export --csv``; a classifier's points get its columns); returns the
+        number of rows.
 
         Safe to call off the window thread: it writes the rows there were when it was called.
         ``progress(done, total)`` is called as rows are written; when ``cancelled()`` turns true,
@@ -197,7 +213,7 @@ class TrainingHistory:
         train = {name: self.train.column(name) for name in TRAIN_COLUMNS}
         valid = {name: self.valid.column(name) for name in VALID_COLUMNS}
         write = write_curves_csv_in_process if in_process else write_curves_csv
-        return write(path, train, valid, progress, cancelled)
+        return write(path, train, valid, progress, cancelled, kind=self.kind)
 
 
 def tables_from_columns(train: dict[str, np.ndarray],

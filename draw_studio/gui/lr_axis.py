@@ -1,9 +1,13 @@
-"""The training curves' learning rate: a dashed line against the plot's right axis, in a view box of its own.
+"""The training curves' right axis: the learning rate (a dashed line), or an attention classifier's validation error.
 
-The view box lies behind the plot's main one, x-linked to it, and fits its y range to the learning
-rate. A constant learning rate (a run without a schedule) would make pyqtgraph's automatic range
+The view box lies behind the plot's main one, x-linked to it, and fits its y range to what it holds.
+A constant learning rate (a run without a schedule) would make pyqtgraph's automatic range
 ±0.5 around it, drawn as "-400..400 (x0.001)": its range is then 0..twice the rate instead, the line
 in the middle. The right axis is shown only while a learning rate is drawn.
+
+An attention classifier's validation error is in percent, not in the nats of its cross-entropy on the
+left axis: it is drawn against the right axis instead of the learning rate (:meth:`LearningRateAxis.show_errors`,
+the axis then says "validation error, %"), as lines of other runs may be (:meth:`LearningRateAxis.hold_errors`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from PySide6.QtCore import Qt
 from .axis_painting import cache_axis, steady_width
 
 CONSTANT_SHARE = 1e-6  # a spread below this share of the rate's size counts as constant
+RATE_LABEL = "learning rate"
+ERROR_LABEL = "validation error, %"
 
 
 class LearningRateAxis:
@@ -26,22 +32,31 @@ class LearningRateAxis:
         The view box the line is drawn in.
     item : pyqtgraph.PlotDataItem
         The line.
+    error_item : pyqtgraph.PlotDataItem
+        A classifier's validation errors, drawn instead of the rate (:meth:`show_errors`).
+    label : str
+        What the right axis says now (``learning rate`` or ``validation error, %``).
     """
 
-    def __init__(self, plot: pg.PlotItem, colour: str) -> None:
+    def __init__(self, plot: pg.PlotItem, colour: str, error_colour: str = "#ff5ad0") -> None:
         self.plot = plot
         self.view = pg.ViewBox(enableMouse=False)
         self.view.setZValue(-10)  # behind the main view box, which keeps the mouse
         plot.scene().addItem(self.view)
         axis = plot.getAxis("right")
         axis.linkToView(self.view)
-        axis.setLabel("learning rate")
+        axis.setLabel(RATE_LABEL)
+        self.label = RATE_LABEL
         cache_axis(axis)
         steady_width(axis)
         self.view.setXLink(plot)
         self.view.enableAutoRange(axis=pg.ViewBox.XAxis, enable=False)  # x: the main view box's
         self.item = pg.PlotDataItem(pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
         self.view.addItem(self.item)
+        self.error_item = pg.PlotDataItem(pen=pg.mkPen(error_colour, width=2), symbol="o", symbolSize=6,
+                                          symbolBrush=error_colour, symbolPen=None)
+        self.view.addItem(self.error_item)
+        self._errors_drawn = False  # error_item holds points
         main = plot.getViewBox()
         main.sigResized.connect(lambda *_: self.view.setGeometry(main.sceneBoundingRect()))
         plot.hideAxis("right")
@@ -50,6 +65,8 @@ class LearningRateAxis:
     def show(self, x: np.ndarray, rates: np.ndarray, recorded: bool) -> None:
         """Draw ``rates`` against ``x`` (the points drawn: min/max thinned, so they hold the extremes), the right
         axis only when the run ``recorded`` a learning rate."""
+        self._clear_errors()
+        self._set_label(RATE_LABEL)
         self.item.setData(x, rates)
         self.show_axis(recorded)
         finite = rates[np.isfinite(rates)]
@@ -62,6 +79,34 @@ class LearningRateAxis:
             self.constant = constant
             self.fit()
 
+    def show_errors(self, x: np.ndarray, errors: np.ndarray, marked: bool) -> None:
+        """Draw a classifier's validation ``errors`` (percent, (M,)) against ``x`` instead of the learning rate, with
+        a circle on each point when ``marked``; the right axis says "validation error, %"."""
+        self.hold_errors()
+        self.error_item.setData(x, errors, symbol="o" if marked else None)
+        self._errors_drawn = True
+
+    def hold_errors(self) -> None:
+        """Make the right axis the validation error's, in percent, fitted to what its view box holds (no learning
+        rate drawn), e.g. for other runs' error curves added to :attr:`view`."""
+        if self.label != ERROR_LABEL:
+            self.item.setData([], [])
+            self._set_label(ERROR_LABEL)
+        self.show_axis(True)
+        if self.constant is not None:
+            self.constant = None
+            self.fit()
+
+    def _set_label(self, label: str) -> None:
+        if label != self.label:
+            self.label = label
+            self.plot.getAxis("right").setLabel(label)
+
+    def _clear_errors(self) -> None:
+        if self._errors_drawn:
+            self.error_item.setData([], [])
+            self._errors_drawn = False
+
     def keep_linear(self) -> None:
         """Keep the learning rate's axis linear when the plot's y axis turns logarithmic (pyqtgraph turns every
         axis of the plot, and so also the learning rate's view box, which holds plain rates, not their logs)."""
@@ -70,6 +115,7 @@ class LearningRateAxis:
     def hide(self) -> None:
         """No line, no right axis."""
         self.item.setData([], [])
+        self._clear_errors()
         self.show_axis(False)
 
     def show_axis(self, shown: bool) -> None:

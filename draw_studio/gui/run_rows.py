@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..curve_meaning import CLASSIFIER, DRAW, best_valid_text
 from ..formatting import duration
 from ..runs import RunSummary, run_settings
 from .history import TrainingHistory
@@ -42,6 +43,10 @@ class RunRow:
         The run of the open source (the live run, or the log opened or found beside a checkpoint).
     live : bool
         The run the window trains (or trained last); its facts come from its points (:func:`live_row`).
+    kind : str
+        ``draw``, or ``classifier`` for an attention classifier's run (:mod:`draw_studio.curve_meaning`).
+    best_bound, best_error_percent : float or None
+        The best validation figure: DRAW's lowest bound (nats per image), or a classifier's lowest error (%).
     """
 
     key: str
@@ -59,13 +64,16 @@ class RunRow:
     ticked: bool = True
     current: bool = False
     live: bool = False
+    kind: str = DRAW
+    best_error_percent: float | None = None
 
     def cells(self, differing: list[str]) -> list[str]:
         """The table's texts after the name: preset, the differing settings, steps, epochs, wall time,
-        best validation bound, its step, state."""
+        best validation figure (a bound in nats, or a classifier's error with %), its step, state."""
         return [self.preset or "-", *(setting_text(self.settings.get(name, "-")) for name in differing),
                 f"{self.step:,}", f"{self.epochs:.2f}" if self.epochs is not None else "-",
-                duration(self.wall_time), f"{self.best_bound:.2f}" if self.best_bound is not None else "-",
+                duration(self.wall_time),
+                best_valid_text(self.kind, self.best_error_percent if self.kind == CLASSIFIER else self.best_bound),
                 f"{self.best_step:,}" if self.best_step is not None else "-", self.state or "…"]
 
 
@@ -104,7 +112,8 @@ def row_from_summary(summary: RunSummary, **changes) -> RunRow:
     """The row of a run summarised from its log (``changes``: colour, ticked, current...)."""
     row = RunRow(key=log_key(summary.path), name=summary.name, path=str(summary.path), preset=summary.preset,
                  settings=summary.settings, step=summary.step, epochs=summary.epochs, wall_time=summary.wall_time,
-                 best_bound=summary.best_bound, best_step=summary.best_step, state=summary.state)
+                 best_bound=summary.best_bound, best_step=summary.best_step, state=summary.state, kind=summary.kind,
+                 best_error_percent=summary.best_error_percent)
     return replace(row, **changes)
 
 
@@ -137,12 +146,14 @@ def live_row(key: str, name: str, history: TrainingHistory, model_config, train_
         shown_state = "finished" if total_steps and step >= total_steps else "stopped"
     per_epoch = history.steps_per_epoch
     wall = history.train.column("wall_time")
+    best_value = float(bounds[best]) if best is not None else None
+    classifier = history.kind == CLASSIFIER
     row = RunRow(key=key, name=name, preset=str(getattr(train_config, "preset", "") or ""), settings=settings,
                  step=step, epochs=step / per_epoch if per_epoch else None,
                  wall_time=float(wall[-1]) if len(wall) and math.isfinite(wall[-1]) else 0.0,
-                 best_bound=float(bounds[best]) if best is not None else None,
+                 best_bound=None if classifier else best_value,
                  best_step=int(history.valid.column("step")[best]) if best is not None else None,
-                 state=shown_state)
+                 state=shown_state, kind=history.kind, best_error_percent=best_value if classifier else None)
     return replace(row, **changes)
 
 

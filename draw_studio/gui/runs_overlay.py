@@ -9,6 +9,12 @@ window thread when there are many rows. The open source's run reuses the curves 
 for it (a live run's keep growing). Selecting a run (:meth:`RunOverlay.set_highlight`) draws its
 curves thick and on top and dims the others; the mouse over a curve emits ``run_hovered``, a click
 ``run_clicked``.
+
+Runs whose curves are other quantities are not drawn on one y axis together (:mod:`draw_studio.curve_meaning`):
+only the runs of the first run's kind (the open source's run when it is ticked, else the first ticked row)
+are drawn, and the legend names the others (:meth:`RunOverlay.other_kind`). Runs of attention classifiers
+are drawn as their cross-entropy (nats per image, the left axis; whatever training curve is chosen: their
+L_x repeats it, their L_z is 0) and their validation error in percent, against the plot's right axis.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from dataclasses import dataclass
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, Signal
 
+from ..curve_meaning import CLASSIFIER, DRAW
 from .curve_data import INLINE_ROWS, CurveRequest, CurveSet, compute_curves, rows_to_compute, same_scale, x_source
 from .curve_tasks import BackgroundLane
 from .history import TRAIN_COLUMNS, VALID_COLUMNS, TrainingHistory
@@ -64,11 +71,14 @@ class RunOverlay(QObject):
     -------
     run_hovered(object) : the key of the run whose curve is under the mouse (None: none)
     run_clicked(str) : a run's curve was clicked
+    series_changed(str) : the training curve drawn per run (a key of :data:`SERIES`)
+    kinds_changed() : the kind of the runs drawn (:attr:`kind`), or the runs left out (:meth:`other_kind`), changed
     """
 
     run_hovered = Signal(object)
     run_clicked = Signal(str)
     series_changed = Signal(str)
+    kinds_changed = Signal()
 
     def __init__(self, curves) -> None:
         super().__init__(curves)
@@ -83,6 +93,7 @@ class RunOverlay(QObject):
         self._lane = BackgroundLane("run curves", self)
         self._computing = ""  # repr of {key: options} being computed in the background
         self._drawn: dict[str, tuple] = {}  # key -> (curve set, first row, last row, points, series) drawn
+        self._kinds: tuple = (DRAW, [])  # (kind, runs of other kinds) when last drawn
 
     @property
     def active(self) -> bool:
@@ -93,6 +104,16 @@ class RunOverlay(QObject):
     def busy(self) -> bool:
         return self._lane.busy
 
+    @property
+    def kind(self) -> str:
+        """What the runs drawn are (``draw`` or ``classifier``): the first run's kind (``draw`` with none)."""
+        return self.runs[0].history.kind if self.runs else DRAW
+
+    def other_kind(self) -> list[str]:
+        """Names of the ticked runs that are not drawn: their curves are other quantities than the first run's."""
+        kind = self.kind
+        return [run.name for run in self.runs or () if run.history.kind != kind]
+
     # ------------------------------------------------------------------ what to draw
     def set_runs(self, runs: list[OverlayRun] | None) -> None:
         """Draw these runs (None: none; the plot shows the open source's run in detail)."""
@@ -100,7 +121,7 @@ class RunOverlay(QObject):
         keys = {run.key for run in self.runs or ()}
         for key in [key for key in self.items if key not in keys]:
             for item in self.items.pop(key):
-                self.curves.plot.removeItem(item)
+                self._remove(item)
             self.sets.pop(key, None)
             self._drawn.pop(key, None)
         for curve in [curve for curve in self._under_mouse if curve.key not in keys]:
@@ -120,6 +141,24 @@ class RunOverlay(QObject):
         for item in (train, valid, dots):
             self.curves.plot.addItem(item)
         return train, valid, dots
+
+    def _remove(self, item) -> None:
+        """Take ``item`` out of the plot (the main view box, or the right axis' one)."""
+        if item.getViewBox() is self.curves.lr_view:
+            self.curves.lr_view.removeItem(item)
+        else:
+            self.curves.plot.removeItem(item)
+
+    def _place(self, items, right: bool) -> None:
+        """Put ``items`` in the right axis' view box (an attention classifier's validation errors, in %) or in the
+        main one."""
+        for item in items:
+            if (item.getViewBox() is self.curves.lr_view) != right:
+                self._remove(item)
+                if right:
+                    self.curves.lr_view.addItem(item)
+                else:
+                    self.curves.plot.addItem(item)
 
     def set_series(self, series: str) -> None:
         """Draw this training curve of every run (a key of :data:`SERIES`)."""
@@ -178,7 +217,8 @@ class RunOverlay(QObject):
                 history = run.history
                 request = CurveRequest(generation, revision, weight, column,
                                        {name: history.train.column(name) for name in TRAIN_COLUMNS},
-                                       {name: history.valid.column(name) for name in VALID_COLUMNS}, scale)
+                                       {name: history.valid.column(name) for name in VALID_COLUMNS}, scale,
+                                       history.kind)
                 previous = self.sets.get(run.key)
                 requests.append((run.key, request, previous if previous is not None
                                  and previous.reusable_for(request) else None))
@@ -210,17 +250,20 @@ class RunOverlay(QObject):
         following = view.state["autoRange"][0]
         low, high = view.viewRange()[0]
         points = self.curves.points_per_view()
+        kind = self.kind
         for key, (train, valid, dots) in self.items.items():
             run = self.run_of(key)
             curves = self.curves_of(run) if run is not None else None
-            usable = curves is not None and not math.isnan(curves.x_scale) and self.series in curves.train
+            usable = curves is not None and not math.isnan(curves.x_scale) and self.series in curves.train \
+                and curves.kind == kind and run.history.kind == kind  # other quantities: not on these axes
             for item in (train, valid, dots):
                 item.setVisible(self.active and usable)
             if not (self.active and usable):
                 self._drawn.pop(key, None)
                 continue
             first, last = (0, curves.rows) if following else curves.visible(low, high)
-            name = self.series
+            name = self.series_of(curves)
+            self._place((valid, dots), right=kind == CLASSIFIER)
             drawn = (curves, first, last, points, name)
             if self._drawn.get(key) is not None and all(a is b or a == b for a, b in zip(self._drawn[key], drawn)):
                 continue  # the same points are drawn already
@@ -230,6 +273,15 @@ class RunOverlay(QObject):
             valid.setData(valid_x, valid_y, connect="finite")
             dots.setData(valid_x if len(valid_x) <= points // 2 else [], valid_y if len(valid_x) <= points // 2
                          else [])
+        kinds = (kind, self.other_kind()) if self.active else (DRAW, [])
+        if kinds != self._kinds:
+            self._kinds = kinds
+            self.kinds_changed.emit()
+
+    def series_of(self, curves: CurveSet) -> str:
+        """The training curve drawn of a run: the chosen one, or an attention classifier's cross-entropy (its L_x
+        repeats it, its L_z is 0)."""
+        return "bound" if curves.kind == CLASSIFIER else self.series
 
     def missing(self) -> list[str]:
         """Names of ticked runs that cannot be drawn on this x axis (steps per epoch or batch size unknown)."""
@@ -260,9 +312,10 @@ class RunOverlay(QObject):
         if curves is None or curves.rows == 0:
             return run.name if run is not None else ""
         row = curves.row_near(x)
-        name = self.series
+        name = self.series_of(curves)
         value = curves.smooth[name][row] if name in curves.smooth else curves.train[name][row]
-        return f"{run.name}: step {int(curves.train['step'][row]):,}  ·  {SERIES[name]} {value:.2f}"
+        label = "cross-entropy" if curves.kind == CLASSIFIER else SERIES[name]
+        return f"{run.name}: step {int(curves.train['step'][row]):,}  ·  {label} {value:.2f}"
 
 
 def _compute_all(requests, cancelled) -> dict[str, CurveSet] | None:

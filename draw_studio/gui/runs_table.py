@@ -2,9 +2,10 @@
 
 Columns: the run (a tick box, the run's colour swatch and its name), preset, the settings that
 differ between the open runs (:func:`draw_studio.runs.differing_settings`), steps, epochs, wall
-time, best validation bound and its step, state. Ticking a row overlays its curves; selecting a
-row highlights them; the row of a hovered curve is tinted (:meth:`RunsTable.set_hovered`). The
-open source's run is in bold.
+time, best validation figure and its step, state. The best validation figure is a DRAW run's lowest
+validation bound (nats per image) or an attention classifier's lowest validation error (shown with
+%). Ticking a row overlays its curves; selecting a row highlights them; the row of a hovered curve is
+tinted (:meth:`RunsTable.set_hovered`). The open source's run is in bold.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTab
 
 from .run_colours import swatch
 from .run_rows import RunRow, headers
+
+HEADER_TIPS = {"best valid": "lowest validation bound, nats per image (an attention classifier: its lowest "
+                             "validation error, shown with %)",
+               "at step": "the step of the best validation figure"}
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 HOVER_TINT = QColor(255, 200, 60, 90)
@@ -44,6 +49,7 @@ class RunsTable(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setStretchLastSection(True)
         self.setHorizontalHeaderLabels(headers([]))
+        self._tip_headers(headers([]))
         self.differing: list[str] = []
         self.keys: list[str] = []  # the run of each row
         self.hovered_key: str | None = None
@@ -63,6 +69,7 @@ class RunsTable(QTableWidget):
                 titles = headers(self.differing)
                 self.setColumnCount(len(titles))
                 self.setHorizontalHeaderLabels(titles)
+                self._tip_headers(titles)
                 self.setRowCount(len(rows))
                 for index in range(len(rows)):
                     for column in range(len(titles)):
@@ -76,6 +83,12 @@ class RunsTable(QTableWidget):
         finally:
             self.blockSignals(False)
         self.set_hovered(self.hovered_key if self.hovered_key in self.keys else None)
+
+    def _tip_headers(self, titles: list[str]) -> None:
+        for column, title in enumerate(titles):
+            item = self.horizontalHeaderItem(column)
+            if item is not None and title in HEADER_TIPS:
+                item.setToolTip(HEADER_TIPS[title])
 
     def _fill(self, index: int, row: RunRow) -> None:
         first = self.item(index, 0)
