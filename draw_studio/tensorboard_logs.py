@@ -15,6 +15,9 @@ Tags, one point per optimiser step (x = the step):
 ``valid/bound``           held-out bound, nats per image
 ========================  =====================================================================
 
+An attention classifier's run (:mod:`draw_studio.curve_meaning`) writes ``train/cross_entropy`` (nats per
+image), ``train/lr`` and ``valid/error_percent`` instead.
+
 A converted log's points carry the wall time ``started + wall_time`` (so TensorBoard's "relative"
 axis is the log's training time); a live run's, the time they were written.
 """
@@ -28,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .curve_meaning import CLASSIFIER, DRAW, log_kind
 from .errors import DrawStudioError
 from .files import write_failure
 from .progress import Report, ReportKind
@@ -37,6 +41,10 @@ from .training_log_reader import read_training_log
 INSTALL = 'pip install "draw-studio[tensorboard]"'
 EVENT_FILES = "events.out.tfevents.*"
 TRAIN_TAGS = (("train/bound", "loss"), ("train/nll_x", "nll_x"), ("train/kl", "kl"))  # (tag, log column)
+# kind -> (the training tags with their log columns, the validation tag)
+TAGS = {DRAW: (TRAIN_TAGS, "valid/bound"),
+        CLASSIFIER: ((("train/cross_entropy", "loss"),), "valid/error_percent")}
+REPORT_COLUMNS = {"loss": 2, "nll_x": 3, "kl": 4}  # their places in a report's step_losses rows
 
 
 def require_tensorboard() -> None:
@@ -91,21 +99,22 @@ class TensorBoardSink:
     Use as a context manager or call :meth:`close`. Raises ``DrawStudioError`` as :func:`summary_writer`.
     """
 
-    def __init__(self, log_dir: str | Path, start_step: int = 0) -> None:
+    def __init__(self, log_dir: str | Path, start_step: int = 0, kind: str = DRAW) -> None:
         self.log_dir = Path(log_dir)
+        self.train_tags, self.valid_tag = TAGS[kind]
         self.writer = summary_writer(log_dir, purge_step=start_step + 1)
 
     def handle(self, report: Report) -> None:
         """Write what ``report`` carries: every step's training terms and the learning rate of a
         ``"step"`` report, the bound of a ``"validation"`` report; flushed at checkpoints and the end."""
         if report.kind is ReportKind.STEP:
-            for step, _wall, loss, nll_x, kl in report.step_losses:
-                for (tag, _), value in zip(TRAIN_TAGS, (loss, nll_x, kl)):
-                    self.writer.add_scalar(tag, value, step)
+            for row in report.step_losses:  # (step, wall, loss, nll_x, kl)
+                for tag, column in self.train_tags:
+                    self.writer.add_scalar(tag, row[REPORT_COLUMNS[column]], row[0])
             if report.step_losses and math.isfinite(report.lr):
                 self.writer.add_scalar("train/lr", report.lr, report.step_losses[-1][0])
         elif report.kind is ReportKind.VALIDATION:
-            self.writer.add_scalar("valid/bound", report.bound, report.step)
+            self.writer.add_scalar(self.valid_tag, report.bound, report.step)
         elif report.kind in (ReportKind.CHECKPOINT, ReportKind.DONE):
             self.writer.flush()
 
@@ -148,11 +157,12 @@ def export_log_tensorboard(log: str | Path | TrainingLog, log_dir: str | Path) -
         raise DrawStudioError(f"{log_dir} already holds TensorBoard event files; export into a new or empty "
                               "folder (TensorBoard would mix the two)")
     origin = _started(log.started)
+    train_tags, valid_tag = TAGS[log_kind(log.model_config)]
     writer = summary_writer(log_dir)
     points = 0
     try:
         steps, walls = log.step.tolist(), (origin + log.wall_time).tolist()
-        for tag, column in TRAIN_TAGS:
+        for tag, column in train_tags:
             for step, wall, value in zip(steps, walls, getattr(log, column).tolist()):
                 writer.add_scalar(tag, value, step, walltime=wall)
             points += len(steps)
@@ -163,7 +173,7 @@ def export_log_tensorboard(log: str | Path | TrainingLog, log_dir: str | Path) -
         eval_walls = (np.interp(log.eval_step, log.step, log.wall_time) if len(log.step)
                       else np.zeros(len(log.eval_step))) + origin
         for step, wall, value in zip(log.eval_step.tolist(), eval_walls.tolist(), log.eval_bound.tolist()):
-            writer.add_scalar("valid/bound", value, step, walltime=wall)
+            writer.add_scalar(valid_tag, value, step, walltime=wall)
             points += 1
         writer.flush()
     except OSError as exc:

@@ -117,3 +117,36 @@ def test_train_on_the_command_line_writes_snapshots_and_live_tensorboard_files(t
     events = EventAccumulator(str(tmp_path / "tb"), size_guidance={"scalars": 0})
     events.Reload()
     assert [p.step for p in events.Scalars("train/bound")] == [1, 2, 3, 4, 5]
+
+
+def test_a_classifiers_run_names_its_cross_entropy_and_error_in_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from draw_studio.classifier import ClassifierConfig
+    from draw_studio.classifier_setup import classifier_train_config, new_classifier_run
+    from draw_studio.curve_meaning import CLASSIFIER
+    from draw_studio.data import ImageSet
+    from draw_studio.data.cluttered import clutter_digits
+
+    built = clutter_digits(mnist_slice("test", 48), seed=3)
+    data = ImageSet(built.images, built.labels, False, "cluttered test digits")
+    config = classifier_train_config("tiny-classifier", steps=4, batch_size=16, validate_every=2,
+                                     validation_limit=32, checkpoint_every=0, report_every=2, seed=1)
+    trainer = new_classifier_run(ClassifierConfig(steps=2, hidden_size=16, read_n=4), config, train_set=data,
+                                 valid_set=data, out=tmp_path / "c.ckpt", device="cpu")
+    with TensorBoardSink(tmp_path / "live", kind=CLASSIFIER) as sink:
+        for report in trainer.run():
+            sink.handle(report)
+    log = read_training_log(tmp_path / "c.log.h5")
+    assert export_log_tensorboard(tmp_path / "c.log.h5", tmp_path / "converted") > 0
+    for folder in ("live", "converted"):
+        events = EventAccumulator(str(tmp_path / folder), size_guidance={"scalars": 0})
+        events.Reload()
+        assert set(events.Tags()["scalars"]) == {"train/cross_entropy", "train/lr", "valid/error_percent"}, folder
+        loss = events.Scalars("train/cross_entropy")
+        assert [p.step for p in loss] == log.step.tolist()
+        assert np.array_equal(np.array([p.value for p in loss], np.float32), log.loss)
+        error = events.Scalars("valid/error_percent")
+        assert [p.step for p in error] == [2, 4]
+        assert np.array_equal(np.array([p.value for p in error], np.float32), log.eval_bound)  # percent

@@ -9,6 +9,7 @@ from ..classifier import CLASSIFIER_PRESETS, get_classifier_preset
 from ..classifier_checkpoint import CLASSIFIER_KIND, checkpoint_kind, read_classifier_checkpoint
 from ..classifier_setup import classifier_train_config, continued_classifier_run, new_classifier_run
 from ..config import CHANGEABLE_ON_RESUME, resume_changes
+from ..curve_meaning import CLASSIFIER
 from ..distributed import ranks_from_environment
 from ..errors import DrawStudioError
 from ..progress import TrainingControl
@@ -66,7 +67,8 @@ def run(args) -> int:
                                          validation_size=args.validation_size, **changes)
         trainer = new_classifier_run(get_classifier_preset(args.preset).model, config, **options)
     control = TrainingControl()
-    sink = TensorBoardSink(args.tensorboard, trainer.step) if args.tensorboard else contextlib.nullcontext()
+    sink = (TensorBoardSink(args.tensorboard, trainer.step, kind=CLASSIFIER) if args.tensorboard
+            else contextlib.nullcontext())
     with stop_on_signals(control), sink:
         for report in trainer.run(control):
             line = report.describe()
