@@ -117,6 +117,10 @@ def test_a_classifier_log_shows_its_cross_entropy_and_its_validation_error_on_an
     # the class probabilities: a log has no model (not "a DRAW model does not classify")
     message = window.class_probabilities.message.text()
     assert message.startswith("a training log has no model: open its checkpoint") and "DRAW" not in message
+    # the DRAW panels: a classifier draws nothing (not "open its checkpoint to see samples")
+    assert window.document.lacks("samples") == "an attention classifier draws nothing: no samples from a prior"
+    assert window.document.lacks("kl") == "an attention classifier has no latents, so no KL per step"
+    assert "the classifier's glimpses" in window.document.lacks("trace")
 
     out = tmp_path / "c.csv"
     assert curves.export_csv(out)
@@ -143,6 +147,7 @@ def test_a_classifier_log_shows_its_cross_entropy_and_its_validation_error_on_an
     assert len(data_of(curves.raw_items["kl"])[0]) == DRAW_ROWS
     assert right.isVisible() and right.labelText == "learning rate"
     assert "a DRAW model does not classify" in window.class_probabilities.message.text()
+    assert window.document.lacks("samples") == "a training log has no model: open its checkpoint to see samples"
     curves.export_csv(tmp_path / "d.csv")
     assert (tmp_path / "d.csv").read_text().splitlines()[0] == "split,step,wall_time,bound,nll_x,kl,lr"
 

@@ -202,6 +202,11 @@ class Document(QObject):
             return self._lacks_classification()
         if kind in CLASSIFIER_KINDS and what in CLASSIFIER_LACKS:
             return CLASSIFIER_LACKS[what]
+        if kind == LOG_FILE and self.classification_note:  # an attention classifier's training log
+            if what == "trace":
+                return "a training log has no model: open its checkpoint to see the classifier's glimpses"
+            if what in CLASSIFIER_LACKS:
+                return CLASSIFIER_LACKS[what]
         if kind == LOG_FILE and what in ("samples", "reconstructions"):
             return "a training log has no model: open its checkpoint to see samples"
         if kind == LOG_FILE and what in ("trace", "kl"):
