@@ -46,6 +46,32 @@ CSV_CHUNK_ROWS = 1000  # rows formatted per call (the csv module holds the GIL f
 CHILD_START_TIMEOUT_S = 60.0
 
 
+# per kind: the header after "split", and the source column of each cell of a training and a validation row
+# (None: an empty cell)
+_LAYOUTS = {
+    DRAW: (CSV_COLUMNS, CSV_COLUMNS, ("step", "wall_time", "bound", None, None, None)),
+    CLASSIFIER: (CLASSIFIER_CSV_COLUMNS, ("step", "wall_time", "bound", None, "lr"),
+                 ("step", "wall_time", None, "bound", None)),
+}
+
+
+def _cells(arrays: Mapping[str, np.ndarray], picks: tuple, part: slice) -> list:
+    """One iterable per CSV column for the rows ``part`` of ``arrays``: steps as integers, an unrecorded (NaN)
+    learning rate and a column of None as empty cells, other floats as they are (the csv module writes a
+    float as repr() does: every digit kept)."""
+    cells = []
+    for name in picks:
+        if name is None:
+            cells.append(repeat(""))
+        elif name == "step":
+            cells.append(arrays[name][part].astype(np.int64).tolist())
+        elif name == "lr":
+            cells.append(["" if value != value else value for value in arrays[name][part].tolist()])
+        else:
+            cells.append(arrays[name][part].tolist())
+    return cells
+
+
 class ExportCancelled(Exception):
     """A CSV export was stopped before it finished (nothing was written)."""
 
@@ -77,36 +103,24 @@ def write_curves_csv(path: str | Path, train: Mapping[str, np.ndarray], valid: M
     int
         Rows written (N + M), the header not counted.
     """
-    columns = [np.asarray(train[name], np.float64) for name in CSV_COLUMNS]  # each (N,)
-    valid_columns = [np.asarray(valid[name], np.float64) for name in VALID_COLUMNS]  # each (M,)
-    total = len(columns[0]) + len(valid_columns[0])
-    classifier = kind == CLASSIFIER
+    train_arrays = {name: np.asarray(train[name], np.float64) for name in CSV_COLUMNS}  # each (N,)
+    valid_arrays = {name: np.asarray(valid[name], np.float64) for name in VALID_COLUMNS}  # each (M,)
+    train_rows, valid_rows = len(train_arrays["step"]), len(valid_arrays["step"])
+    total = train_rows + valid_rows
+    header, train_picks, valid_picks = _LAYOUTS[kind]
 
     def write(temp: str) -> None:
         with open(temp, "w", newline="") as handle:
             out = csv.writer(handle)
-            out.writerow(("split",) + (CLASSIFIER_CSV_COLUMNS if classifier else CSV_COLUMNS))
-            for first in range(0, len(columns[0]), CSV_CHUNK_ROWS):
+            out.writerow(("split",) + header)
+            for first in range(0, train_rows, CSV_CHUNK_ROWS):
                 if cancelled is not None and cancelled():
                     raise ExportCancelled(f"export of {path} stopped")
                 part = slice(first, first + CSV_CHUNK_ROWS)
-                steps = columns[0][part].astype(np.int64).tolist()
-                lr = ["" if value != value else value for value in columns[5][part].tolist()]
-                # the csv module writes a float as repr() does: every digit kept
-                if classifier:  # step, wall time, cross-entropy, (error), lr
-                    out.writerows(zip(repeat("train"), steps, columns[1][part].tolist(), columns[2][part].tolist(),
-                                      repeat(""), lr))
-                else:
-                    out.writerows(zip(repeat("train"), steps, *(c[part].tolist() for c in columns[1:5]), lr))
+                out.writerows(zip(repeat("train"), *_cells(train_arrays, train_picks, part)))
                 if progress is not None:
-                    progress(min(first + CSV_CHUNK_ROWS, len(columns[0])), total)
-            steps = valid_columns[0].astype(np.int64).tolist()
-            if classifier:  # step, wall time, (cross-entropy), error, (lr)
-                out.writerows(zip(repeat("valid"), steps, valid_columns[1].tolist(), repeat(""),
-                                  valid_columns[2].tolist(), repeat("")))
-            else:
-                out.writerows(zip(repeat("valid"), steps, valid_columns[1].tolist(), valid_columns[2].tolist(),
-                                  repeat(""), repeat(""), repeat("")))
+                    progress(min(first + CSV_CHUNK_ROWS, train_rows), total)
+            out.writerows(zip(repeat("valid"), *_cells(valid_arrays, valid_picks, slice(None))))
         if progress is not None:
             progress(total, total)
 

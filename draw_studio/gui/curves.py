@@ -25,11 +25,12 @@ of it.
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..curve_meaning import CLASSIFIER
 from .axis_painting import cache_axes, lay_out_axes, steady_width
+from .curve_controls import CurveControls
 from .curve_data import (
     INLINE_ROWS,
     PLAIN,
@@ -60,7 +61,6 @@ from .lr_axis import LearningRateAxis
 from .runs_overlay import SERIES, RunOverlay
 
 EMPTY_NOTE = "no curves yet: press Start, or open a training log"
-X_AXIS_ITEMS = ("step", "wall_time", "epoch", "images")  # the x axis combo's entries, in order
 OVERLAY_Y_SHOWN = 0.98  # several runs: y fits this share of the points (as TensorBoard's "ignore outliers")
 MAX_MARKED_POINTS = 300  # validation points get circles up to this many (more overlap into a line, and cost a turn)
 
@@ -106,33 +106,9 @@ class CurvesPlot(QWidget):
         self._lane = BackgroundLane("curves", self)
         self.files = CurveFiles(self)
 
-        self.smoothing = QSlider(Qt.Orientation.Horizontal, objectName="smoothingSlider")
-        self.smoothing.setRange(0, 99)
-        self.smoothing.setValue(60)
-        self.smoothing.setToolTip("smoothing: exponential moving average weight (0 = raw)")
-        self.smoothing_label = QLabel()
-        self.log_y = QCheckBox("log y", objectName="logYCheck")
-        self.x_axis = QComboBox(objectName="xAxisCombo")
-        self.x_axis.addItems([f"x: {X_AXES[key][1].replace(' (s)', '')}" for key in X_AXIS_ITEMS])
-        self.x_axis.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.fit_button = QPushButton("Fit", objectName="fitButton")
-        self.fit_button.setToolTip("follow the newest points again (undo zoom)")
-        self.export_button = QPushButton("CSV…", objectName="exportCsvButton")
-        self.export_button.setToolTip("export every point of every curve as CSV")
-
-        self.smoothing.setMinimumWidth(40)
-        for small in (self.fit_button, self.export_button):
-            small.setMinimumWidth(small.fontMetrics().horizontalAdvance(small.text()) + 16)
-        self.x_axis.setMinimumWidth(self.x_axis.sizeHint().width())  # never clipped ("x: images seen")
-        controls = QHBoxLayout()
-        controls.setContentsMargins(0, 0, 0, 0)
-        controls.setSpacing(4)
-        controls.addWidget(self.smoothing, 1)
-        controls.addWidget(self.smoothing_label)
-        controls.addWidget(self.log_y)
-        controls.addWidget(self.x_axis)
-        controls.addWidget(self.fit_button)
-        controls.addWidget(self.export_button)
+        self.controls = controls = CurveControls(self)
+        self.smoothing, self.log_y, self.x_axis = controls.smoothing, controls.log_y, controls.x_axis
+        self.fit_button, self.export_button = controls.fit_button, controls.export_button
 
         # the legend is a line above the plot: it never sits on the data
         self.legend = QLabel(objectName="curvesLegend")
@@ -175,7 +151,6 @@ class CurvesPlot(QWidget):
         self._redraw_soon = QTimer(self, singleShot=True, interval=0)
         self._reading = False  # in open_log (a small log is read and computed there)
         self._redraw_soon.timeout.connect(self._draw)
-        self._paint_held = False  # the viewport waits for _settle_view to paint
         self._settle_soon = QTimer(self, singleShot=True, interval=0)  # ranges and axes: the turn after the points
         self._settle_soon.timeout.connect(self._settle_view)
         self.smoothing.valueChanged.connect(self._on_smoothing)
@@ -185,22 +160,21 @@ class CurvesPlot(QWidget):
         self.export_button.clicked.connect(self.export_requested)
         self.plot.getViewBox().sigXRangeChanged.connect(lambda *_: self._redraw_soon.start())
         self.plot.getViewBox().sigResized.connect(lambda *_: self._redraw_soon.start())
-        self._update_smoothing_label()
         self._update_legend(lr=False)
 
     # ------------------------------------------------------------------ options
     @property
     def smoothing_weight(self) -> float:
-        return self.smoothing.value() / 100.0
+        return self.controls.smoothing_weight
 
     @property
     def x_axis_key(self) -> str:
         """The x axis: ``step``, ``wall_time``, ``epoch`` or ``images`` (a key of ``X_AXES``)."""
-        return X_AXIS_ITEMS[max(self.x_axis.currentIndex(), 0)]
+        return self.controls.x_axis_key
 
     def set_x_axis(self, key: str) -> None:
         """Choose the x axis (a key of ``X_AXES``), as the combo box does."""
-        self.x_axis.setCurrentIndex(X_AXIS_ITEMS.index(key))
+        self.controls.set_x_axis(key)
 
     @property
     def x_source(self) -> tuple[str, float]:
@@ -211,9 +185,6 @@ class CurvesPlot(QWidget):
         """About how many min/max pairs a curve is thinned to for the plot's width (in steps of 128 pixels, about the
         view's width: the right axis coming or going, or a few pixels more, never makes every curve drawn anew)."""
         return max(200, self.plot.width() // 128 * 128 * POINTS_PER_PIXEL)
-
-    def _update_smoothing_label(self) -> None:
-        self.smoothing_label.setText(f"EMA {self.smoothing_weight:.2f}")
 
     @property
     def kind(self) -> str:
@@ -231,7 +202,6 @@ class CurvesPlot(QWidget):
             self.legend.setText(detail_legend(self.kind, lr))
 
     def _on_smoothing(self) -> None:
-        self._update_smoothing_label()
         self.refresh()  # the zoom stays
 
     def _on_x_axis(self) -> None:
@@ -424,18 +394,14 @@ class CurvesPlot(QWidget):
             if any(box.autoRangeEnabled()):
                 box.updateAutoRange()
         lay_out_axes(self.plot.getPlotItem())
-        if self._paint_held:  # the paint gets a turn of its own too
-            self._paint_held = False
-            viewport = self.plot.viewport()
+        viewport = self.plot.viewport()
+        if not viewport.updatesEnabled():  # held by _paint_next_turn: the paint gets a turn of its own too
             QTimer.singleShot(1, self, lambda: viewport.setUpdatesEnabled(True))
 
     def _paint_next_turn(self) -> None:
         """Hold the plot's painting until the ranges are settled (:meth:`_settle_view`, the next turn); it then
         paints everything at once, in the turn after."""
-        viewport = self.plot.viewport()
-        if viewport.updatesEnabled():
-            viewport.setUpdatesEnabled(False)
-            self._paint_held = True
+        self.plot.viewport().setUpdatesEnabled(False)
 
     # ------------------------------------------------------------------ files
     def open_log(self, path, loaded=None, failed=None) -> None:
