@@ -100,6 +100,25 @@ def test_each_canvas_is_that_model_s_own_trace_and_the_slider_moves_both(compare
     check_shown(panel, traces, 0, 3)
 
 
+def test_the_kl_plot_shows_the_steps_of_a_comparison_and_a_note_before_one(compared, qapp, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from draw_studio.gui.main_window import MainWindow
+
+    window, panel = compared
+    window.redraw_now()
+    (x_low, x_high), _ = panel.kl_plot.viewRange()
+    assert not panel.kl_plot.empty_note.isVisible() and panel.kl_plot.cursor.isVisible()
+    assert x_low < 1 and x_high > 6  # A's T = 6 steps: bars at t = 1..6
+    fresh = MainWindow(settings=QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat), interactive=False)
+    fresh.show()
+    fresh.redraw_now()
+    empty = fresh.compare.models.kl_plot
+    assert empty.empty_note.isVisible() and not empty.cursor.isVisible()
+    assert empty.viewRange()[0] == [0.0, 1.0]  # not a range around a step that does not exist
+    fresh.close()
+
+
 def test_clicking_a_scatter_point_selects_that_image(compared, own_traces, qtbot):
     window, panel = compared
     traces = own_traces

@@ -15,6 +15,7 @@ COLOUR_B = "#ff9f43"
 SELECTED_COLOUR = "#ffd400"
 BAR_WIDTH = 0.4  # of one step: A's bars left of t, B's right of it
 Y_BOUND_B, Y_DIFFERENCE = "bound B", "B − A"
+EMPTY_KL_NOTE = "no image compared yet"
 
 
 class KlBars(pg.PlotWidget):
@@ -39,11 +40,14 @@ class KlBars(pg.PlotWidget):
         plot.addItem(self.bars_b)
         self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen(SELECTED_COLOUR, width=1))
         plot.addItem(self.cursor)
+        self.empty_note = pg.TextItem(EMPTY_KL_NOTE, color="#9a9a9a", anchor=(0.5, 0.5))
+        self.empty_note.setPos(0.5, 0.5)
+        plot.addItem(self.empty_note, ignoreBounds=True)
 
     def show_kl(self, kl_a: np.ndarray | None, kl_b: np.ndarray | None, names: tuple[str, str] = ("A", "B")) -> None:
         """Bars of ``kl_a`` (T_a,) and ``kl_b`` (T_b,) against t = 1..T (None: none), named in the legend."""
         self.legend.clear()
-        steps = 1
+        steps = 1  # the most steps of the two
         for bars, kl, name, shift in ((self.bars_a, kl_a, names[0], -BAR_WIDTH / 2),
                                       (self.bars_b, kl_b, names[1], BAR_WIDTH / 2)):
             if kl is None:
@@ -53,7 +57,15 @@ class KlBars(pg.PlotWidget):
             bars.setOpts(x=t + shift, height=np.asarray(kl, dtype=np.float64), width=BAR_WIDTH)
             self.legend.addItem(bars, f"{name}: {float(np.sum(kl)):.1f} nats")
             steps = max(steps, len(kl))
-        self.getPlotItem().setXRange(0.5, steps + 0.5, padding=0.01)
+        plot = self.getPlotItem()
+        shown = kl_a is not None or kl_b is not None
+        self.empty_note.setVisible(not shown)
+        self.cursor.setVisible(shown)
+        if shown:
+            plot.setXRange(0.5, steps + 0.5, padding=0.01)
+            plot.enableAutoRange(axis=pg.ViewBox.YAxis)
+        else:  # no steps to show: the unit square with the note, not a range around a step that does not exist
+            plot.setRange(xRange=(0.0, 1.0), yRange=(0.0, 1.0), padding=0.0)
 
     def bar_heights(self, side: str) -> np.ndarray:
         """The heights drawn for model ``side`` (``"A"`` or ``"B"``)."""
