@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
@@ -142,6 +143,20 @@ class ClassifierOutput(NamedTuple):
     record: dict | None = None
 
 
+def cover_read_log_sigma2(height: int, width: int, n: int) -> float:
+    """The read head's initial log sigma^2 bias: each filter a Gaussian of half the stride of a grid that spans
+    the image, sigma = delta / 2 with delta = (max(A, B) - 1) / (N - 1).
+
+    With h = 0 the head's other outputs put the grid at the centre with that stride, so the first glimpse is the
+    whole image blurred to N x N: every pixel counts, and the gradient says where the digit is. PyTorch's
+    default bias (log sigma^2 near 0, sigma near 1 pixel) reads N^2 isolated pixels 9 apart on a 100 x 100
+    image, and the classifier never learns (measured: cross-entropy at log 10 and 88-90% validation error
+    after 3,000 steps, against 14.7% after 2,000 steps with this initialisation).
+    """
+    delta = (max(height, width) - 1) / max(n - 1, 1)
+    return 2.0 * math.log(max(delta / 2.0, 0.5))
+
+
 class AttentionClassifier(nn.Module):
     """An LSTM that reads T glimpses with DRAW's read attention and classifies the image.
 
@@ -158,6 +173,8 @@ class AttentionClassifier(nn.Module):
         self.output = nn.Linear(config.hidden_size, config.classes)
         self.state_init = nn.Parameter(torch.zeros(2, config.hidden_size),  # rows h_0, c_0
                                        requires_grad=config.learned_init)
+        with torch.no_grad():  # a fresh read sees the whole image, blurred (see cover_read_log_sigma2)
+            self.read_head.linear.bias[2] = cover_read_log_sigma2(config.height, config.width, config.read_n)
 
     def check_images(self, x: torch.Tensor) -> None:
         """Raise ``DrawStudioError`` unless ``x`` is (batch, C, H, W) of this classifier's image size."""

@@ -74,6 +74,20 @@ def test_the_read_is_draws_read_for_the_same_parameters(cluttered):
                                        rtol=1e-4, atol=1e-5)
 
 
+def test_a_fresh_classifier_s_first_glimpse_is_the_whole_image_blurred(cluttered):
+    torch.manual_seed(0)
+    model = AttentionClassifier(get_classifier_preset("cluttered-classifier").model)
+    with torch.no_grad():
+        out = model(pixels(cluttered, 2), record=True)
+    gx, gy, delta, sigma2, _ = out.record["read_params"][0, 0].tolist()  # from h_0 = 0: the head's bias
+    assert abs(gx - 50.5) < 3 and abs(gy - 50.5) < 3 and abs(delta * 11 - 99) < 10  # the grid spans the image
+    assert abs(sigma2 ** 0.5 - delta / 2) < 0.5  # each filter half the stride wide
+    fx, fy, _ = np_filters(out.record["read_params"][0, 0].numpy(), 100, 100, 12)
+    assert fx.sum(axis=0).min() > 0.01 and fy.sum(axis=0).min() > 0.01  # every row and column of pixels is read
+    glimpse = out.record["read_glimpse"][0, 0, 0].numpy()  # (12, 12)
+    np.testing.assert_allclose(glimpse.mean(), cluttered.images[0, 0].mean() / 255.0, rtol=0.35)
+
+
 def test_every_glimpse_prediction_ends_with_the_final_one(cluttered):
     model = lively(TINY)
     out = model(pixels(cluttered, 5), every_glimpse=True)
