@@ -66,6 +66,25 @@ def test_threads_option_sets_pytorchs_threads_and_keeps_the_bound(trained, monke
     assert one["bound"] == pytest.approx(default["bound"], abs=1e-3)
 
 
+def test_every_command_that_computes_takes_threads():
+    """A command with --device runs PyTorch: it takes --threads too (the window, gui, has its own worker)."""
+    import argparse
+
+    from draw_studio.cli import build_parser
+
+    def commands(parser, prefix=()):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from commands(sub, prefix + (name,))
+        if prefix:
+            yield prefix, {option for action in parser._actions for option in action.option_strings}
+
+    computing = {name: options for name, options in commands(build_parser()) if "--device" in options}
+    assert {("eval",), ("trace",), ("sample",), ("train",)} <= set(computing)
+    assert [name for name, options in computing.items() if "--threads" not in options] == [("gui",)]
+
+
 def test_importance_weighted_bound_is_not_looser(trained):
     result = draw_studio("eval", "X.ckpt", "--data-dir", MNIST_DIR, "--limit", 50, "--importance-samples", 8,
                          "--json", cwd=trained)

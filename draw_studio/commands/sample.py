@@ -10,7 +10,7 @@ from ..images import save_grid
 from ..memory import check_fits, forward_bytes, grid_bytes
 from ..seeding import make_generator
 from .arguments import integer, positive_int, seed
-from .common import add_device, command_parser, refuse_overwriting_inputs, status
+from .common import add_device, add_threads, command_parser, refuse_overwriting_inputs, status
 
 
 def add_parser(subparsers) -> None:
@@ -21,6 +21,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=seed, default=0)
     p.add_argument("--scale", type=integer(1, 1024), default=2, help="integer nearest-neighbour upscaling")
     p.add_argument("--out", required=True, help="PNG file to write")
+    add_threads(p)
     add_device(p)
     p.set_defaults(run=run)
 

@@ -17,7 +17,7 @@ from ..formatting import duration
 from ..memory import check_fits, record_bytes, trace_bytes
 from ..trace_inputs import save_trace_from_checkpoint
 from .arguments import batch_size, index_list, positive_int, seed
-from .common import add_data, add_device, command_parser, refuse_overwriting_inputs, status
+from .common import add_data, add_device, add_threads, command_parser, refuse_overwriting_inputs, status
 
 
 def add_parser(subparsers) -> None:
@@ -40,6 +40,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", default="test", choices=("train", "valid", "test"))
     p.add_argument("--seed", type=seed, default=0, help="seed of the noise")
     p.add_argument("--batch-size", type=batch_size, default=100, help="images per forward pass")
+    add_threads(p)
     add_device(p)
     p.set_defaults(run=run)
 
