@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 PARAM_COLUMNS = ("gx", "gy", "delta", "sigma2", "gamma")
+RAW_LOG_SIGMA2 = 2  # log sigma^2 among the head's raw outputs (gx~, gy~, log sigma^2, log delta~, log gamma), eq 21
 
 
 def attention_params(raw: torch.Tensor, height: int, width: int, n: int) -> torch.Tensor:

@@ -21,7 +21,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import nn
 
-from .attention import AttentionHead, filterbanks, read_glimpse
+from .attention import RAW_LOG_SIGMA2, AttentionHead, filterbanks, read_glimpse
 from .config import ModelConfig
 from .errors import DrawStudioError
 
@@ -174,7 +174,8 @@ class AttentionClassifier(nn.Module):
         self.state_init = nn.Parameter(torch.zeros(2, config.hidden_size),  # rows h_0, c_0
                                        requires_grad=config.learned_init)
         with torch.no_grad():  # a fresh read sees the whole image, blurred (see cover_read_log_sigma2)
-            self.read_head.linear.bias[2] = cover_read_log_sigma2(config.height, config.width, config.read_n)
+            initial = cover_read_log_sigma2(config.height, config.width, config.read_n)
+            self.read_head.linear.bias[RAW_LOG_SIGMA2] = initial
 
     def check_images(self, x: torch.Tensor) -> None:
         """Raise ``DrawStudioError`` unless ``x`` is (batch, C, H, W) of this classifier's image size."""
