@@ -27,6 +27,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 N = 24
 
 
+def assert_same_computation(actual, desired):
+    """The same model on the same input, computed twice: equal up to float32 rounding. On an AVX-512 CPU
+    (Sapphire Rapids) two runs of the same ops differ in the last bit where buffers lie differently in memory
+    (measured: 2.4e-7 on a canvas of values ~0.1), so bit-equality is not a property of the code."""
+    np.testing.assert_allclose(actual, desired, rtol=1e-5, atol=1e-6)
+
+
 @pytest.fixture(scope="module")
 def test_pixels():
     pixels, _, _ = model_inputs(mnist_split("test"), "bernoulli")  # the whole split's fixed binarisation
@@ -49,8 +56,8 @@ def test_bounds_are_each_model_s_own_eval_bound_on_the_same_binarised_input(tiny
         own = evaluate(model, test_pixels[:N], seed=0)  # draw-studio eval --limit N
         assert getattr(c, f"mean_bound_{side}") == pytest.approx(own.bound, rel=1e-6)
         trace = record_trace(model, TraceInputs(images=test_pixels[:N]), batch_size=500)
-        np.testing.assert_array_equal(getattr(c, f"trace_{side}").canvas, trace.canvas)
-        np.testing.assert_array_equal(getattr(c, f"kl_{side}"), trace.kl)
+        assert_same_computation(getattr(c, f"trace_{side}").canvas, trace.canvas)
+        assert_same_computation(getattr(c, f"kl_{side}"), trace.kl)
         np.testing.assert_allclose(getattr(c, f"bounds_{side}"), trace.nll_x + trace.kl.sum(axis=1), rtol=1e-6)
         assert getattr(c, f"trace_{side}").checkpoint_sha256 == file_sha256(tiny_models.paths[side])
     assert c.kl_a.shape == (N, 6) and c.kl_b.shape == (N, 4)
@@ -90,8 +97,8 @@ def test_the_command_line_prints_the_means_and_writes_both_traces(tiny_models, c
     assert np.asarray(info["kl_b"]).shape == (N, 4)
     for path, trace, side in ((out_a, comparison.trace_a, "A"), (out_b, comparison.trace_b, "B")):
         written = read_trace(path)
-        np.testing.assert_array_equal(written.canvas, trace.canvas)
-        np.testing.assert_array_equal(written.kl, trace.kl)
+        assert_same_computation(written.canvas, trace.canvas)
+        assert_same_computation(written.kl, trace.kl)
         intervention = read_intervention(path)
         assert intervention["tool"] == "compare" and intervention["side"] == side
         assert intervention["mean_bound"] == pytest.approx(float(np.mean(trace.nll_x + trace.kl.sum(axis=1))))
