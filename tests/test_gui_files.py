@@ -249,7 +249,8 @@ def test_a_floating_panel_comes_back_above_the_window(tmp_path):
                 process.terminate()
                 process.wait(10)
     if runs[0].returncode != 0 and "platform plugin" in runs[0].stderr:
-        pytest.skip("Qt's xcb platform plugin does not load here (apt-get install libxcb-cursor0)")
+        pytest.skip("Qt's xcb platform plugin does not load here (apt-get install libxcb-cursor0 libxcb-icccm4 "
+                    "libxcb-keysyms1)")
     assert runs[1].returncode == 0, runs[1].stderr[-3000:]
     seen = json.loads(runs[1].stdout.strip().splitlines()[-1])
     assert seen == {"floating": True, "visible": True, "inside": True, "above": True}, seen
