@@ -12,13 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
-from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QTabBar
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox
 
 from ..trace import Trace
-from . import configure_pyqtgraph
+from . import configure_pyqtgraph, dock_layout
 from .class_probabilities_panel import ClassProbabilitiesPanel
 from .compare_dock import add_compare_dock
+from .dock_layout import LAYOUT_VERSION
 from .document import TRAINING, Document
 from .explore_dock import ExploreDock
 from .exporting import Exporter
@@ -29,15 +30,13 @@ from .information_panel import InformationPanel
 from .latents_panel import LatentsPanel
 from .loading import LoadedModel
 from .model_service import ModelService, default_data_dir, window_wording
-from .panel import out_of_view
+from .redraw import PanelRedrawer
 from .results_panel import ResultsPanel
 from .timeline_panel import TimelinePanel
 from .training_panel import TrainingPanel
 
 ORGANISATION = "DRAW Studio"
 APPLICATION = "DRAW Studio"
-LAYOUT_VERSION = 1
-REDRAW_INTERVAL_MS = 33  # at most ~30 redraws per second
 MIN_SIZE = (1280, 800)
 SOURCE_LABEL_WIDTH = 420  # pixels of the status bar's source label
 
@@ -70,7 +69,6 @@ class MainWindow(QMainWindow):
         self.close_prompt: Callable[[], str] | None = None  # returns "save", "discard" or "cancel"
         self.document = self.state = Document(self)
         self.last_error: str | None = None  # the text of the last error dialog
-        self.draw_errors: list[str] = []  # panels that failed to draw (see redraw_now)
         self._hover_shown = ""  # the pixel read-out last put in the status bar
 
         self.training = TrainingPanel(self.document)
@@ -81,6 +79,8 @@ class MainWindow(QMainWindow):
         self.glimpses = GlimpsesPanel(self.document)
         self.gallery = GalleryPanel(self.document)
         self.panels = [self.training, self.timeline, self.information, self.latents, self.glimpses, self.gallery]
+        self.redrawer = PanelRedrawer(self.panels, self.isVisible, self.show_status, self)
+        self.draw_errors = self.redrawer.errors  # panels that failed to draw (see redraw_now)
         self.docks = {panel.dock_name: self._dock(panel) for panel in self.panels}
         self._arrange_docks()
         self.controller = self.training.controller
@@ -113,59 +113,24 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._wire()
         self.timeline.install_shortcuts(self)
-        self.redraw_timer = QTimer(self)
-        self.redraw_timer.setInterval(REDRAW_INTERVAL_MS)
-        self.redraw_timer.timeout.connect(self._redraw_in_turns)
-        self._redraw_queue: list = []  # dirty panels still to redraw, one per event-loop turn
-        self._redraw_turn = QTimer(self, singleShot=True, interval=0)  # the next turn (dies with the window)
-        self._redraw_turn.timeout.connect(self._redraw_next)
-        self.redraw_timer.start()
+        self.redrawer.start()
         self.default_layout = self.saveState(LAYOUT_VERSION)
         self._layout_restored = self._restore_settings()
         self._on_source_changed()
 
-    # ------------------------------------------------------------------ layout
+    # ------------------------------------------------------------------ layout (gui/dock_layout.py)
     def _dock(self, panel) -> QDockWidget:
-        dock = QDockWidget(panel.title, self)
-        dock.setObjectName(panel.dock_name)
-        dock.setWidget(panel)
-        dock.visibilityChanged.connect(lambda shown, panel=panel: shown and self._catch_up(panel))
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        return dock
+        return dock_layout.new_dock(self, panel, self.redrawer.catch_up)
 
     def tab_behind(self, front: str, back: str) -> None:
-        """Put the dock ``back`` in a tab behind the dock ``front`` (both names in :attr:`docks`).
-
-        ``back`` is hidden while it is tabified: tabifying a shown dock before the window is shown
-        leaves a second, stale copy of the tab bar on screen for every tab group after the first
-        (seen with PySide6 6.12; tests/test_gui_window.py checks for it).
-        """
-        self.docks[back].hide()
-        self.tabifyDockWidget(self.docks[front], self.docks[back])
-        self.docks[back].show()
-        self.docks[front].raise_()
+        """Put the dock ``back`` in a tab behind the dock ``front`` (both names in :attr:`docks`)."""
+        dock_layout.tab_behind(self, self.docks[front], self.docks[back])
 
     def _arrange_docks(self) -> None:
-        """Three columns: training and information | timeline and latents | gallery and glimpses."""
-        d = self.docks
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, d["trainingDock"])
-        self.splitDockWidget(d["trainingDock"], d["timelineDock"], Qt.Orientation.Horizontal)
-        self.splitDockWidget(d["timelineDock"], d["galleryDock"], Qt.Orientation.Horizontal)
-        self.splitDockWidget(d["trainingDock"], d["informationDock"], Qt.Orientation.Vertical)
-        self.splitDockWidget(d["timelineDock"], d["latentsDock"], Qt.Orientation.Vertical)
-        self.splitDockWidget(d["galleryDock"], d["glimpsesDock"], Qt.Orientation.Vertical)
-        self.resize(1440, 900)
-        self._apply_default_sizes()
+        dock_layout.arrange_docks(self, self.docks)
 
     def _apply_default_sizes(self) -> None:
-        d = self.docks
-        self.resizeDocks([d["trainingDock"], d["timelineDock"], d["galleryDock"]], [440, 580, 420],
-                         Qt.Orientation.Horizontal)
-        self.resizeDocks([d["trainingDock"], d["informationDock"]], [520, 340], Qt.Orientation.Vertical)
-        self.resizeDocks([d["timelineDock"], d["latentsDock"]], [560, 300], Qt.Orientation.Vertical)
-        self.resizeDocks([d["galleryDock"], d["glimpsesDock"]], [470, 390], Qt.Orientation.Vertical)
+        dock_layout.apply_default_sizes(self, self.docks)
 
     def reset_layout(self) -> None:
         """Put every panel back where it starts."""
@@ -175,38 +140,12 @@ class MainWindow(QMainWindow):
         self.restore_layout(self.default_layout)
 
     def restore_layout(self, state: QByteArray) -> bool:
-        """``restoreState(state)``, then hide the tab bars it left behind: Qt (PySide6 6.12) builds new tab
-        bars for the restored tab groups and leaves the old ones visible, stale copies that no longer
-        switch tabs, exactly over or beside the new ones."""
-        before = {bar: self._tab_texts(bar) for bar in self.findChildren(QTabBar) if bar.parent() is self}
-        restored = self.restoreState(state, LAYOUT_VERSION)
-        fresh = {self._tab_texts(bar) for bar in self.findChildren(QTabBar)
-                 if bar.parent() is self and bar not in before and bar.isVisibleTo(self)}
-        for bar, texts in before.items():
-            if texts in fresh:
-                bar.hide()
-        return restored
-
-    @staticmethod
-    def _tab_texts(bar: QTabBar) -> tuple[str, ...]:
-        return tuple(bar.tabText(i) for i in range(bar.count()))
+        """Restore a saved dock layout (see :func:`~draw_studio.gui.dock_layout.restore_layout`)."""
+        return dock_layout.restore_layout(self, state)
 
     def bring_floating_docks_forward(self) -> None:
-        """Put every floating panel inside the screen and above the window (a restored layout may have
-        left one where the screen no longer is, or under the window)."""
-        for dock in self.docks.values():
-            if not (dock.isFloating() and dock.isVisible()):
-                continue
-            screen = QGuiApplication.screenAt(dock.geometry().center()) or self.screen()
-            area = screen.availableGeometry()
-            frame = dock.geometry()
-            width, height = min(frame.width(), area.width()), min(frame.height(), area.height())
-            x = min(max(frame.x(), area.x()), area.x() + area.width() - width)
-            y = min(max(frame.y(), area.y()), area.y() + area.height() - height)
-            dock.setGeometry(x, y, width, height)
-            if dock.windowHandle() is not None and self.windowHandle() is not None:
-                dock.windowHandle().setTransientParent(self.windowHandle())  # kept above the window
-            dock.raise_()
+        """Put every floating panel inside the screen and above the window."""
+        dock_layout.bring_floating_docks_forward(self, self.docks)
 
     # ------------------------------------------------------------------ menus
     def _build_menus(self) -> None:
@@ -261,43 +200,10 @@ class MainWindow(QMainWindow):
         self.controller.finished.connect(self._on_training_finished)
 
     def redraw_now(self) -> None:
-        """Redraw every panel whose data changed (the timer does this ~30 times a second).
-
-        A panel that fails to draw never takes the window down: the failure
-        goes to the status bar and :attr:`draw_errors`.
-        """
-        for panel in self.panels:
-            self._refresh(panel)
-
-    def _refresh(self, panel) -> None:
-        try:
-            panel.refresh()
-        except Exception as exc:  # noqa: BLE001 - one panel's bug must not crash the window
-            text = f"could not draw the {panel.title} panel ({type(exc).__name__}: {exc})"
-            self.draw_errors.append(text)
-            self.show_status(text)
-
-    def _redraw_in_turns(self) -> None:
-        """The timer's redraw: the dirty panels one per event-loop turn, each painted before the next
-        is drawn, so that a change that dirties every panel (opening a file, a step) never holds the
-        event loop for the sum of all their paints. A panel out of view (a tab behind another, a closed
-        dock) that only missed step moves waits until it is shown (:meth:`_catch_up`)."""
-        if not self._redraw_queue:
-            shown = self.isVisible()
-            self._redraw_queue = [panel for panel in self.panels
-                                  if panel.dirty and not (shown and panel.only_step_changed and out_of_view(panel))]
-            self._redraw_next()
-
-    def _catch_up(self, panel) -> None:
-        """A dock came into view: draw the step moves its panel waited for before it is painted."""
-        if panel.only_step_changed:
-            self._refresh(panel)
-
-    def _redraw_next(self) -> None:
-        if self._redraw_queue:
-            self._refresh(self._redraw_queue.pop(0))
-        if self._redraw_queue:
-            self._redraw_turn.start()
+        """Redraw every panel whose data changed (the timer does this ~30 times a second, one panel per
+        event-loop turn). A panel that fails to draw never takes the window down: the failure goes to
+        the status bar and :attr:`draw_errors`."""
+        self.redrawer.redraw_now()
 
     def show_status(self, text: str) -> None:
         self.statusBar().showMessage(window_wording(text), 12_000)
@@ -485,8 +391,6 @@ class MainWindow(QMainWindow):
         self.results.wait()
         self.gallery.learning.wait()
         self.timeline.play_timer.stop()
-        self.redraw_timer.stop()
-        self._redraw_turn.stop()
-        self._redraw_queue.clear()
+        self.redrawer.stop()
         self.save_settings()
         super().closeEvent(event)
