@@ -190,8 +190,15 @@ def test_card_reports_every_importance_weighted_bound_asked_for(trained):
     assert "| importance-weighted bound, K=4 | 20 |" in card
     assert "| importance-weighted bound, K=8 | 10 |" in card
     assert "--limit 20 --importance-samples 4" in card and "--limit 10 --importance-samples 8" in card
+    assert "## Test results (MNIST test set, fixed binarisation seed 150204623, nats per image" in card
     bad = draw_studio("card", "X.ckpt", "--out", "Y.md", "--importance-weighted", "1:10", cwd=trained)
     assert bad.returncode == 2 and "K must be at least 2" in bad.stderr and not (trained / "Y.md").exists()
+
+
+def test_a_card_names_the_dataset_whose_test_set_it_measured():
+    from draw_studio.commands.card import described_test_set
+    assert described_test_set("two-digit-mnist", "fixed", 7) == "`two-digit-mnist` test set, fixed binarisation seed 7"
+    assert described_test_set("svhn", "none", None) == "`svhn` test set, grey levels / 255"
 
 
 def test_curve_draws_the_validation_bound_against_epochs(trained):

@@ -60,6 +60,14 @@ def train_command(config: TrainConfig, out: str) -> str:
     return shlex.join(words)
 
 
+def described_test_set(dataset: str, binarization: str, seed: int | None) -> str:
+    """The card's words for the test images, e.g. "MNIST test set, fixed binarisation seed 150204623"."""
+    name = "MNIST" if dataset == "mnist" else f"`{dataset}`"
+    seen = {"fixed": f"fixed binarisation seed {seed}", "given": "the data's own binary pixels",
+            "none": "grey levels / 255"}[binarization]
+    return f"{name} test set, {seen}"
+
+
 def run(args) -> int:
     refuse_overwriting_inputs({"--out": args.out}, {"checkpoint": args.checkpoint})
     if checkpoint_kind(args.checkpoint) == CLASSIFIER_KIND:
@@ -97,8 +105,8 @@ def run(args) -> int:
         *trained_lines(step, extra),
         machine_line(device),
         "",
-        "## Test results (MNIST test set, fixed binarisation "
-        f"seed {bin_seed}, nats per image, lower is better)",
+        f"## Test results ({described_test_set(config.dataset, binarization, bin_seed)}, nats per image, "
+        "lower is better)",
         "",
         "| measure | images | value |",
         "|---|---|---|",
