@@ -28,9 +28,10 @@ N = 24
 
 
 def assert_same_computation(actual, desired):
-    """The same model on the same input, computed twice: equal up to float32 rounding. On an AVX-512 CPU
-    (Sapphire Rapids) two runs of the same ops differ in the last bit where buffers lie differently in memory
-    (measured: 2.4e-7 on a canvas of values ~0.1), so bit-equality is not a property of the code."""
+    """The same model on the same input, computed twice: equal up to float32 rounding. On an AVX-512 Xeon
+    (avx512_fp16) two runs of the same ops differed in the last bit (2.4e-7 on a canvas of values ~0.1), and
+    the difference came and went with unrelated computations before the call, so bit-equality is not a
+    property of the code."""
     np.testing.assert_allclose(actual, desired, rtol=1e-5, atol=1e-6)
 
 
