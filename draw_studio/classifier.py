@@ -241,7 +241,9 @@ CLASSIFIER_PRESETS: dict[str, ClassifierPreset] = {
         "Table 1, cluttered MNIST classification: 100x100 images, LSTM of 256 units, 8 glimpses of 12x12",
         # lr 3e-4: at Adam's default 1e-3 a run reached 20.17% validation error at step 2,000 and then
         # collapsed to chance at step ~2,100 (its read windows left the image); 3e-4 went on to 9.95% at 7,000
-        dict(_CLASSIFIER_TRAINING, lr=3e-4)),
+        # clutter "fresh": on one fixed clutter a 50-epoch run reached 1.3% training error and 6.33% validation
+        # error (it learned the training clutter by heart)
+        dict(_CLASSIFIER_TRAINING, lr=3e-4, clutter="fresh")),
     "tiny-classifier": ClassifierPreset(
         ClassifierConfig(steps=3, hidden_size=32, read_n=6), "cluttered-mnist",
         "A few-second classifier for tests and smoke runs: 3 glimpses of 6x6, 32 units",

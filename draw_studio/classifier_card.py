@@ -47,10 +47,19 @@ def classifier_train_command(config: TrainConfig, out: str, data_dir: str = "../
     """The ``draw-studio train`` line that trains a classifier of ``config`` from scratch."""
     words = ["draw-studio", "train", "--preset", config.preset, "--dataset", config.dataset, "--data-dir", data_dir,
              *(["--epochs", f"{config.epochs:g}"] if config.epochs > 0 else ["--steps", str(config.steps)]),
-             "--batch-size", str(config.batch_size), "--seed", str(config.seed), "--lr", f"{config.lr:g}",
+             "--clutter", config.clutter, "--batch-size", str(config.batch_size), "--seed", str(config.seed),
+             "--lr", f"{config.lr:g}",
              "--beta1", f"{config.beta1:g}", "--grad-clip", f"{config.grad_clip:g}", "--lr-schedule",
              config.lr_schedule, "--out", out]
     return shlex.join(words)
+
+
+def training_split(config: TrainConfig, extra: dict) -> str:
+    """What the training split was: one fixed clutter of the training digits, or a fresh one every epoch."""
+    digits = f"the first {int(extra.get('train_images', 0))} MNIST training images"
+    if config.clutter == "fresh":
+        return f"training split = {digits}, cluttered anew every epoch (--clutter fresh)"
+    return f"training split = the clutter of {digits}"
 
 
 def classifier_card(checkpoint: str | Path, *, data_dir: str | Path | None = None, download: bool = True,
@@ -98,9 +107,8 @@ def classifier_card(checkpoint: str | Path, *, data_dir: str | Path | None = Non
         "",
         f"- Attention classifier, preset `{config.preset}`: "
         + ", ".join(f"{k}={v}" for k, v in model.config.to_dict().items() if k != "kind"),
-        f"- Data: {dataset} ({test_set.source.split(' from ')[0]}); training split = the clutter of the first "
-        f"{int(extra.get('train_images', 0))} MNIST training images (the last {config.validation_size} make the "
-        "validation split, the MNIST test images the test split)",
+        f"- Data: {dataset} ({test_set.source.split(' from ')[0]}); {training_split(config, extra)} (the last "
+        f"{config.validation_size} make the validation split, the MNIST test images the test split)",
         optimiser_line(config),
         *trained_lines(step, extra),
         machine_line(device),

@@ -12,13 +12,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .classifier import AttentionClassifier, ClassifierConfig, get_classifier_preset
 from .classifier_checkpoint import classifier_from_state, read_classifier_checkpoint
 from .classifier_train import ClassifierTrainer
 from .config import TrainConfig
-from .data import ImageSet
+from .data import ImageSet, fresh_clutter
 from .device import resolve_device
 from .errors import DrawStudioError
 from .files import same_file
@@ -54,8 +55,10 @@ def new_classifier_run(model_config: ClassifierConfig, train_config: TrainConfig
     """
     device, out, log, train_set, valid_set = new_run_inputs(train_config, data_dir, train_set, valid_set, download,
                                                             out, log, device, overwrite)
+    reclutter = clutter_of_epochs(train_config, train_set, data_dir, download)
     model = AttentionClassifier(model_config.with_image_shape(*train_set.shape)).to(device)
-    return ClassifierTrainer(model, _adam(model, train_config), train_config, train_set, valid_set, out=out, log=log)
+    return ClassifierTrainer(model, _adam(model, train_config), train_config, train_set, valid_set, out=out, log=log,
+                             reclutter=reclutter)
 
 
 def continued_classifier_run(checkpoint: str | Path, steps: int, epochs: float = 0.0, changes: dict | None = None, *,
@@ -77,6 +80,7 @@ def continued_classifier_run(checkpoint: str | Path, steps: int, epochs: float =
     start, train_config = checkpoint_start(state, checkpoint, steps, epochs, changes,
                                            fresh_optimizer=fresh_optimizer, in_place=in_place)
     train_set, valid_set = training_data(train_config, data_dir, train_set, valid_set, download)
+    reclutter = clutter_of_epochs(train_config, train_set, data_dir, download)
     start.fingerprint = images_fingerprint(train_set.images)
     model = classifier_from_state(state, checkpoint).to(device)
     if (model.config.channels, model.config.height, model.config.width) != train_set.shape:
@@ -89,7 +93,30 @@ def continued_classifier_run(checkpoint: str | Path, steps: int, epochs: float =
     else:
         check_continued_data(start, state, train_config, train_set, allow_data_change)
         go_on_exactly(start, state, optimizer, log)
-    return ClassifierTrainer(model, optimizer, train_config, train_set, valid_set, out=out, log=log, start=start)
+    return ClassifierTrainer(model, optimizer, train_config, train_set, valid_set, out=out, log=log, start=start,
+                             reclutter=reclutter)
+
+
+def clutter_of_epochs(config: TrainConfig, train_set: ImageSet, data_dir: str | None, download: bool):
+    """``FreshClutter(...).images`` of ``config.dataset``'s training digits when ``config.clutter`` is
+    ``"fresh"`` (checked against ``train_set``: the same digits, in the same order), else None.
+
+    Raises
+    ------
+    DrawStudioError
+        Fresh clutter asked of a dataset that is not cluttered, or of training images other than its own.
+    """
+    if config.clutter != "fresh":
+        return None
+    fresh = fresh_clutter(config.dataset, config.seed, data_dir, config.validation_size, download)
+    digits = fresh.source
+    same_labels = train_set.labels is not None and digits.labels is not None and \
+        np.array_equal(np.asarray(train_set.labels), np.asarray(digits.labels))
+    if len(digits) != len(train_set) or not same_labels:
+        raise DrawStudioError(f"the training images ({len(train_set)}) are not the cluttered {config.dataset} digits "
+                              f"({len(digits)}) that fresh clutter rebuilds every epoch; train on the dataset "
+                              "itself, or with --clutter fixed")
+    return fresh.images
 
 
 def _adam(model: AttentionClassifier, config: TrainConfig) -> torch.optim.Adam:

@@ -4,8 +4,9 @@
 loop (``draw_studio.training_loop``): its ``run()`` yields :class:`~draw_studio.progress.Report` objects
 (so the command line's printer, the TensorBoard sink and the training log take them as they are), it
 writes checkpoints every ``checkpoint_every`` steps, at the end and on stop, and a resumed run takes
-exactly the steps of an uninterrupted one: the only random choice, the data order of an epoch, comes
-from (seed, epoch), and the checkpoint holds the weights, the Adam state and the step.
+exactly the steps of an uninterrupted one: the only random choices, the data order of an epoch and (with
+``--clutter fresh``) that epoch's clutter, come from (seed, epoch), and the checkpoint holds the weights,
+the Adam state and the step.
 
 The training log is the engine's (``draw_studio.training_log``): ``history/loss`` and
 ``history/nll_x`` hold the training cross-entropy -log p(label | image) in nats per image,
@@ -19,9 +20,11 @@ Building a run (new, ``--resume``, ``--init-from``) is ``draw_studio.classifier_
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -86,6 +89,10 @@ class ClassifierTrainer(TrainingLoop):
         Training log; a new run's moves in with its first checkpoint.
     start : RunStart, optional
         Where the run starts (default: step 0 of a new run).
+    reclutter : callable, optional
+        ``reclutter(epoch)``: that epoch's training images (n, C, H, W) uint8, image i of the same digit and
+        label as ``train_set``'s image i (``--clutter fresh``: ``draw_studio.data.FreshClutter.images``);
+        None: every epoch sees ``train_set``.
 
     Raises
     ------
@@ -97,7 +104,8 @@ class ClassifierTrainer(TrainingLoop):
 
     def __init__(self, model: AttentionClassifier, optimizer: torch.optim.Optimizer, config: TrainConfig,
                  train_set: ImageSet, valid_set: ImageSet, *, out: str | Path | None = None,
-                 log: str | Path | None = None, start: RunStart | None = None) -> None:
+                 log: str | Path | None = None, start: RunStart | None = None,
+                 reclutter: Callable[[int], np.ndarray] | None = None) -> None:
         if train_set.labels is None or valid_set.labels is None:
             raise DrawStudioError("a classifier trains on labelled images; use a labelled dataset (cluttered-mnist)")
         self._take_parts(model, optimizer, config, train_set, valid_set, out, log, start or RunStart())
@@ -109,6 +117,7 @@ class ClassifierTrainer(TrainingLoop):
         self.valid_labels = torch.as_tensor(valid_set.labels[limit], dtype=torch.int64)
         self._plan_steps()
         self.last_error = float("nan")
+        self.reclutter = reclutter
 
     # ------------------------------------------------------------------ batches and steps
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,8 +127,19 @@ class ClassifierTrainer(TrainingLoop):
         if self._order is None or self._order[0] != epoch:
             generator = make_generator(torch.device("cpu"), mix_seed(cfg.seed, epoch, 1))
             self._order = (epoch, torch.randperm(len(self.train_set), generator=generator).to(self.device))
+            if self.reclutter is not None:
+                self.train_images = self._fresh_images(epoch)
         index = self._order[1][position * cfg.batch_size:(position + 1) * cfg.batch_size]
         return self.train_images[index].float() / 255.0, self.train_labels[index]
+
+    def _fresh_images(self, epoch: int) -> torch.Tensor:
+        """Epoch ``epoch``'s training images from ``reclutter``, checked against the training set's shape."""
+        images = np.asarray(self.reclutter(epoch))
+        if images.shape != self.train_set.images.shape or images.dtype != np.uint8:
+            raise DrawStudioError(f"the fresh clutter of epoch {epoch} is {images.dtype} {images.shape}, the training "
+                                  f"set uint8 {self.train_set.images.shape}; build both from the same digits")
+        self.train_images = None  # the previous epoch's images go before the next are moved to the device
+        return torch.as_tensor(images).to(self.device)  # (n, C, H, W) uint8
 
     def train_step(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """One Adam step on the cross-entropy of step ``step``'s batch; (loss, errors) as device scalars."""

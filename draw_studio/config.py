@@ -156,6 +156,7 @@ class ModelConfig(_JsonConfig):
 
 
 PRECISIONS = ("fp32", "bf16")
+CLUTTER_CHOICES = ("fixed", "fresh")
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,11 @@ class TrainConfig(_JsonConfig):
     binarization : str
         ``"dynamic"`` (fresh Bernoulli draw each time an image is used),
         ``"fixed"`` (one draw with ``binarize_seed``) or ``"none"``.
+    clutter : str
+        For the attention classifier on a cluttered dataset: ``"fixed"`` (every epoch sees the
+        cached training split) or ``"fresh"`` (the training digits are cluttered anew every epoch:
+        new positions and distractors, drawn from the dataset's seed, ``seed`` and the epoch;
+        validation and test stay the cached splits). See ``draw_studio.data.cluttered``.
     steps : int
         Total optimiser steps; ``epochs`` (if > 0) overrides it.
     lr_schedule : str
@@ -184,6 +190,7 @@ class TrainConfig(_JsonConfig):
     preset: str = "mnist-paper"
     dataset: str = "mnist"
     binarization: str = "dynamic"
+    clutter: str = "fixed"
     batch_size: int = 64
     steps: int = 1000
     epochs: float = 0.0
@@ -218,6 +225,7 @@ class TrainConfig(_JsonConfig):
             if not isinstance(getattr(self, name), str):
                 raise DrawStudioError(f"training setting {name} must be a name, got {getattr(self, name)!r}")
         _check_choice("binarization", self.binarization, ("dynamic", "fixed", "none"))
+        _check_choice("clutter", self.clutter, CLUTTER_CHOICES)
         _check_choice("lr schedule", self.lr_schedule, ("constant", "cosine", "step"))
         _check_choice("precision", self.precision, PRECISIONS)
         if isinstance(self.lr, numbers.Real) and not isinstance(self.lr, bool) and self.lr <= 0:

@@ -106,6 +106,9 @@ class Trainer(StepTaker, GoodStateKeeper, TrainingLoop):
                  start: RunStart | None = None, fast: bool = True, compile: bool | None = None,
                  ranks: Ranks | None = None, defer_checks: bool | None = None, cuda_graphs: str = "off") -> None:
         self.ranks = ranks = ranks or ONE_PROCESS
+        if config.clutter != "fixed":
+            raise DrawStudioError(f"clutter {config.clutter!r} is for the attention classifier; DRAW trains on the "
+                                  "training split as it is: drop --clutter (or use --clutter fixed)")
         if not ranks.is_main:
             log = None  # rank 0 alone writes the log (and the checkpoints: ``GoodStateKeeper._write``)
         self._take_parts(model, optimizer, config, train_set, valid_set, out, log, start or RunStart())

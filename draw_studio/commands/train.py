@@ -14,6 +14,7 @@ from ..checkpoint import read_checkpoint
 from ..classifier import CLASSIFIER_PRESETS
 from ..config import (
     CHANGEABLE_ON_RESUME,
+    CLUTTER_CHOICES,
     PRECISIONS,
     PRESETS,
     TrainConfig,
@@ -67,6 +68,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lr-decay-every", type=positive_int, default=None)
     p.add_argument("--binarization", default=None, choices=("dynamic", "fixed", "none"),
                    help="for a Bernoulli model: dynamic (default) or fixed")
+    p.add_argument("--clutter", default=None, choices=CLUTTER_CHOICES, help=(
+        "for the attention classifier on a cluttered dataset: fresh (the preset's default: new clutter around the "
+        "training digits every epoch) or fixed (the cached training split every epoch); DRAW has no such setting"))
     p.add_argument("--validation-size", type=positive_int, default=_TRAIN_DEFAULTS.validation_size,
                    help="training images held out for validation")
     p.add_argument("--validate-every", type=non_negative_int, default=None,
@@ -125,6 +129,9 @@ def check_request(args) -> None:
     refuse_overwriting_inputs({"--out": args.out}, {"--init-from": args.init_from})
     if args.tensorboard:
         require_tensorboard()
+    if args.clutter is not None:
+        raise DrawStudioError("--clutter sets how the attention classifier's training digits are cluttered; DRAW has "
+                              "no such setting: drop it (or train --preset cluttered-classifier)")
     if args.cuda_graphs == "on":  # refused before any data loads
         ranks = distributed.ranks_from_environment()
         graphs_wanted("on", torch.device("cpu") if ranks.active else resolve_device(args.device),

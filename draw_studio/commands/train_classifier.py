@@ -52,19 +52,25 @@ def run(args) -> int:
                    log=False if args.no_log else (args.log or True), overwrite=args.overwrite)
     source = args.resume or args.init_from
     if source:
-        saved_preset = (read_classifier_checkpoint(source).get("train_config") or {}).get("preset")
+        saved = read_classifier_checkpoint(source).get("train_config") or {}
+        saved_preset, saved_clutter = saved.get("preset"), saved.get("clutter", "fixed")
         if getattr(args, "preset_given", False) and args.preset != saved_preset:
             raise DrawStudioError(f"--preset {args.preset} differs from the preset {saved_preset} of {source}: a "
                                   "run that goes on from a checkpoint keeps its model; drop --preset, or start a "
                                   "new run of that preset")
         if args.dataset:
             changes["dataset"] = args.dataset  # checked against the checkpoint's (see --allow-data-change)
+        if args.clutter and args.resume and args.clutter != saved_clutter:
+            raise DrawStudioError(f"--clutter {args.clutter} differs from the clutter {saved_clutter} of {source}: a "
+                                  "resumed run keeps its data; drop --clutter, or go on with --init-from")
+        if args.clutter:
+            changes["clutter"] = args.clutter
         trainer = continued_classifier_run(source, args.steps, args.epochs, changes, fresh_optimizer=not args.resume,
                                            allow_data_change=args.allow_data_change, **options)
     else:
-        config = classifier_train_config(args.preset, dataset=args.dataset, batch_size=args.batch_size,
-                                         steps=args.steps, epochs=args.epochs, seed=args.seed,
-                                         validation_size=args.validation_size, **changes)
+        config = classifier_train_config(args.preset, dataset=args.dataset, clutter=args.clutter,
+                                         batch_size=args.batch_size, steps=args.steps, epochs=args.epochs,
+                                         seed=args.seed, validation_size=args.validation_size, **changes)
         trainer = new_classifier_run(get_classifier_preset(args.preset).model, config, **options)
     control = TrainingControl()
     sink = (TensorBoardSink(args.tensorboard, trainer.step, kind=CLASSIFIER) if args.tensorboard

@@ -16,7 +16,7 @@ from ..errors import DataError
 from .binarize import FIXED_BINARIZATION_SEED, fixed_binarization
 from .binarized_mnist import BINARIZED_MNIST
 from .cifar10 import CIFAR10
-from .cluttered import CLUTTERED_MNIST, CLUTTERED_MNIST_60
+from .cluttered import CLUTTERED_MNIST, CLUTTERED_MNIST_60, ClutteredDatasetSpec, FreshClutter
 from .fashion_mnist import FASHION_MNIST
 from .folder import FOLDER
 from .imageset import DatasetSpec, ImageSet
@@ -110,6 +110,26 @@ def load_split(name: str, split: str, data_dir: str | Path | None = None, valida
     return spec.derive(images, split) if spec.derive is not None else images
 
 
+def fresh_clutter(name: str, run_seed: int, data_dir: str | Path | None = None, validation_size: int = 10_000,
+                  download: bool = True) -> FreshClutter:
+    """The training digits of cluttered dataset ``name``, to clutter anew every epoch (``--clutter fresh``).
+
+    Parameters are those of :func:`load_split`; ``run_seed`` is the training run's seed.
+
+    Raises
+    ------
+    DataError
+        ``name`` is not a cluttered dataset, or its digits are not found.
+    """
+    spec = get_dataset(name)
+    if not isinstance(spec, ClutteredDatasetSpec):
+        cluttered = ", ".join(key for key, value in DATASETS.items() if isinstance(value, ClutteredDatasetSpec))
+        raise DataError(f"fresh clutter builds new clutter around the training digits every epoch, but {name} is "
+                        f"not a cluttered dataset; use one of {cluttered}, or --clutter fixed")
+    directory = locate(name, data_dir, download)
+    return FreshClutter(_source_split(spec, directory, "train", validation_size), spec.settings, run_seed)
+
+
 def _source_split(spec: DatasetSpec, directory: Path, split: str, validation_size: int) -> ImageSet:
     """Split ``split`` of what ``spec.load`` reads: its own file, or a cut of the training part."""
     if spec.has_validation_file:
@@ -154,4 +174,4 @@ def model_inputs(images: ImageSet, likelihood: str) -> tuple[np.ndarray, str, in
 
 
 __all__ = ["DATASETS", "DatasetSpec", "FIXED_BINARIZATION_SEED", "ImageSet", "SPLITS", "fixed_binary_images",
-           "get_dataset", "load_split", "locate", "model_inputs"]
+           "fresh_clutter", "get_dataset", "load_split", "locate", "model_inputs"]

@@ -20,6 +20,12 @@ columns, the distractor sources, their crop rows and columns, and their rows and
 (every position 0-based, top-left corner). :func:`clutter_digits` returns these positions with the
 images.
 
+Fresh clutter (``draw-studio train --clutter fresh``, the attention classifier's default): instead of
+the cached training split, every epoch of a run sees its training digits cluttered anew by the same
+recipe, from the stream ``SeedSequence([seed, 3, run seed, epoch])``; digit i keeps its place and
+label, only its position and distractors change. Like dynamic binarisation for DRAW, it keeps a
+classifier from learning one fixed clutter by heart. Validation and test are always the cached splits.
+
 A split is built once and cached in ``$XDG_CACHE_HOME/draw-studio/cluttered-mnist/`` (default
 ``~/.cache``), one ``.npz`` file per split, named by its settings and a fingerprint of its source
 digits, written atomically; a cache file that cannot be read, or does not hold what its name says,
@@ -45,6 +51,7 @@ from .mnist import IDX_FILES, download_mnist, load_idx_pair
 CANVAS, DISTRACTORS, DISTRACTOR_SIZE = 100, 8, 8
 SEED = 1502_04623
 SPLIT_NUMBERS = {"train": 0, "valid": 1, "test": 2}
+FRESH_STREAM = 3  # the streams of fresh training clutter: SeedSequence([seed, FRESH_STREAM, run seed, epoch])
 CACHE_VERSION = 1
 CHUNK = 4096  # images built at a time (bounds the index arrays)
 
@@ -167,6 +174,43 @@ def split_seed(seed: int, split: str) -> int:
     return int.from_bytes(state.tobytes(), "little")
 
 
+class FreshClutter:
+    """The training digits of a run cluttered anew for every epoch (module docstring, "Fresh clutter").
+
+    Parameters
+    ----------
+    source : ImageSet
+        The training digits the cached training split is built from (n, C, h, w), grey levels 0..255.
+    settings : ClutterSettings
+        The dataset's options (canvas, distractors, crop size, seed).
+    run_seed : int
+        The run's seed: two runs of different seeds see different clutter.
+
+    Raises
+    ------
+    DataError
+        Settings that do not fit the digits.
+    """
+
+    def __init__(self, source: ImageSet, settings: ClutterSettings, run_seed: int) -> None:
+        _check_settings(source, settings.canvas, settings.distractors, settings.distractor_size)
+        self.source, self.settings, self.run_seed = source, settings, int(run_seed)
+
+    def seed(self, epoch: int) -> int:
+        """The seed of epoch ``epoch``'s clutter: 128 bits of ``SeedSequence([seed, 3, run seed, epoch])``."""
+        sequence = np.random.SeedSequence([int(self.settings.seed), FRESH_STREAM, self.run_seed, int(epoch)])
+        return int.from_bytes(sequence.generate_state(4, np.uint32).tobytes(), "little")
+
+    def digits(self, epoch: int) -> ClutteredDigits:
+        """Epoch ``epoch``'s cluttered training images (n, C, canvas, canvas) uint8 and where everything came from."""
+        cfg = self.settings
+        return clutter_digits(self.source, self.seed(epoch), cfg.canvas, cfg.distractors, cfg.distractor_size)
+
+    def images(self, epoch: int) -> np.ndarray:
+        """Epoch ``epoch``'s cluttered training images (n, C, canvas, canvas) uint8, image i built around digit i."""
+        return self.digits(epoch).images
+
+
 # ---------------------------------------------------------------------- the cache
 def cluttered_cache_dir() -> Path:
     """Where built splits are kept: ``$XDG_CACHE_HOME/draw-studio/cluttered-mnist`` (default ``~/.cache``)."""
@@ -273,6 +317,13 @@ def derive_cluttered(source: ImageSet, split: str, settings: ClutterSettings = C
     return ImageSet(built.images, built.labels, False, f"{name} from {source.source}")
 
 
+@dataclass(frozen=True)
+class ClutteredDatasetSpec(DatasetSpec):
+    """A :class:`DatasetSpec` of cluttered digits, with the options its splits are built with."""
+
+    settings: ClutterSettings = ClutterSettings()
+
+
 def cluttered_mnist(canvas: int = CANVAS, distractors: int = DISTRACTORS, distractor_size: int = DISTRACTOR_SIZE,
                     seed: int = SEED) -> DatasetSpec:
     """A cluttered-MNIST dataset with these options (``cluttered-mnist`` is the default one).
@@ -287,12 +338,13 @@ def cluttered_mnist(canvas: int = CANVAS, distractors: int = DISTRACTORS, distra
                         f"pixels; got canvas {canvas}, {distractors} distractors of {distractor_size}")
     settings = ClutterSettings(canvas, distractors, distractor_size, seed)
     pretty = f"cluttered MNIST {canvas}x{canvas} (built from MNIST)"
-    return DatasetSpec(pretty, "mnist", IDX_FILES, load_idx_pair, download_mnist,
-                       derive=functools.partial(derive_cluttered, settings=settings))
+    return ClutteredDatasetSpec(pretty, "mnist", IDX_FILES, load_idx_pair, download_mnist,
+                                derive=functools.partial(derive_cluttered, settings=settings), settings=settings)
 
 
 CLUTTERED_MNIST = cluttered_mnist()
 CLUTTERED_MNIST_60 = cluttered_mnist(canvas=60, distractors=4)  # the 60 x 60 variant of Mnih et al. (2014)
 
-__all__ = ["CLUTTERED_MNIST", "CLUTTERED_MNIST_60", "ClutterSettings", "ClutteredDigits", "clutter_digits",
+__all__ = ["CLUTTERED_MNIST", "CLUTTERED_MNIST_60", "ClutterSettings", "ClutteredDatasetSpec", "ClutteredDigits",
+           "FreshClutter", "clutter_digits",
            "cluttered_cache_dir", "cluttered_mnist", "cluttered_split"]
