@@ -228,6 +228,10 @@ def test_the_shipped_runs_are_one_click_away(window, qtbot):
     assert {"mnist-attention", "mnist-noattention"} <= set(names)
     assert {"read_attention", "write_attention", "lr"} <= set(runs.table.differing)
     assert named(window, "runCurve:mnist-attention:train").isVisible()
+    if "cluttered-classifier" in names:  # the window shows a DRAW model: DRAW's runs are drawn, the classifier's not
+        assert window.training.curves.overlay.other_kind() == ["cluttered-classifier"]
+        assert not named(window, "runCurve:cluttered-classifier:train").isVisible()
+        assert "not drawn" in window.training.curves.legend.text()
 
 
 def test_a_live_run_is_one_row_whose_curves_keep_growing(window, two_runs, tmp_path, qtbot):

@@ -11,8 +11,9 @@ curves thick and on top and dims the others; the mouse over a curve emits ``run_
 ``run_clicked``.
 
 Runs whose curves are other quantities are not drawn on one y axis together (:mod:`draw_studio.curve_meaning`):
-only the runs of the first run's kind (the open source's run when it is ticked, else the first ticked row)
-are drawn, and the legend names the others (:meth:`RunOverlay.other_kind`). Runs of attention classifiers
+only the runs of one kind are drawn (the open source's run's when it is ticked; else the open source's, e.g. a
+DRAW model's when the shipped runs include a classifier's, if a ticked run has it; else the first ticked
+row's), and the legend names the others (:meth:`RunOverlay.other_kind`). Runs of attention classifiers
 are drawn as their cross-entropy (nats per image, the left axis; whatever training curve is chosen: their
 L_x repeats it, their L_z is 0) and their validation error in percent, against the plot's right axis.
 """
@@ -106,8 +107,16 @@ class RunOverlay(QObject):
 
     @property
     def kind(self) -> str:
-        """What the runs drawn are (``draw`` or ``classifier``): the first run's kind (``draw`` with none)."""
-        return self.runs[0].history.kind if self.runs else DRAW
+        """What the runs drawn are (``draw`` or ``classifier``): the open source's run's kind when it is drawn,
+        else the open source's kind when a ticked run has it, else the first run's (``draw`` with none)."""
+        if not self.runs:
+            return DRAW
+        first = self.runs[0]
+        if first.current:
+            return first.history.kind
+        shown = self.curves.shown
+        source = shown.kind if shown is not None else self.curves.history.kind
+        return source if any(run.history.kind == source for run in self.runs) else first.history.kind
 
     def other_kind(self) -> list[str]:
         """Names of the ticked runs that are not drawn: their curves are other quantities than the first run's."""
