@@ -110,14 +110,15 @@ class ClassifierTrainer(TrainingLoop):
             raise DrawStudioError("a classifier trains on labelled images; use a labelled dataset (cluttered-mnist)")
         self._take_parts(model, optimizer, config, train_set, valid_set, out, log, start or RunStart())
         self._check_batch_size()
-        self.train_images = torch.as_tensor(train_set.images).to(self.device)  # (n, C, H, W) uint8
+        self.reclutter = reclutter
+        # (n, C, H, W) uint8 on the device; with fresh clutter, each epoch's own (moved when the epoch starts)
+        self.train_images = None if reclutter is not None else torch.as_tensor(train_set.images).to(self.device)
         self.train_labels = torch.as_tensor(train_set.labels, dtype=torch.int64).to(self.device)  # (n,)
         limit = slice(0, config.validation_limit)
         self.valid_images = torch.as_tensor(valid_set.images[limit])
         self.valid_labels = torch.as_tensor(valid_set.labels[limit], dtype=torch.int64)
         self._plan_steps()
         self.last_error = float("nan")
-        self.reclutter = reclutter
 
     # ------------------------------------------------------------------ batches and steps
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -170,7 +170,12 @@ def _paste(digits: np.ndarray, index: slice, out: np.ndarray, rows, cols, source
 
 def split_seed(seed: int, split: str) -> int:
     """The seed of split ``split``'s stream: 128 bits of ``SeedSequence([seed, split number])``."""
-    state = np.random.SeedSequence([int(seed), SPLIT_NUMBERS[split]]).generate_state(4, np.uint32)
+    return stream_seed(int(seed), SPLIT_NUMBERS[split])
+
+
+def stream_seed(*entropy: int) -> int:
+    """128 bits of ``SeedSequence(list(entropy))`` as one int (a PCG64 seed)."""
+    state = np.random.SeedSequence(list(entropy)).generate_state(4, np.uint32)
     return int.from_bytes(state.tobytes(), "little")
 
 
@@ -198,8 +203,7 @@ class FreshClutter:
 
     def seed(self, epoch: int) -> int:
         """The seed of epoch ``epoch``'s clutter: 128 bits of ``SeedSequence([seed, 3, run seed, epoch])``."""
-        sequence = np.random.SeedSequence([int(self.settings.seed), FRESH_STREAM, self.run_seed, int(epoch)])
-        return int.from_bytes(sequence.generate_state(4, np.uint32).tobytes(), "little")
+        return stream_seed(int(self.settings.seed), FRESH_STREAM, self.run_seed, int(epoch))
 
     def digits(self, epoch: int) -> ClutteredDigits:
         """Epoch ``epoch``'s cluttered training images (n, C, canvas, canvas) uint8 and where everything came from."""
