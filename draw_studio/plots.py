@@ -115,8 +115,10 @@ def learning_curve_png(log_path: str | Path, out: str | Path, steps_per_epoch: f
         axes.yaxis.set_minor_formatter(NullFormatter())
         axes.set_ylabel("error, % (lower is better; log axis)")
     else:
-        low = min([float(log.eval_bound.min())] + [m.bound for m in marks]) - 2
-        axes.set_ylim(low, max(low + 10, float(np.percentile(log.eval_bound, 90)) + 2))
+        lowest = min([float(log.eval_bound.min())] + [m.bound for m in marks])
+        top = max(lowest + 8, float(np.percentile(log.eval_bound, 90)) + 2)
+        low = lowest - max(2.0, 0.07 * (top - lowest))  # room below the lowest point for the "best" label
+        axes.set_ylim(low, top)
         axes.set_ylabel("bound, nats per image (lower is better)")
     axes.set_xlabel(unit)
     axes.set_title(title or Path(log_path).name, fontsize=10)
