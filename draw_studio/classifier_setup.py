@@ -18,7 +18,7 @@ import torch
 from .classifier import AttentionClassifier, ClassifierConfig, get_classifier_preset
 from .classifier_checkpoint import classifier_from_state, read_classifier_checkpoint
 from .classifier_train import ClassifierTrainer
-from .config import TrainConfig
+from .config import LR_WARMUP_AFTER_FRESH_ADAM, TrainConfig
 from .data import ImageSet, fresh_clutter
 from .device import resolve_device
 from .errors import DrawStudioError
@@ -66,7 +66,8 @@ def continued_classifier_run(checkpoint: str | Path, steps: int, epochs: float =
                              train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
                              download: bool = True, out: str | Path | None = None,
                              log: str | Path | bool | None = True, device: str = "auto", overwrite: bool = True,
-                             allow_data_change: bool = False) -> ClassifierTrainer:
+                             allow_data_change: bool = False,
+                             lr_warmup: int = LR_WARMUP_AFTER_FRESH_ADAM) -> ClassifierTrainer:
     """The classifier, optimiser, configuration and place in the run of ``checkpoint``, and its data.
 
     Parameters are those of :meth:`draw_studio.train.Trainer.from_checkpoint`.
@@ -89,7 +90,7 @@ def continued_classifier_run(checkpoint: str | Path, steps: int, epochs: float =
                               "with the dataset it was trained on")
     optimizer = _adam(model, train_config)
     if fresh_optimizer:
-        note_init_from(start)
+        note_init_from(start, lr_warmup)
     else:
         check_continued_data(start, state, train_config, train_set, allow_data_change)
         go_on_exactly(start, state, optimizer, log)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from .classifier import AttentionClassifier
 from .classifier_checkpoint import save_classifier_checkpoint
 from .classifier_eval import ClassifierEvaluation, evaluate_classifier
-from .config import TrainConfig, learning_rate
+from .config import TrainConfig
 from .data import ImageSet
 from .errors import DrawStudioError
 from .formatting import duration
@@ -146,7 +146,7 @@ class ClassifierTrainer(TrainingLoop):
         """One Adam step on the cross-entropy of step ``step``'s batch; (loss, errors) as device scalars."""
         x, y = self.batch(step)
         for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(self.config, step, self.total_steps)
+            group["lr"] = self.learning_rate(step)
         self.optimizer.zero_grad(set_to_none=True)
         logits = self.model(x).logits  # (batch, classes)
         loss = F.cross_entropy(logits, y)

@@ -30,7 +30,14 @@ def trained_lines(step: int, extra: dict) -> list[str]:
     return [f"- Trained: {step} steps = {step / per_epoch:.1f} epochs, {duration(float(extra.get('wall_time', 0)))} "
             "of training wall time",
             *[f"- Started from `{Path(entry['init_from']).name}` (step {entry['step']}, sha256 "
-              f"{entry['sha256'][:12]}...) with a fresh Adam state" for entry in extra.get("lineage", [])]]
+              f"{entry['sha256'][:12]}...) with a fresh Adam state{_ramp(entry)}"
+              for entry in extra.get("lineage", []) if "init_from" in entry]]
+
+
+def _ramp(entry: dict) -> str:
+    """How the learning rate came up after the fresh Adam state of lineage ``entry``."""
+    steps = int(entry.get("lr_warmup", 0))
+    return f", its learning rate ramped up over {steps:,} steps" if steps else ""
 
 
 def machine_line(device: torch.device | str) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 
-from .config import ModelConfig, TrainConfig
+from .config import LR_WARMUP_AFTER_FRESH_ADAM, ModelConfig, TrainConfig
 from .data import ImageSet, model_inputs
 from .data.binarize import fixed_binarization
 from .distributed import ONE_PROCESS, Ranks, StepReducer, broadcast_weights
@@ -181,7 +181,7 @@ class Trainer(StepTaker, GoodStateKeeper, TrainingLoop):
                         download: bool = True, out: str | Path | None = None, log: str | Path | bool | None = True,
                         device: str = "auto", overwrite: bool = True, allow_data_change: bool = False,
                         fast: bool = True, compile: bool | None = None, ranks: Ranks | None = None,
-                        cuda_graphs: str = "off") -> Trainer:
+                        cuda_graphs: str = "off", lr_warmup: int = LR_WARMUP_AFTER_FRESH_ADAM) -> Trainer:
         """A run that goes on from ``checkpoint``: its model, configuration, step and run.
 
         Parameters
@@ -197,6 +197,9 @@ class Trainer(StepTaker, GoodStateKeeper, TrainingLoop):
             True (``--init-from``, e.g. from a shipped, weights-only model): the weights, step, wall
             time and training configuration with a fresh Adam state, recorded in
             ``extra["lineage"]`` of every checkpoint.
+        lr_warmup : int
+            With ``fresh_optimizer``: steps over which the learning rate ramps up from the first step
+            (``config.learning_rate``; kept in the lineage, so a later ``--resume`` goes on with it).
         overwrite : bool
             False: refuse as :meth:`from_options` does, unless this run resumes ``out`` itself.
         allow_data_change : bool
@@ -211,9 +214,10 @@ class Trainer(StepTaker, GoodStateKeeper, TrainingLoop):
             Refused files or data, or a bad checkpoint.
         """
         return cls(**vars(continued_run(checkpoint, steps, epochs, changes, fresh_optimizer=fresh_optimizer,
-                                        data_dir=data_dir, train_set=train_set, valid_set=valid_set,
-                                        download=download, out=out, log=log, device=device, overwrite=overwrite,
-                                        allow_data_change=allow_data_change)), fast=fast, compile=compile,
+                                        lr_warmup=lr_warmup, data_dir=data_dir, train_set=train_set,
+                                        valid_set=valid_set, download=download, out=out, log=log, device=device,
+                                        overwrite=overwrite, allow_data_change=allow_data_change)),
+                   fast=fast, compile=compile,
                    ranks=ranks, cuda_graphs=cuda_graphs)
 
     def _stopping(self, control: TrainingControl) -> bool:

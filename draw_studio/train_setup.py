@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import model_from_state, read_checkpoint
-from .config import ModelConfig, TrainConfig
+from .config import LR_WARMUP_AFTER_FRESH_ADAM, ModelConfig, TrainConfig
 from .data import ImageSet, load_split
 from .device import resolve_device
 from .errors import DrawStudioError
@@ -119,7 +119,7 @@ def continued_run(checkpoint: str | Path, steps: int, epochs: float = 0.0, chang
                   fresh_optimizer: bool = False, data_dir: str | None = None, train_set: ImageSet | None = None,
                   valid_set: ImageSet | None = None, download: bool = True, out: str | Path | None = None,
                   log: str | Path | bool | None = True, device: str = "auto", overwrite: bool = True,
-                  allow_data_change: bool = False) -> TrainerParts:
+                  allow_data_change: bool = False, lr_warmup: int = LR_WARMUP_AFTER_FRESH_ADAM) -> TrainerParts:
     """The model, optimiser, configuration and place in the run of ``checkpoint``, and the data to go on with.
 
     See :meth:`draw_studio.train.Trainer.from_checkpoint` for the parameters.
@@ -148,7 +148,7 @@ def continued_run(checkpoint: str | Path, steps: int, epochs: float = 0.0, chang
                               f"{'x'.join(map(str, train_set.shape))}; resume on the same dataset")
     optimizer = _adam(model, train_config)
     if fresh_optimizer:
-        note_init_from(start)
+        note_init_from(start, lr_warmup)
         if init_log is not None:
             start.log_source = init_log
             saved_model = state.get("model_config")  # not the whole state: the trainer keeps this function
@@ -247,10 +247,13 @@ def check_continued_data(start: RunStart, state: dict, config: TrainConfig, trai
                               "to": start.fingerprint, "train_images": int(len(train_set))})
 
 
-def note_init_from(start: RunStart) -> None:
-    """Record in ``start.lineage`` that the run starts from the weights of ``start.checkpoint`` with a fresh Adam."""
+def note_init_from(start: RunStart, lr_warmup: int) -> None:
+    """Record in ``start.lineage`` that the run starts from the weights of ``start.checkpoint`` with a fresh Adam,
+    its learning rate ramped up over ``lr_warmup`` steps (see ``config.lr_warmup_of``)."""
+    if isinstance(lr_warmup, bool) or not isinstance(lr_warmup, int) or lr_warmup < 0:
+        raise DrawStudioError(f"the learning-rate warm-up is a number of steps, 0 or more; got {lr_warmup!r}")
     start.lineage.append({"init_from": str(start.checkpoint), "sha256": file_sha256(start.checkpoint),
-                          "step": start.step, "fresh_optimizer": True})
+                          "step": start.step, "fresh_optimizer": True, "lr_warmup": lr_warmup})
 
 
 def go_on_exactly(start: RunStart, state: dict, optimizer: torch.optim.Optimizer, log: Path | None) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, learning_rate
+from .config import TrainConfig, learning_rate, lr_warmup_of
 from .data import ImageSet
 from .errors import DrawStudioError, FileFormatError
 from .progress import Report, TrainingControl
@@ -52,6 +52,7 @@ class TrainingLoop:
         self.out, self.log_path = Path(out) if out else None, Path(log) if log else None
         self.step, self.wall_time_before = start.step, start.wall_time
         self.run_id, self.lineage, self.notices = start.run_id, list(start.lineage), list(start.notices)
+        self.lr_warmup = lr_warmup_of(self.lineage)  # (first step, steps) of the ramp after a fresh Adam state
         self.fingerprint = start.fingerprint or images_fingerprint(train_set.images)
         self._order: tuple[int, torch.Tensor] | None = None  # (epoch, its permutation on the device)
         self._control: TrainingControl | None = None
@@ -84,6 +85,10 @@ class TrainingLoop:
             raise DrawStudioError(f"{self.start.checkpoint} is already at step {self.step:,} and this run asks for "
                                   f"{self.total_steps:,} steps in all; pass a larger --steps (or --epochs) to "
                                   "continue it")
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of ``step``: the schedule's, ramped up after a fresh Adam state."""
+        return learning_rate(self.config, step, self.total_steps, self.lr_warmup)
 
     @property
     def stopped(self) -> bool:
@@ -249,4 +254,4 @@ class TrainingLoop:
         return self.report_type(kind=kind, step=self.step, total_steps=self.total_steps,
                                 epoch=self.step / self.steps_per_epoch, wall_time=self._wall(started),
                                 eta_s=remaining / rate if rate > 0 else float("nan"),
-                                lr=learning_rate(self.config, self.step, self.total_steps), **values)
+                                lr=self.learning_rate(self.step), **values)

@@ -13,7 +13,6 @@ import warnings
 
 import torch
 
-from .config import learning_rate
 from .cuda_graphs import GraphedStep, GraphsFailed, graphs_wanted, set_learning_rate
 from .data.binarize import dynamic_binarization
 from .distributed import sharded_bound, share_of_step
@@ -112,7 +111,7 @@ class StepTaker:
         """
         cfg = self.config
         x = self.batch(step)
-        lr = learning_rate(cfg, step, self.total_steps)
+        lr = self.learning_rate(step)
         if self.cuda_graphs:
             result = self._graphed_step(step, x, lr)
             if result is not None:

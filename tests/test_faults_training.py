@@ -36,6 +36,7 @@ from draw_studio.divergence import (
     DivergenceGuard,
 )
 from draw_studio.errors import DataError, DrawStudioError, TrainingLogError
+from draw_studio.model_card import trained_lines
 from draw_studio.train import Trainer
 from draw_studio.training_log_reader import read_training_log
 
@@ -217,6 +218,7 @@ def test_resume_on_other_data_is_refused_unless_allowed(tmp_path):
     assert any("--allow-data-change" in notice for notice in run.notices)
     state = read_checkpoint(tmp_path / "m.ckpt")
     assert state["step"] == 6 and state["extra"]["lineage"][-1]["data_changed_at_step"] == 4
+    assert trained_lines(state["step"], state["extra"])[1:] == []  # a card names only where the weights came from
 
 
 def test_an_old_checkpoint_without_fingerprint_still_resumes_and_says_so(tmp_path):
@@ -243,6 +245,14 @@ def test_resume_and_init_from_together_are_refused(tmp_path, cli):
                  "--init-from", tmp_path / "m.ckpt")
     assert_clean_error(result, "either --resume", "--init-from", "not both")
     assert not (tmp_path / "n.ckpt").exists()
+
+
+def test_a_learning_rate_warm_up_without_init_from_is_refused(tmp_path, cli):
+    small_run(tmp_path / "m.ckpt", steps=4)
+    for start in ([], ["--resume", tmp_path / "m.ckpt"]):
+        result = cli("train", *TINY_CLI, "--steps", "8", "--out", tmp_path / "m.ckpt", *start, "--lr-warmup", "100")
+        assert_clean_error(result, "--lr-warmup", "--init-from", "drop --lr-warmup")
+    assert read_checkpoint(tmp_path / "m.ckpt")["step"] == 4
 
 
 def test_an_explicit_data_dir_never_falls_back_to_the_data_folder(tmp_path, monkeypatch):

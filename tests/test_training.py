@@ -10,7 +10,7 @@ import torch
 from tiny_data import mnist_slice
 
 from draw_studio.checkpoint import load_model, read_checkpoint, save_checkpoint
-from draw_studio.config import TrainConfig, get_preset, learning_rate
+from draw_studio.config import LR_WARMUP_AFTER_FRESH_ADAM, TrainConfig, get_preset, learning_rate
 from draw_studio.data import ImageSet
 from draw_studio.errors import CheckpointError, DrawStudioError
 from draw_studio.files import file_sha256
@@ -228,7 +228,7 @@ def test_init_from_a_weights_only_checkpoint_continues_its_weights_and_steps_wit
     assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
     lineage = read_checkpoint(tmp_path / "next.ckpt")["extra"]["lineage"]
     assert lineage == [{"init_from": str(weights_only), "sha256": file_sha256(weights_only), "step": 4,
-                        "fresh_optimizer": True}]
+                        "fresh_optimizer": True, "lr_warmup": LR_WARMUP_AFTER_FRESH_ADAM}]
     # a log of the same model at its log path goes on: its curves up to the starting step are kept
     again = going_on(weights_only, 6, fresh_optimizer=True, out=tmp_path / "again.ckpt", log=tmp_path / "full.log.h5")
     assert any("go on in this run's log" in notice for notice in again.notices)
@@ -238,6 +238,35 @@ def test_init_from_a_weights_only_checkpoint_continues_its_weights_and_steps_wit
     resumed = going_on(tmp_path / "next.ckpt", 10, out=tmp_path / "next.ckpt")
     list(resumed.run())
     assert read_checkpoint(tmp_path / "next.ckpt")["extra"]["lineage"] == lineage
+
+
+def rates_of_steps(run: Trainer) -> list[float]:
+    """Run ``run`` to its end; the learning rate the optimiser took each step with."""
+    rates, step_once = [], run.train_step
+
+    def recording(step):
+        result = step_once(step)
+        rates.append(run.optimizer.param_groups[0]["lr"])
+        return result
+
+    run.train_step = recording
+    list(run.run())
+    return rates
+
+
+def test_after_a_fresh_adam_state_the_rate_ramps_up_and_a_resumed_run_goes_on_with_the_ramp(tmp_path):
+    list(trainer(config(steps=4, lr=1e-3), out=tmp_path / "full.ckpt").run())
+    model, _ = load_model(tmp_path / "full.ckpt")
+    weights_only = tmp_path / "shipped.ckpt"
+    save_checkpoint(weights_only, model, TrainConfig.from_dict(read_checkpoint(tmp_path / "full.ckpt")["train_config"]),
+                    step=4)
+    ramped = going_on(weights_only, 7, fresh_optimizer=True, out=tmp_path / "next.ckpt", lr_warmup=6)
+    assert rates_of_steps(ramped) == pytest.approx([1e-3 / 6, 2e-3 / 6, 3e-3 / 6])  # steps 5-7
+    resumed = going_on(tmp_path / "next.ckpt", 10, out=tmp_path / "next.ckpt")  # the saved Adam state, mid-ramp
+    assert rates_of_steps(resumed) == pytest.approx([4e-3 / 6, 5e-3 / 6, 1e-3])
+    unramped = going_on(weights_only, 6, fresh_optimizer=True, out=tmp_path / "plain.ckpt", lr_warmup=0)
+    assert rates_of_steps(unramped) == pytest.approx([1e-3, 1e-3])
+    assert rates_of_steps(trainer(config(steps=2, lr=1e-3))) == pytest.approx([1e-3, 1e-3])  # a new run: no ramp
 
 
 @pytest.mark.parametrize("fast", [True, False])

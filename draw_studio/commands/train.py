@@ -15,6 +15,7 @@ from ..classifier import CLASSIFIER_PRESETS
 from ..config import (
     CHANGEABLE_ON_RESUME,
     CLUTTER_CHOICES,
+    LR_WARMUP_AFTER_FRESH_ADAM,
     PRECISIONS,
     PRESETS,
     TrainConfig,
@@ -110,6 +111,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--init-from", default=None, help=(
         "checkpoint (e.g. a shipped model without optimiser state) whose weights, step count and settings "
         "start this run with a fresh Adam state; options given here replace its saved ones"))
+    p.add_argument("--lr-warmup", type=non_negative_int, default=None, metavar="STEPS", help=(
+        f"with --init-from: ramp the learning rate up linearly over this many steps, since a fresh Adam state's "
+        f"first steps are as large as the rate itself (default {LR_WARMUP_AFTER_FRESH_ADAM:,}; 0: no ramp)"))
     p.add_argument("--overwrite", action="store_true", help=(
         "start a new run even though --out or its log already exists (they are replaced at the new run's "
         "first checkpoint; until then they stay untouched)"))
@@ -129,6 +133,7 @@ def check_request(args) -> None:
     refuse_overwriting_inputs({"--log": args.log}, {"--out": args.out, "--resume": args.resume,
                                                     "--init-from": args.init_from})
     refuse_overwriting_inputs({"--out": args.out}, {"--init-from": args.init_from})
+    refuse_warmup_without_init_from(args)
     if args.tensorboard:
         require_tensorboard()
     if args.clutter is not None:
@@ -142,6 +147,18 @@ def check_request(args) -> None:
         check_fits(forward_bytes(get_preset(args.preset).model, args.batch_size, training=True),
                    f"a training batch of {args.batch_size:,} images of {args.preset}", "use a smaller --batch-size",
                    resolve_device(args.device))
+
+
+def refuse_warmup_without_init_from(args) -> None:
+    """``--lr-warmup`` ramps the rate after a fresh Adam state: only ``--init-from`` starts one mid-run."""
+    if args.lr_warmup is not None and not args.init_from:
+        raise DrawStudioError("--lr-warmup ramps the learning rate up after --init-from's fresh Adam state; "
+                              "a new run and --resume take none: drop --lr-warmup")
+
+
+def lr_warmup(args) -> int:
+    """Steps of the learning-rate ramp after ``--init-from``: ``--lr-warmup`` or the default."""
+    return LR_WARMUP_AFTER_FRESH_ADAM if args.lr_warmup is None else args.lr_warmup
 
 
 def checked_run(args) -> int:
@@ -223,7 +240,7 @@ def run(args, ranks: distributed.Ranks = distributed.ONE_PROCESS, device: torch.
     if source:
         trainer = Trainer.from_checkpoint(source, config.steps, epochs=config.epochs, changes=changes,
                                           fresh_optimizer=not args.resume, allow_data_change=args.allow_data_change,
-                                          **options)
+                                          lr_warmup=lr_warmup(args), **options)
     else:
         trainer = Trainer.from_options(preset.model, config, **options)
     if source and getattr(args, "preset_given", False) and args.preset != trainer.config.preset:

@@ -29,13 +29,14 @@ def wanted(args) -> bool:
 
 def run(args) -> int:
     """Train (or go on training) an attention classifier as ``args`` say; the return code of ``train``."""
-    from .train import stop_on_signals  # here: commands/train.py imports this module
+    from .train import lr_warmup, refuse_warmup_without_init_from, stop_on_signals  # here: train.py imports this
 
     if ranks_from_environment().active:
         raise DrawStudioError("the attention classifier trains in one process; start it without torchrun")
     if args.resume and args.init_from:
         raise DrawStudioError("pass either --resume (continue a run exactly) or --init-from "
                               "(start from a checkpoint's weights with a fresh optimiser), not both")
+    refuse_warmup_without_init_from(args)
     given = [flag for name, flag in DRAW_ONLY.items() if getattr(args, name, None) is not None]
     if given:
         raise DrawStudioError(f"{', '.join(given)} set{'s' if len(given) == 1 else ''} how DRAW trains; the attention "
@@ -66,7 +67,8 @@ def run(args) -> int:
         if args.clutter:
             changes["clutter"] = args.clutter
         trainer = continued_classifier_run(source, args.steps, args.epochs, changes, fresh_optimizer=not args.resume,
-                                           allow_data_change=args.allow_data_change, **options)
+                                           allow_data_change=args.allow_data_change, lr_warmup=lr_warmup(args),
+                                           **options)
     else:
         config = classifier_train_config(args.preset, dataset=args.dataset, clutter=args.clutter,
                                          batch_size=args.batch_size, steps=args.steps, epochs=args.epochs,
