@@ -267,7 +267,8 @@ PRESETS: dict[str, Preset] = {
         "two-digit-mnist", "Two random MNIST digits on a 60x60 canvas, MNIST settings",
         # beta1 0.9: every run with Adam's beta1 0.5 (lr 1e-3 or 3e-4, or wider initial filters) stopped on a
         # plateau of 455-480 nats (validation, first 1,000-2,000 images) by step 1,000-2,000, and at lr 1e-3
-        # degraded after it; with 0.9 the bound fell past it (407.52 at step 2,000, 252.39 at 14,000)
+        # degraded after it; with 0.9 the bound fell past it (407.52 at step 2,000, 252.39 at 14,000,
+        # 240.40 at 22,000 after a restart at a lower rate)
         {"beta1": 0.9}),
     "svhn-paper": Preset(
         ModelConfig(height=32, width=32, channels=3, steps=32, enc_size=800, dec_size=800, z_size=100,
