@@ -35,6 +35,11 @@ def test_the_two_digit_preset_trains_as_the_shipped_model_was_trained():
     assert shipped["preset"] == "two-digit-mnist"
     assert (preset.beta1, preset.beta2, preset.batch_size) == \
         (shipped["beta1"], shipped["beta2"], shipped["batch_size"])
-    if not checkpoint["extra"].get("lineage"):  # a continuation (--init-from) may run at its own rate
+    # A continuation (--init-from) runs at its own rate; the rate of the run from scratch is on the card
+    card = (MODELS / "two-digit-attention.md").read_text()
+    first_run = re.search(r"^draw-studio train --preset two-digit-mnist .*$", card, re.MULTILINE)
+    assert first_run, "the card's reproduce block has no run from scratch"
+    assert float(re.search(r"--lr (\S+)", first_run.group(0)).group(1)) == preset.lr
+    if not checkpoint["extra"].get("lineage"):
         assert preset.lr == shipped["lr"]
     assert train_config_for("mnist-paper").beta1 != preset.beta1  # the preset's own setting, not the default
