@@ -209,7 +209,8 @@ class ClassifierTrainer(TrainingLoop):
         mean_loss = sum(row[0] for row in rows) / len(rows)
         error = 100.0 * sum(row[1] for row in rows) / (len(rows) * self.config.batch_size)
         return self._report("step", started, loss=mean_loss, nll_x=mean_loss, kl=0.0, error=error, images_per_s=rate,
-                            step_losses=[(s, wall, row[0], row[0], 0.0) for s, row in zip(steps, rows)])
+                            step_losses=[(s, wall, row[0], row[0], 0.0, self.learning_rate(s - 1))
+                                         for s, row in zip(steps, rows)])
 
     def _validation_report(self, started: float) -> ClassifierReport:
         result = self.validate()

@@ -44,9 +44,13 @@ class Report:
     loss, nll_x, kl : float
         Training bound and its terms (nats per image), mean over the steps
         since the last ``"step"`` report.
-    step_losses : list of (step, wall_time, loss, nll_x, kl)
+    lr : float
+        The learning rate of the latest step (``step`` counts it), that of
+        the first step before any.
+    step_losses : list of (step, wall_time, loss, nll_x, kl, lr)
         Every step since the last ``"step"`` report (wall time is that of
-        the report), so that no point of the curves is lost.
+        the report; ``lr`` the rate that step was taken with), so that no
+        point of the curves is lost.
     """
 
     kind: ReportKind

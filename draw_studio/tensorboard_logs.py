@@ -108,10 +108,10 @@ class TensorBoardSink:
         """Write what ``report`` carries: every step's training terms and the learning rate of a
         ``"step"`` report, the bound of a ``"validation"`` report; flushed at checkpoints and the end."""
         if report.kind is ReportKind.STEP:
-            for row in report.step_losses:  # (step, wall, loss, nll_x, kl)
+            for row in report.step_losses:  # (step, wall, loss, nll_x, kl[, lr])
                 for tag, column in self.train_tags:
                     self.writer.add_scalar(tag, row[REPORT_COLUMNS[column]], row[0])
-            if report.step_losses and math.isfinite(report.lr):
+            if report.step_losses and math.isfinite(report.lr):  # the rate of the report's last step
                 self.writer.add_scalar("train/lr", report.lr, report.step_losses[-1][0])
         elif report.kind is ReportKind.VALIDATION:
             self.writer.add_scalar(self.valid_tag, report.bound, report.step)

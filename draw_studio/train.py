@@ -286,7 +286,7 @@ class Trainer(StepTaker, GoodStateKeeper, TrainingLoop):
                      wall: float) -> Report:
         means = [sum(column) / len(rows) for column in zip(*rows)]
         return self._report("step", started, loss=means[0], nll_x=means[1], kl=means[2], images_per_s=rate,
-                            step_losses=[(s, wall, *row) for s, row in zip(steps, rows)])
+                            step_losses=[(s, wall, *row, self.learning_rate(s - 1)) for s, row in zip(steps, rows)])
 
     def _validation_report(self, started: float) -> Report:
         return self._report("validation", started, bound=self.validate())

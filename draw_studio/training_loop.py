@@ -254,4 +254,4 @@ class TrainingLoop:
         return self.report_type(kind=kind, step=self.step, total_steps=self.total_steps,
                                 epoch=self.step / self.steps_per_epoch, wall_time=self._wall(started),
                                 eta_s=remaining / rate if rate > 0 else float("nan"),
-                                lr=self.learning_rate(self.step), **values)
+                                lr=self.learning_rate(max(self.step - 1, 0)), **values)

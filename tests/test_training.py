@@ -338,3 +338,21 @@ def test_the_last_good_state_restores_the_same_adam_moments_every_time():
     for key, value in keeper.optimizer.state_dict()["state"][0].items():
         assert torch.equal(value, kept[key]), key
     assert not torch.equal(keeper.optimizer.state_dict()["state"][0]["exp_avg"], torch.zeros(2, 3))
+
+
+def test_the_log_gives_every_step_the_rate_it_was_taken_with(tmp_path):
+    run = trainer(config(steps=9, lr=1e-3, lr_schedule="cosine", lr_min_factor=0.1, report_every=4),
+                  out=tmp_path / "m.ckpt", log=tmp_path / "m.log.h5")
+    rates, step_once = [], run.train_step
+
+    def recording(step):
+        result = step_once(step)
+        rates.append(run.optimizer.param_groups[0]["lr"])
+        return result
+
+    run.train_step = recording
+    reports = [report for report in run.run() if report.kind == "step"]
+    log = read_training_log(tmp_path / "m.log.h5")
+    assert list(log.step) == list(range(1, 10)) and len(set(rates)) == 9  # the cosine moved every step
+    np.testing.assert_allclose(log.lr, rates, rtol=1e-6)  # row k: the rate of the k-th step
+    assert [report.lr for report in reports] == pytest.approx([rates[report.step - 1] for report in reports])
