@@ -1,0 +1,118 @@
+"""How often a two-digit model's samples show two digits a classifier can name (a measuring aid, not the package).
+
+The ship condition of ``two-digit-attention`` is "samples show two recognisable digits most of the time".
+This script puts a number beside looking at the samples: a small CNN learns to name the unordered pair of
+digits of a ``two-digit-mnist`` image (55 classes: {0,0}, {0,1}, ..., {9,9}), trained on three fresh
+compositions of MNIST's training digits (seeds 101, 202, 303; the dataset's own images are left alone), and
+reports for real test images and for each model's samples the share it names with confidence >= 0.9 and
+>= 0.5 and its mean top probability. Samples are the mean images sigmoid(c_T) from the prior, seeds 0-3.
+
+    python3 scripts/two_digit_sample_score.py --data-dir ../shared/data/mnist models/two-digit-attention.ckpt
+
+The classifier (about 40 minutes on one CPU thread) is kept in ``--scorer`` and reused next time. The
+confidence is a proxy: heavily overlapping digits are hard for it too (about 76% pair accuracy on the test
+images), so compare samples with the real images' figures, not with 100%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from draw_studio.checkpoint import load_model
+from draw_studio.data import load_split
+from draw_studio.data.two_digit import compose_two_digits
+from draw_studio.seeding import make_generator
+
+PAIRS = {pair: index for index, pair in enumerate((a, b) for a in range(10) for b in range(a, 10))}  # 55
+
+
+def pair_classes(labels: np.ndarray) -> np.ndarray:
+    """Unordered pair class of two-digit labels (first * 10 + second)."""
+    return np.array([PAIRS[tuple(sorted(divmod(int(label), 10)))] for label in labels])
+
+
+def scorer() -> nn.Module:
+    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),   # (B, 32, 30, 30)
+                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 64, 15, 15)
+                         nn.Conv2d(64, 96, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),  # (B, 96, 7, 7)
+                         nn.Flatten(), nn.Linear(96 * 49, 256), nn.ReLU(), nn.Linear(256, len(PAIRS)))
+
+
+def as_float(images: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(images.astype(np.float32) / 255.0)  # (B, 1, 60, 60) in [0, 1]
+
+
+def train_scorer(data_dir: str, epochs: int = 3) -> nn.Module:
+    torch.manual_seed(0)
+    source = load_split("mnist", "train", data_dir)
+    sets = [compose_two_digits(source, seed) for seed in (101, 202, 303)]
+    x = np.concatenate([s.images for s in sets])  # (180000, 1, 60, 60) uint8
+    y = np.concatenate([pair_classes(s.labels) for s in sets])
+    net, rate = scorer(), 1e-3
+    optimizer = torch.optim.Adam(net.parameters(), rate)
+    for epoch in range(epochs):
+        order = np.random.default_rng(epoch).permutation(len(x))
+        for start in range(0, len(x), 128):
+            batch = order[start:start + 128]
+            loss = F.cross_entropy(net(as_float(x[batch])), torch.from_numpy(y[batch]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        rate *= 0.3
+        for group in optimizer.param_groups:
+            group["lr"] = rate
+        print(f"scorer epoch {epoch + 1}/{epochs} done (last batch loss {loss.item():.3f})", file=sys.stderr)
+    return net.eval()
+
+
+@torch.no_grad()
+def confidences(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Top class probability of each image (B,)."""
+    return torch.cat([F.softmax(net(images[i:i + 500]), 1).max(1).values for i in range(0, len(images), 500)])
+
+
+def summary(name: str, top: torch.Tensor) -> str:
+    return (f"{name}: named with p >= 0.9: {(top >= 0.9).float().mean().item():.1%}, p >= 0.5: "
+            f"{(top >= 0.5).float().mean().item():.1%}, mean top probability {top.mean().item():.3f} "
+            f"({len(top):,} images)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("checkpoints", nargs="*", help="two-digit DRAW checkpoints whose samples to score")
+    parser.add_argument("--data-dir", required=True, help="folder with MNIST's IDX files")
+    parser.add_argument("--scorer", default="two-digit-scorer.pt", help="classifier weights (trained if absent)")
+    parser.add_argument("-n", type=int, default=1000, help="samples per checkpoint (and real test images)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if Path(args.scorer).exists():
+        net = scorer()
+        net.load_state_dict(torch.load(args.scorer, weights_only=True))
+        net.eval()
+    else:
+        net = train_scorer(args.data_dir)
+        torch.save(net.state_dict(), args.scorer)
+    test = load_split("two-digit-mnist", "test", args.data_dir)
+    images = as_float(test.images)
+    with torch.no_grad():
+        predicted = torch.cat([net(images[i:i + 500]).argmax(1) for i in range(0, len(images), 500)]).numpy()
+    print(f"scorer's pair accuracy on the 10,000 test images: {(predicted == pair_classes(test.labels)).mean():.1%}")
+    print(summary("test images", confidences(net, images[:args.n])))
+    for path in args.checkpoints:
+        model, _ = load_model(path, torch.device("cpu"))
+        with torch.inference_mode():
+            samples = torch.cat([model.generate(args.n // 4, generator=make_generator(torch.device("cpu"), seed))[0]
+                                 for seed in range(4)])  # (n, 1, 60, 60)
+        print(summary(f"{path} samples", confidences(net, samples.clone())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
