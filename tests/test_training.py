@@ -240,8 +240,8 @@ def test_init_from_a_weights_only_checkpoint_continues_its_weights_and_steps_wit
     assert read_checkpoint(tmp_path / "next.ckpt")["extra"]["lineage"] == lineage
 
 
-def rates_of_steps(run: Trainer) -> list[float]:
-    """Run ``run`` to its end; the learning rate the optimiser took each step with."""
+def record_rates(run: Trainer) -> list[float]:
+    """A list that fills with the learning rate the optimiser takes each step of ``run`` with."""
     rates, step_once = [], run.train_step
 
     def recording(step):
@@ -250,6 +250,12 @@ def rates_of_steps(run: Trainer) -> list[float]:
         return result
 
     run.train_step = recording
+    return rates
+
+
+def rates_of_steps(run: Trainer) -> list[float]:
+    """Run ``run`` to its end; the learning rate the optimiser took each step with."""
+    rates = record_rates(run)
     list(run.run())
     return rates
 
@@ -343,14 +349,7 @@ def test_the_last_good_state_restores_the_same_adam_moments_every_time():
 def test_the_log_gives_every_step_the_rate_it_was_taken_with(tmp_path):
     run = trainer(config(steps=9, lr=1e-3, lr_schedule="cosine", lr_min_factor=0.1, report_every=4),
                   out=tmp_path / "m.ckpt", log=tmp_path / "m.log.h5")
-    rates, step_once = [], run.train_step
-
-    def recording(step):
-        result = step_once(step)
-        rates.append(run.optimizer.param_groups[0]["lr"])
-        return result
-
-    run.train_step = recording
+    rates = record_rates(run)
     reports = [report for report in run.run() if report.kind == "step"]
     log = read_training_log(tmp_path / "m.log.h5")
     assert list(log.step) == list(range(1, 10)) and len(set(rates)) == 9  # the cosine moved every step
