@@ -4,8 +4,10 @@ The ship condition of ``two-digit-attention`` is "samples show two recognisable 
 This script puts a number beside looking at the samples: a small CNN learns to name the unordered pair of
 digits of a ``two-digit-mnist`` image (55 classes: {0,0}, {0,1}, ..., {9,9}), trained on three fresh
 compositions of MNIST's training digits (seeds 101, 202, 303; the dataset's own images are left alone), and
-reports for real test images and for each model's samples the share it names with confidence >= 0.9 and
->= 0.5 and its mean top probability. Samples are the mean images sigmoid(c_T) from the prior, seeds 0-3.
+reports the share it names with confidence >= 0.9 and >= 0.5 and its mean top probability for real test
+images (as they are and binarised as the model sees them), and for each model its samples (mean images
+sigmoid(c_T) from the prior, seeds 0-3) beside its reconstructions of the binarised test images (mean images
+too): reconstructions far above samples mean the decoder can draw two digits and the prior's samples miss.
 
     python3 scripts/two_digit_sample_score.py --data-dir ../shared/data/mnist models/two-digit-attention.ckpt
 
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from draw_studio.checkpoint import load_model
-from draw_studio.data import load_split
+from draw_studio.data import fixed_binary_images, load_split
 from draw_studio.data.two_digit import compose_two_digits
 from draw_studio.seeding import make_generator
 
@@ -78,6 +80,15 @@ def confidences(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
     return torch.cat([F.softmax(net(images[i:i + 500]), 1).max(1).values for i in range(0, len(images), 500)])
 
 
+@torch.inference_mode()
+def reconstructions(model: nn.Module, binary: torch.Tensor) -> torch.Tensor:
+    """The mean images sigmoid(c_T) of the model's reconstructions of ``binary`` (n, 1, 60, 60), noise seed 0."""
+    generator = make_generator(torch.device("cpu"), 0)
+    canvases = [model(binary[i:i + 250], generator=generator, record=True)[1]["canvas"][:, -1]
+                for i in range(0, len(binary), 250)]  # each (250, 1, 60, 60), logits
+    return torch.sigmoid(torch.cat(canvases)).clone()
+
+
 def summary(name: str, top: torch.Tensor) -> str:
     return (f"{name}: named with p >= 0.9: {(top >= 0.9).float().mean().item():.1%}, p >= 0.5: "
             f"{(top >= 0.5).float().mean().item():.1%}, mean top probability {top.mean().item():.3f} "
@@ -105,12 +116,15 @@ def main() -> int:
         predicted = torch.cat([net(images[i:i + 500]).argmax(1) for i in range(0, len(images), 500)]).numpy()
     print(f"scorer's pair accuracy on the 10,000 test images: {(predicted == pair_classes(test.labels)).mean():.1%}")
     print(summary("test images", confidences(net, images[:args.n])))
+    binary = torch.from_numpy(fixed_binary_images(test)[:args.n].astype(np.float32))  # (n, 1, 60, 60) in {0, 1}
+    print(summary("test images binarised", confidences(net, binary)))
     for path in args.checkpoints:
         model, _ = load_model(path, torch.device("cpu"))
         with torch.inference_mode():
             samples = torch.cat([model.generate(args.n // 4, generator=make_generator(torch.device("cpu"), seed))[0]
                                  for seed in range(4)])  # (n, 1, 60, 60)
         print(summary(f"{path} samples", confidences(net, samples.clone())))
+        print(summary(f"{path} reconstructions", confidences(net, reconstructions(model, binary))))
     return 0
 
 
