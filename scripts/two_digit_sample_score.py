@@ -8,6 +8,8 @@ reports the share it names with confidence >= 0.9 and >= 0.5 and its mean top pr
 images (as they are and binarised as the model sees them), and for each model its samples (mean images
 sigmoid(c_T) from the prior, seeds 0-3) beside its reconstructions of the binarised test images (mean images
 too): reconstructions far above samples mean the decoder can draw two digits and the prior's samples miss.
+``--forks 0,8,32`` also scores forks of the binarised test images: the posterior's z for the first t steps,
+the prior's after (as Explore's fork, one continuation each), showing at which steps the prior's z spoil it.
 
     python3 scripts/two_digit_sample_score.py --data-dir ../shared/data/mnist models/two-digit-attention.ckpt
 
@@ -89,6 +91,16 @@ def reconstructions(model: nn.Module, binary: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(torch.cat(canvases)).clone()
 
 
+@torch.inference_mode()
+def forked(model: nn.Module, binary: torch.Tensor, at: int) -> torch.Tensor:
+    """Mean images of forks at step ``at`` of ``binary``: posterior z for steps 0..at-1, prior z after (seed 0)."""
+    steps = model.config.steps
+    eps = torch.randn((steps, len(binary), model.config.z_size), generator=torch.Generator().manual_seed(0))
+    state = model.run_steps(model.start_state(len(binary)), 0, at, x=binary, eps=eps).state
+    state = model.run_steps(state, at, steps, eps=eps).state  # (n, 1, 60, 60) canvas, logits
+    return torch.sigmoid(state.canvas).clone()
+
+
 def summary(name: str, top: torch.Tensor) -> str:
     return (f"{name}: named with p >= 0.9: {(top >= 0.9).float().mean().item():.1%}, p >= 0.5: "
             f"{(top >= 0.5).float().mean().item():.1%}, mean top probability {top.mean().item():.3f} "
@@ -101,7 +113,9 @@ def main() -> int:
     parser.add_argument("--data-dir", required=True, help="folder with MNIST's IDX files")
     parser.add_argument("--scorer", default="two-digit-scorer.pt", help="classifier weights (trained if absent)")
     parser.add_argument("-n", type=int, default=1000, help="samples per checkpoint (and real test images)")
+    parser.add_argument("--forks", default="", help="comma-separated fork steps t to score, e.g. 0,8,32,48,64")
     args = parser.parse_args()
+    fork_steps = [int(t) for t in args.forks.split(",") if t.strip()]
     torch.set_num_threads(1)
     if Path(args.scorer).exists():
         net = scorer()
@@ -125,6 +139,8 @@ def main() -> int:
                                  for seed in range(4)])  # (n, 1, 60, 60)
         print(summary(f"{path} samples", confidences(net, samples.clone())))
         print(summary(f"{path} reconstructions", confidences(net, reconstructions(model, binary))))
+        for at in fork_steps:
+            print(summary(f"{path} forks at t = {at}", confidences(net, forked(model, binary, at))))
     return 0
 
 
