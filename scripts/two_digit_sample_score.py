@@ -13,7 +13,8 @@ the prior's after (as Explore's fork, one continuation each), showing at which s
 
     python3 scripts/two_digit_sample_score.py --data-dir ../shared/data/mnist models/two-digit-attention.ckpt
 
-The classifier (about 40 minutes on one CPU thread) is kept in ``--scorer`` and reused next time. The
+The classifier (about 40 minutes on one CPU thread) is kept in ``--scorer`` (default: draw-studio's cache
+folder) and reused next time. The
 confidence is a proxy: heavily overlapping digits are hard for it too (about 76% pair accuracy on the test
 images), so compare samples with the real images' figures, not with 100%.
 """
@@ -31,6 +32,7 @@ from torch import nn
 
 from draw_studio.checkpoint import load_model
 from draw_studio.data import fixed_binary_images, load_split
+from draw_studio.data.locate import cache_dir
 from draw_studio.data.two_digit import compose_two_digits
 from draw_studio.seeding import make_generator
 
@@ -111,7 +113,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoints", nargs="*", help="two-digit DRAW checkpoints whose samples to score")
     parser.add_argument("--data-dir", required=True, help="folder with MNIST's IDX files")
-    parser.add_argument("--scorer", default="two-digit-scorer.pt", help="classifier weights (trained if absent)")
+    parser.add_argument("--scorer", default=str(cache_dir().parent / "two-digit-scorer.pt"),
+                        help="classifier weights, trained and written there if absent (default: %(default)s)")
     parser.add_argument("-n", type=int, default=1000, help="samples per checkpoint (and real test images)")
     parser.add_argument("--forks", default="", help="comma-separated fork steps t to score, e.g. 0,8,32,48,64")
     args = parser.parse_args()
@@ -123,6 +126,7 @@ def main() -> int:
         net.eval()
     else:
         net = train_scorer(args.data_dir)
+        Path(args.scorer).parent.mkdir(parents=True, exist_ok=True)
         torch.save(net.state_dict(), args.scorer)
     test = load_split("two-digit-mnist", "test", args.data_dir)
     images = as_float(test.images)
