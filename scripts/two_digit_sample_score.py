@@ -14,9 +14,8 @@ the prior's after (as Explore's fork, one continuation each), showing at which s
     python3 scripts/two_digit_sample_score.py --data-dir ../shared/data/mnist models/two-digit-attention.ckpt
 
 The classifier (about 40 minutes on one CPU thread) is kept in ``--scorer`` (default: draw-studio's cache
-folder) and reused next time. The
-confidence is a proxy: heavily overlapping digits are hard for it too (about 76% pair accuracy on the test
-images), so compare samples with the real images' figures, not with 100%.
+folder) and reused next time. The confidence is a proxy: heavily overlapping digits are hard for it too (about
+76% pair accuracy on the test images), so compare samples with the real images' figures, not with 100%.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from draw_studio.checkpoint import load_model
 from draw_studio.data import fixed_binary_images, load_split
 from draw_studio.data.locate import cache_dir
 from draw_studio.data.two_digit import compose_two_digits
+from draw_studio.explore.fork import fork_noise
 from draw_studio.seeding import make_generator
 
 PAIRS = {pair: index for index, pair in enumerate((a, b) for a in range(10) for b in range(a, 10))}  # 55
@@ -79,9 +79,14 @@ def train_scorer(data_dir: str, epochs: int = 3) -> nn.Module:
 
 
 @torch.no_grad()
+def logits(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The scorer's logits of each image (B, 55), 500 images at a time."""
+    return torch.cat([net(images[i:i + 500]) for i in range(0, len(images), 500)])
+
+
 def confidences(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Top class probability of each image (B,)."""
-    return torch.cat([F.softmax(net(images[i:i + 500]), 1).max(1).values for i in range(0, len(images), 500)])
+    return F.softmax(logits(net, images), 1).max(1).values
 
 
 @torch.inference_mode()
@@ -90,17 +95,17 @@ def reconstructions(model: nn.Module, binary: torch.Tensor) -> torch.Tensor:
     generator = make_generator(torch.device("cpu"), 0)
     canvases = [model(binary[i:i + 250], generator=generator, record=True)[1]["canvas"][:, -1]
                 for i in range(0, len(binary), 250)]  # each (250, 1, 60, 60), logits
-    return torch.sigmoid(torch.cat(canvases)).clone()
+    return torch.sigmoid(torch.cat(canvases))
 
 
 @torch.inference_mode()
 def forked(model: nn.Module, binary: torch.Tensor, at: int) -> torch.Tensor:
     """Mean images of forks at step ``at`` of ``binary``: posterior z for steps 0..at-1, prior z after (seed 0)."""
     steps = model.config.steps
-    eps = torch.randn((steps, len(binary), model.config.z_size), generator=torch.Generator().manual_seed(0))
+    eps = fork_noise(model, len(binary), seed=0)  # (T, n, Z): the noise of Explore's fork
     state = model.run_steps(model.start_state(len(binary)), 0, at, x=binary, eps=eps).state
     state = model.run_steps(state, at, steps, eps=eps).state  # (n, 1, 60, 60) canvas, logits
-    return torch.sigmoid(state.canvas).clone()
+    return torch.sigmoid(state.canvas)
 
 
 def summary(name: str, top: torch.Tensor) -> str:
@@ -130,8 +135,7 @@ def main() -> int:
         torch.save(net.state_dict(), args.scorer)
     test = load_split("two-digit-mnist", "test", args.data_dir)
     images = as_float(test.images)
-    with torch.no_grad():
-        predicted = torch.cat([net(images[i:i + 500]).argmax(1) for i in range(0, len(images), 500)]).numpy()
+    predicted = logits(net, images).argmax(1).numpy()
     print(f"scorer's pair accuracy on the 10,000 test images: {(predicted == pair_classes(test.labels)).mean():.1%}")
     print(summary("test images", confidences(net, images[:args.n])))
     binary = torch.from_numpy(fixed_binary_images(test)[:args.n].astype(np.float32))  # (n, 1, 60, 60) in {0, 1}
@@ -141,7 +145,7 @@ def main() -> int:
         with torch.inference_mode():
             samples = torch.cat([model.generate(args.n // 4, generator=make_generator(torch.device("cpu"), seed))[0]
                                  for seed in range(4)])  # (n, 1, 60, 60)
-        print(summary(f"{path} samples", confidences(net, samples.clone())))
+        print(summary(f"{path} samples", confidences(net, samples)))
         print(summary(f"{path} reconstructions", confidences(net, reconstructions(model, binary))))
         for at in fork_steps:
             print(summary(f"{path} forks at t = {at}", confidences(net, forked(model, binary, at))))
