@@ -61,7 +61,8 @@ def new_classifier_run(model_config: ClassifierConfig, train_config: TrainConfig
                              reclutter=reclutter)
 
 
-def continued_classifier_run(checkpoint: str | Path, steps: int, epochs: float = 0.0, changes: dict | None = None, *,
+def continued_classifier_run(checkpoint: str | Path, steps: int | None, epochs: float = 0.0,
+                             changes: dict | None = None, *,
                              fresh_optimizer: bool = False, data_dir: str | None = None,
                              train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
                              download: bool = True, out: str | Path | None = None,

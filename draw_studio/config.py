@@ -336,6 +336,19 @@ def resume_changes(**settings) -> dict:
 LR_WARMUP_AFTER_FRESH_ADAM = 1000
 
 
+def planned_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    """The steps in all of a run of ``config``: ``epochs`` (above 0) of ``steps_per_epoch`` each, else ``steps``."""
+    return math.ceil(config.epochs * steps_per_epoch) if config.epochs > 0 else config.steps
+
+
+def length_in_steps(config: TrainConfig, steps_per_epoch: int | None) -> TrainConfig:
+    """``config`` with its length as ``steps`` (``epochs`` 0): the same run length and learning-rate schedule, for
+    the window's form, which sets steps. Unchanged when ``steps_per_epoch`` is unknown (None or 0)."""
+    if config.epochs <= 0 or not steps_per_epoch:
+        return config
+    return dataclasses.replace(config, steps=planned_steps(config, steps_per_epoch), epochs=0.0)
+
+
 def learning_rate(config: TrainConfig, step: int, total_steps: int, warmup: tuple[int, int] = (0, 0)) -> float:
     """The learning rate at ``step`` under the configured schedule.
 

@@ -175,7 +175,7 @@ class Trainer(StepTaker, GoodStateKeeper, TrainingLoop):
                    cuda_graphs=cuda_graphs)
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Path, steps: int, *, epochs: float = 0.0,
+    def from_checkpoint(cls, checkpoint: str | Path, steps: int | None, *, epochs: float = 0.0,
                         changes: dict | None = None, fresh_optimizer: bool = False, data_dir: str | None = None,
                         train_set: ImageSet | None = None, valid_set: ImageSet | None = None,
                         download: bool = True, out: str | Path | None = None, log: str | Path | bool | None = True,
@@ -186,8 +186,9 @@ class Trainer(StepTaker, GoodStateKeeper, TrainingLoop):
 
         Parameters
         ----------
-        steps, epochs : int, float
-            Steps (or, above 0, epochs) in all, counting those already done.
+        steps, epochs : int or None, float
+            Steps (or, above 0, epochs) in all, counting those already done; ``steps`` None keeps the
+            checkpoint's own (the run ends where, and on the learning-rate schedule, it was started for).
         changes : dict, optional
             Fields of the checkpoint's training configuration to replace for the rest of the run
             (e.g. a lower learning rate; see ``config.resume_changes``).

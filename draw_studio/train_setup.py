@@ -115,7 +115,7 @@ def new_run(model_config: ModelConfig | None, train_config: TrainConfig, *, data
     return TrainerParts(model, _adam(model, train_config), train_config, train_set, valid_set, out, log, RunStart())
 
 
-def continued_run(checkpoint: str | Path, steps: int, epochs: float = 0.0, changes: dict | None = None, *,
+def continued_run(checkpoint: str | Path, steps: int | None, epochs: float = 0.0, changes: dict | None = None, *,
                   fresh_optimizer: bool = False, data_dir: str | None = None, train_set: ImageSet | None = None,
                   valid_set: ImageSet | None = None, download: bool = True, out: str | Path | None = None,
                   log: str | Path | bool | None = True, device: str = "auto", overwrite: bool = True,
@@ -210,10 +210,11 @@ def training_data(config: TrainConfig, data_dir: str | None, train_set: ImageSet
             valid_set or load_split(config.dataset, "valid", data_dir, config.validation_size, download))
 
 
-def checkpoint_start(state: dict, checkpoint: str | Path, steps: int, epochs: float, changes: dict | None, *,
-                     fresh_optimizer: bool, in_place: bool) -> tuple[RunStart, TrainConfig]:
+def checkpoint_start(state: dict, checkpoint: str | Path, steps: int | None, epochs: float, changes: dict | None,
+                     *, fresh_optimizer: bool, in_place: bool) -> tuple[RunStart, TrainConfig]:
     """Where a run that goes on from checkpoint ``state`` (read from ``checkpoint``) starts, and its training
-    configuration: the saved one with ``steps``, ``epochs`` and ``changes``.
+    configuration: the saved one with ``steps``, ``epochs`` (``steps`` None: the saved length, so a resumed run
+    ends where it was meant to, on the same learning-rate schedule) and ``changes``.
 
     The run keeps the checkpoint's run id unless ``fresh_optimizer`` (``--init-from``: a new run).
     """
@@ -225,7 +226,8 @@ def checkpoint_start(state: dict, checkpoint: str | Path, steps: int, epochs: fl
     if not fresh_optimizer and extra.get("run_id"):
         start.run_id = extra["run_id"]
     saved = TrainConfig.from_dict(state.get("train_config") or {})
-    return start, dataclasses.replace(saved, steps=steps, epochs=epochs, **(changes or {}))
+    length = {} if steps is None else {"steps": steps, "epochs": epochs}
+    return start, dataclasses.replace(saved, **length, **(changes or {}))
 
 
 def check_continued_data(start: RunStart, state: dict, config: TrainConfig, train_set: ImageSet,

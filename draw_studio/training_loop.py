@@ -11,14 +11,13 @@ report. A subclass gives the step and what its reports say (the hooks below).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-from .config import TrainConfig, learning_rate, lr_warmup_of
+from .config import TrainConfig, learning_rate, lr_warmup_of, planned_steps
 from .data import ImageSet
 from .errors import DrawStudioError, FileFormatError
 from .progress import Report, TrainingControl
@@ -78,7 +77,7 @@ class TrainingLoop:
         """
         config = self.config
         self.steps_per_epoch = max(len(self.train_set) // config.batch_size, 1)
-        self.total_steps = (math.ceil(config.epochs * self.steps_per_epoch) if config.epochs > 0 else config.steps)
+        self.total_steps = planned_steps(config, self.steps_per_epoch)
         if self.total_steps < 1:
             raise DrawStudioError(f"nothing to train: {self.total_steps} steps; pass --steps (or --epochs) above 0")
         if self.step >= self.total_steps:

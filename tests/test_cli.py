@@ -172,6 +172,39 @@ def test_sigterm_stops_after_the_step_and_writes_the_checkpoint(tmp_path):
     assert read_checkpoint(tmp_path / "S.ckpt")["step"] > 0
 
 
+def test_a_run_resumed_without_a_length_ends_where_it_was_meant_to(tmp_path):
+    """--resume with neither --steps nor --epochs takes the checkpoint's own length (not the 1,000-step default),
+    so the run ends at its planned step on its planned cosine learning rate."""
+    import re
+    import signal
+
+    from draw_studio.checkpoint import read_checkpoint
+    from draw_studio.config import TrainConfig, learning_rate
+    common = ("--preset", "tiny", "--data-dir", MNIST_DIR, "--batch-size", 16, "--validate-every", 0,
+              "--report-every", 1, "--out", "R.ckpt", "--compile", "off")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DRAW_STUDIO_NO_DOWNLOAD": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "draw_studio", "train", *map(str, common), "--steps", "300",
+                                "--lr-schedule", "cosine", "--checkpoint-every", "0"],
+                               cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # stop it a few steps in
+        if line.startswith("step") and "/300" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    process.stderr.read()
+    assert process.wait(timeout=60) == 130
+    stopped_at = read_checkpoint(tmp_path / "R.ckpt")["step"]
+    assert 0 < stopped_at < 300
+    resumed = draw_studio("train", *common, "--resume", "R.ckpt", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    saved = read_checkpoint(tmp_path / "R.ckpt")
+    assert saved["step"] == 300 and "step     300/300" in resumed.stderr
+    config = TrainConfig.from_dict(saved["train_config"])
+    printed = {int(step): rate for step, rate in re.findall(r"^step +(\d+)/300 .* lr (\S+)", resumed.stderr, re.M)}
+    assert stopped_at + 1 in printed and 300 in printed
+    for step in (stopped_at + 1, 300):  # the rate of the step's update, at 300 the schedule's low end
+        assert printed[step] in {f"{learning_rate(config, s, 300):.2e}" for s in (step - 1, step)}
+
+
 def test_publish_fp16_halves_the_file_and_keeps_the_bound(trained):
     assert draw_studio("publish", "X.ckpt", "--out", "full.ckpt", cwd=trained).returncode == 0
     assert draw_studio("publish", "X.ckpt", "--out", "half.ckpt", "--fp16", cwd=trained).returncode == 0

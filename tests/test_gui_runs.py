@@ -348,3 +348,37 @@ def test_an_export_and_a_training_run_both_run_on_the_generic_worker(window, tmp
     button(window, "stopButton").click()
     qtbot.waitUntil(lambda: window.controller.state == "idle", timeout=30_000)
     assert load_model(tmp_path / "run" / "tiny.ckpt")[1]["step"] == window.controller.trainer.step
+
+
+def test_a_run_planned_in_epochs_opens_with_its_length_in_steps_and_continues_to_its_end(window, tmp_path, qtbot):
+    """The form sets steps: a checkpoint of a run planned in epochs shows the steps those epochs make, so Start
+    goes on to the run's end on its learning-rate schedule (not to the form's last value)."""
+    import math
+
+    from draw_studio.config import TrainConfig, get_preset
+    from draw_studio.progress import TrainingControl
+    from draw_studio.train import Trainer
+
+    train_set, valid_set = mnist_slice("train", 300), mnist_slice("test", 60)
+    config = TrainConfig(preset="tiny", batch_size=20, epochs=1.5, seed=3, validate_every=0, checkpoint_every=0,
+                         report_every=1, lr_schedule="cosine")
+    run = Trainer.from_options(get_preset("tiny").model, config, train_set=train_set, valid_set=valid_set,
+                               device="cpu", out=tmp_path / "e.ckpt")
+    control = TrainingControl()
+    for report in run.run(control):
+        if report.kind == "step" and report.step == 4:
+            control.stop()
+    planned = math.ceil(1.5 * (300 // 20))
+    assert run.total_steps == planned and load_model(tmp_path / "e.ckpt")[1]["step"] == 4
+
+    assert window.open_path(tmp_path / "e.ckpt")
+    panel = window.training
+    assert panel.continue_run.isChecked() and panel.steps.value() == planned
+    panel.set_datasets(train_set, valid_set)
+    panel.device.setCurrentText("cpu")
+    panel.threads.setValue(1)
+    button(window, "startButton").click()
+    qtbot.waitUntil(lambda: window.controller.state == "idle" and window.controller.trainer is not None
+                    and window.controller.trainer.step == planned, timeout=60_000)
+    assert window.last_error is None
+    assert load_model(tmp_path / "e.ckpt")[1]["step"] == planned

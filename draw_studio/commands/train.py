@@ -51,8 +51,10 @@ def add_parser(subparsers) -> None:
                    help="model preset (a resumed run keeps its own: a different one is refused)")
     p.add_argument("--dataset", default=None, choices=list(DATASETS), help="dataset (default: the preset's)")
     add_data(p)
-    p.add_argument("--steps", type=positive_int, default=_TRAIN_DEFAULTS.steps, help="total optimiser steps")
-    p.add_argument("--epochs", type=real(0.0, 1e6), default=0.0,
+    p.add_argument("--steps", type=positive_int, default=None, help=(
+        f"total optimiser steps (default {_TRAIN_DEFAULTS.steps:,}; with --resume or --init-from and neither "
+        "--steps nor --epochs: the checkpoint's own, so a resumed run ends where it was meant to)"))
+    p.add_argument("--epochs", type=real(0.0, 1e6), default=None,
                    help="train for this many epochs, at most a million (overrides --steps)")
     p.add_argument("--batch-size", type=batch_size, default=_TRAIN_DEFAULTS.batch_size,
                    help="images per optimiser step, over all processes under torchrun (the global batch)")
@@ -221,6 +223,14 @@ def one_line_warnings(ranks: distributed.Ranks):
         warnings.showwarning = previous
 
 
+def run_length(args) -> tuple[int | None, float]:
+    """The steps and epochs asked for by ``args`` of a run that goes on from a checkpoint: ``(None, 0.0)``, the
+    checkpoint's own length, when neither ``--steps`` nor ``--epochs`` is given."""
+    if args.steps is None and args.epochs is None:
+        return None, 0.0
+    return (_TRAIN_DEFAULTS.steps if args.steps is None else args.steps), args.epochs or 0.0
+
+
 def run(args, ranks: distributed.Ranks = distributed.ONE_PROCESS, device: torch.device | None = None) -> int:
     """Train as ``args`` say; with several ``ranks`` (torchrun), this process's share on ``device``."""
     preset = get_preset(args.preset)
@@ -238,7 +248,8 @@ def run(args, ranks: distributed.Ranks = distributed.ONE_PROCESS, device: torch.
                    log=False if args.no_log else (args.log or True), overwrite=args.overwrite)
     source = args.resume or args.init_from
     if source:
-        trainer = Trainer.from_checkpoint(source, config.steps, epochs=config.epochs, changes=changes,
+        steps, epochs = run_length(args)
+        trainer = Trainer.from_checkpoint(source, steps, epochs=epochs, changes=changes,
                                           fresh_optimizer=not args.resume, allow_data_change=args.allow_data_change,
                                           lr_warmup=lr_warmup(args), **options)
     else:

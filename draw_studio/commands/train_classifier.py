@@ -29,7 +29,7 @@ def wanted(args) -> bool:
 
 def run(args) -> int:
     """Train (or go on training) an attention classifier as ``args`` say; the return code of ``train``."""
-    from .train import lr_warmup, refuse_warmup_without_init_from, stop_on_signals  # here: train.py imports this
+    from .train import lr_warmup, refuse_warmup_without_init_from, run_length, stop_on_signals  # train.py imports this
 
     if ranks_from_environment().active:
         raise DrawStudioError("the attention classifier trains in one process; start it without torchrun")
@@ -66,7 +66,7 @@ def run(args) -> int:
                                   "resumed run keeps its data; drop --clutter, or go on with --init-from")
         if args.clutter:
             changes["clutter"] = args.clutter
-        trainer = continued_classifier_run(source, args.steps, args.epochs, changes, fresh_optimizer=not args.resume,
+        trainer = continued_classifier_run(source, *run_length(args), changes, fresh_optimizer=not args.resume,
                                            allow_data_change=args.allow_data_change, lr_warmup=lr_warmup(args),
                                            **options)
     else:

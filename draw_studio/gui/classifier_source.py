@@ -14,7 +14,7 @@ import numpy as np
 from ..classifier import AttentionClassifier
 from ..classifier_checkpoint import load_classifier
 from ..classify_trace import ClassifyTrace, record_classify_trace
-from ..config import TrainConfig
+from ..config import TrainConfig, length_in_steps
 from ..data import ImageSet
 from ..errors import DrawStudioError
 from ..files import file_sha256
@@ -44,7 +44,8 @@ def load_classifier_checkpoint(path: str | Path, device: str = "cpu") -> LoadedC
         Not a readable classifier checkpoint (one line, from ``classifier_checkpoint``).
     """
     model, state = load_classifier(path, device)
-    config = TrainConfig.from_dict(state.get("train_config") or {})
+    config = length_in_steps(TrainConfig.from_dict(state.get("train_config") or {}),
+                             (state.get("extra") or {}).get("steps_per_epoch"))
     step = int(state.get("step", 0))
     return LoadedClassifier(model, config, file_sha256(path), f"{Path(path).name} (step {step:,})", str(path), step,
                             resumable=state.get("optimizer") is not None)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import default_checkpoint, load_model
-from ..config import TrainConfig, get_preset
+from ..config import TrainConfig, get_preset, length_in_steps
 from ..file_kinds import CHECKPOINT, LOG, TRACE, file_kind
 from ..files import file_sha256
 from ..model import DRAW
@@ -34,7 +34,8 @@ class LoadedModel:
 def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedModel:
     """Load a checkpoint's model for the window."""
     model, state = load_model(path, device)
-    config = TrainConfig.from_dict(state.get("train_config") or {})
+    config = length_in_steps(TrainConfig.from_dict(state.get("train_config") or {}),
+                             (state.get("extra") or {}).get("steps_per_epoch"))
     return LoadedModel(model, config, file_sha256(path), f"{Path(path).name} (step {int(state.get('step', 0)):,})",
                        str(path), resumable=state.get("optimizer") is not None)
 

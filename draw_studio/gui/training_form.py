@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from ..classifier import CLASSIFIER_PRESETS
 from ..classifier_checkpoint import CLASSIFIER_KIND, checkpoint_kind
-from ..config import PRESETS, TrainConfig, get_preset, resume_changes, train_config_for
+from ..config import PRESETS, TrainConfig, get_preset, length_in_steps, resume_changes, train_config_for
 from ..data import DATASETS, ImageSet
 from ..errors import DrawStudioError
 from ..training_log import default_log_path
@@ -295,11 +295,12 @@ class TrainingForm(QWidget):
                            valid_set=valid_set, trace_every_s=trace_every_s, resume=resume,
                            resume_changes=changes, threads=self.threads.value())
 
-    def fill_from_configs(self, train_config: dict | None) -> None:
-        """Show the settings of a run (from a checkpoint or a training log)."""
+    def fill_from_configs(self, train_config: dict | None, steps_per_epoch: int | None = None) -> None:
+        """Show the settings of a run (from a checkpoint or a training log); a run planned in epochs shows the
+        steps they make when ``steps_per_epoch`` is known, so that continuing it ends where it was meant to."""
         if not train_config:
             return
-        config = TrainConfig.from_dict(train_config)
+        config = length_in_steps(TrainConfig.from_dict(train_config), steps_per_epoch)
         if config.preset in PRESETS or config.preset in CLASSIFIER_PRESETS:
             self.preset.setCurrentText(config.preset)
         if config.dataset in DATASETS:

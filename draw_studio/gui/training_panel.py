@@ -212,14 +212,14 @@ class TrainingPanel(Panel):
         def loaded(log) -> None:
             self.runs.log_read(path, log)
             if fill_form and not self.controller.active:
-                self.fill_from_configs(log.train_config)
+                self.fill_from_configs(log.train_config, log.steps_per_epoch)
 
         self.curves.open_log(path, loaded=loaded,
                              failed=lambda text: self.message.emit(f"the training log was not shown: {text}"))
 
-    def fill_from_configs(self, train_config: dict | None) -> None:
-        """Show the settings of a run (from a checkpoint or a training log)."""
-        self.form.fill_from_configs(train_config)
+    def fill_from_configs(self, train_config: dict | None, steps_per_epoch: int | None = None) -> None:
+        """Show the settings of a run (from a checkpoint or a training log): :meth:`TrainingForm.fill_from_configs`."""
+        self.form.fill_from_configs(train_config, steps_per_epoch)
 
     def save_settings(self, settings: QSettings) -> None:
         self.form.save_settings(settings)
