@@ -14,7 +14,7 @@ import numpy as np
 from ..classifier import AttentionClassifier
 from ..classifier_checkpoint import load_classifier
 from ..classify_trace import ClassifyTrace, record_classify_trace
-from ..config import TrainConfig, length_in_steps
+from ..config import TrainConfig
 from ..data import ImageSet
 from ..errors import DrawStudioError
 from ..files import file_sha256
@@ -33,6 +33,7 @@ class LoadedClassifier:
     path: str | None = None
     step: int = 0
     resumable: bool = False  # the file holds the optimiser state: its training can continue from it
+    steps_per_epoch: int | None = None  # of the run that wrote the file, when it records it
 
 
 def load_classifier_checkpoint(path: str | Path, device: str = "cpu") -> LoadedClassifier:
@@ -44,11 +45,11 @@ def load_classifier_checkpoint(path: str | Path, device: str = "cpu") -> LoadedC
         Not a readable classifier checkpoint (one line, from ``classifier_checkpoint``).
     """
     model, state = load_classifier(path, device)
-    config = length_in_steps(TrainConfig.from_dict(state.get("train_config") or {}),
-                             (state.get("extra") or {}).get("steps_per_epoch"))
+    config = TrainConfig.from_dict(state.get("train_config") or {})
+    per_epoch = (state.get("extra") or {}).get("steps_per_epoch")
     step = int(state.get("step", 0))
     return LoadedClassifier(model, config, file_sha256(path), f"{Path(path).name} (step {step:,})", str(path), step,
-                            resumable=state.get("optimizer") is not None)
+                            resumable=state.get("optimizer") is not None, steps_per_epoch=per_epoch)
 
 
 def classify_images(loaded: LoadedClassifier, images: ImageSet, first: int, count: int,

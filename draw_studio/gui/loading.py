@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import default_checkpoint, load_model
-from ..config import TrainConfig, get_preset, length_in_steps
+from ..config import TrainConfig, get_preset
 from ..file_kinds import CHECKPOINT, LOG, TRACE, file_kind
 from ..files import file_sha256
 from ..model import DRAW
@@ -29,15 +29,16 @@ class LoadedModel:
     description: str
     path: str | None = None
     resumable: bool = False  # the file holds the optimiser state: training can continue from it
+    steps_per_epoch: int | None = None  # of the run that wrote the file, when it records it
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu") -> LoadedModel:
     """Load a checkpoint's model for the window."""
     model, state = load_model(path, device)
-    config = length_in_steps(TrainConfig.from_dict(state.get("train_config") or {}),
-                             (state.get("extra") or {}).get("steps_per_epoch"))
+    config = TrainConfig.from_dict(state.get("train_config") or {})
+    per_epoch = (state.get("extra") or {}).get("steps_per_epoch")
     return LoadedModel(model, config, file_sha256(path), f"{Path(path).name} (step {int(state.get('step', 0)):,})",
-                       str(path), resumable=state.get("optimizer") is not None)
+                       str(path), resumable=state.get("optimizer") is not None, steps_per_epoch=per_epoch)
 
 
 def fresh_model(preset: str = "mnist-paper", seed: int = 0) -> LoadedModel:

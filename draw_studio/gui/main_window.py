@@ -261,7 +261,7 @@ class MainWindow(QMainWindow):
         if not self.controller.active:
             model = document.model or document.classifier  # a DRAW model's or an attention classifier's settings
             if model is not None and document.kind != TRAINING:
-                self.training.fill_from_configs(model.train_config.to_dict())
+                self.training.fill_from_configs(model.train_config.to_dict(), model.steps_per_epoch)
             self.training.offer_resume(model.path if model is not None and model.resumable else None)
 
     def _show_source(self) -> None:
