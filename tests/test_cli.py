@@ -152,17 +152,23 @@ def test_resume_can_lower_the_learning_rate(trained):
     assert "lr 1.00e-04" in result.stderr
 
 
+def training_started(*args, cwd, total: int) -> subprocess.Popen:
+    """``draw-studio train`` ``args`` in the background, its stderr piped, once it has printed a step of ``total``."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DRAW_STUDIO_NO_DOWNLOAD": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "draw_studio", "train", *map(str, args)], cwd=cwd, env=env,
+                               stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # wait until training runs
+        if line.startswith("step") and f"/{total}" in line:
+            break
+    return process
+
+
 def test_sigterm_stops_after_the_step_and_writes_the_checkpoint(tmp_path):
     import signal
     import time
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DRAW_STUDIO_NO_DOWNLOAD": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "draw_studio", "train", "--preset", "tiny", "--data-dir",
-                                str(MNIST_DIR), "--steps", "100000", "--batch-size", "16", "--out", "S.ckpt",
-                                "--report-every", "1", "--validate-every", "0", "--checkpoint-every", "0"],
-                               cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    for line in process.stderr:  # wait until training runs
-        if line.startswith("step") and "/100000" in line:
-            break
+    process = training_started("--preset", "tiny", "--data-dir", MNIST_DIR, "--steps", 100000, "--batch-size", 16,
+                               "--out", "S.ckpt", "--report-every", 1, "--validate-every", 0, "--checkpoint-every",
+                               0, cwd=tmp_path, total=100000)
     time.sleep(0.5)
     process.send_signal(signal.SIGTERM)
     rest = process.stderr.read()
@@ -182,14 +188,9 @@ def test_a_run_resumed_without_a_length_ends_where_it_was_meant_to(tmp_path):
     from draw_studio.config import TrainConfig, learning_rate
     common = ("--preset", "tiny", "--data-dir", MNIST_DIR, "--batch-size", 16, "--validate-every", 0,
               "--report-every", 1, "--out", "R.ckpt", "--compile", "off")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DRAW_STUDIO_NO_DOWNLOAD": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "draw_studio", "train", *map(str, common), "--steps", "300",
-                                "--lr-schedule", "cosine", "--checkpoint-every", "0"],
-                               cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
-    for line in process.stderr:  # stop it a few steps in
-        if line.startswith("step") and "/300" in line:
-            break
-    process.send_signal(signal.SIGTERM)
+    process = training_started(*common, "--steps", 300, "--lr-schedule", "cosine", "--checkpoint-every", 0,
+                               cwd=tmp_path, total=300)
+    process.send_signal(signal.SIGTERM)  # a few steps in
     process.stderr.read()
     assert process.wait(timeout=60) == 130
     stopped_at = read_checkpoint(tmp_path / "R.ckpt")["step"]
