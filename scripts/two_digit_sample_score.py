@@ -10,6 +10,8 @@ sigmoid(c_T) from the prior, seeds 0-3) beside its reconstructions of the binari
 too): reconstructions far above samples mean the decoder can draw two digits and the prior's samples miss.
 ``--forks 0,8,32`` also scores forks of the binarised test images: the posterior's z for the first t steps,
 the prior's after (as Explore's fork, one continuation each), showing at which steps the prior's z spoil it.
+``--figure PATH`` writes a PNG to look at beside the numbers: a row of binarised test images, a row of the
+model's reconstructions of them, a row per fork step, and a row of samples (the first images of each set).
 
     python3 scripts/two_digit_sample_score.py --data-dir ../shared/data/mnist models/two-digit-attention.ckpt
 
@@ -34,6 +36,7 @@ from draw_studio.data import fixed_binary_images, load_split
 from draw_studio.data.locate import cache_dir
 from draw_studio.data.two_digit import compose_two_digits
 from draw_studio.explore.fork import fork_noise
+from draw_studio.images import save_png, tile, to_uint8, upscale
 from draw_studio.seeding import make_generator
 
 PAIRS = {pair: index for index, pair in enumerate((a, b) for a in range(10) for b in range(a, 10))}  # 55
@@ -108,6 +111,23 @@ def forked(model: nn.Module, binary: torch.Tensor, at: int) -> torch.Tensor:
     return torch.sigmoid(state.canvas)
 
 
+def figure(path: str, rows: list[tuple[str, torch.Tensor]], columns: int = 12, scale: int = 2) -> None:
+    """Write ``rows`` (label, images (n, 1, 60, 60) in [0, 1]) as one PNG: each row's first ``columns`` images
+    under its label, pixel-true at ``scale``."""
+    from PIL import Image, ImageDraw
+
+    label_height = 14
+    blocks = []
+    for label, images in rows:
+        grid = upscale(tile(to_uint8(images[:columns].numpy()), columns), scale)[:, :, 0]  # (H, W) uint8
+        block = np.full((label_height + grid.shape[0], grid.shape[1]), 255, np.uint8)
+        block[label_height:] = grid
+        picture = Image.fromarray(block)
+        ImageDraw.Draw(picture).text((2, 1), label, fill=0)
+        blocks.append(np.asarray(picture))
+    save_png(path, np.concatenate(blocks)[:, :, None])
+
+
 def summary(name: str, top: torch.Tensor) -> str:
     return (f"{name}: named with p >= 0.9: {(top >= 0.9).float().mean().item():.1%}, p >= 0.5: "
             f"{(top >= 0.5).float().mean().item():.1%}, mean top probability {top.mean().item():.3f} "
@@ -122,6 +142,8 @@ def main() -> int:
                         help="classifier weights, trained and written there if absent (default: %(default)s)")
     parser.add_argument("-n", type=int, default=1000, help="samples per checkpoint (and real test images)")
     parser.add_argument("--forks", default="", help="comma-separated fork steps t to score, e.g. 0,8,32,48,64")
+    parser.add_argument("--figure", help="PNG to write: test images, reconstructions, forks and samples in rows "
+                                         "(of the last checkpoint given)")
     args = parser.parse_args()
     fork_steps = [int(t) for t in args.forks.split(",") if t.strip()]
     torch.set_num_threads(1)
@@ -145,10 +167,19 @@ def main() -> int:
         with torch.inference_mode():
             samples = torch.cat([model.generate(args.n // 4, generator=make_generator(torch.device("cpu"), seed))[0]
                                  for seed in range(4)])  # (n, 1, 60, 60)
+        redrawn = reconstructions(model, binary)
+        steps = model.config.steps
+        rows = [("binarised test images", binary),
+                (f"their reconstructions: posterior z at all {steps} steps", redrawn)]
         print(summary(f"{path} samples", confidences(net, samples)))
-        print(summary(f"{path} reconstructions", confidences(net, reconstructions(model, binary))))
+        print(summary(f"{path} reconstructions", confidences(net, redrawn)))
         for at in fork_steps:
-            print(summary(f"{path} forks at t = {at}", confidences(net, forked(model, binary, at))))
+            forks = forked(model, binary, at)
+            rows.append((f"forks at t = {at}: posterior z for the first {at} steps, prior z after", forks))
+            print(summary(f"{path} forks at t = {at}", confidences(net, forks)))
+        rows.append((f"samples: prior z at all {steps} steps", samples))
+        if args.figure:
+            figure(args.figure, rows)
     return 0
 
 
