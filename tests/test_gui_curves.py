@@ -110,6 +110,23 @@ def test_a_new_run_is_shown_at_once_after_a_long_log(window, tmp_path, qtbot):
     assert low <= 1 and high >= 10 and not curves.user_zoomed
 
 
+def test_the_first_steps_of_a_run_do_not_flatten_its_curves(window, tmp_path, qtbot):
+    path = tmp_path / "spike.log.h5"  # a 60x60 run starts near 2,500 nats and settles near 200
+    with TrainingLogWriter(path, get_preset("tiny").model, TrainConfig(preset="tiny", steps=2000)) as log:
+        log.append_steps([(s, 0.1 * s, 2500.0 if s <= 10 else 200.0 + 100.0 / s, 180.0, 20.0)
+                          for s in range(1, 2001)])
+    curves = window.training.curves
+    assert window.open_path(path)
+    window.redraw_now()
+    qtbot.waitUntil(lambda: curves.point_counts()["train"] == 2000, timeout=5_000)
+    qtbot.waitUntil(lambda: curves.plot.getViewBox().viewRange()[0][1] > 1900, timeout=5_000)
+    low, high = curves.plot.getViewBox().viewRange()[1]
+    assert high < 500 and low < 20  # the bound near 200 and L_z at 20 fill the plot, not 2,500 nats
+    curves.log_y.setChecked(True)  # log y: the first steps are in view too
+    window.redraw_now()
+    qtbot.waitUntil(lambda: curves.plot.getViewBox().viewRange()[1][1] > math.log10(2000), timeout=5_000)
+
+
 def test_hovering_reads_out_the_step_and_its_values(window, tmp_path, qtbot):
     curves = window.training.curves
     assert window.open_path(write_log(tmp_path / "short.log.h5", 50))
@@ -141,7 +158,15 @@ def test_the_learning_rate_is_logged_and_drawn_against_its_own_axis(window, tmp_
     x, y = curves.lr_item.getOriginalDataset()
     np.testing.assert_array_equal(x, np.arange(1, 41))
     np.testing.assert_allclose(y, rates, rtol=1e-6)
-    assert curves.plot.getPlotItem().getAxis("right").isVisible() and "learning rate" in curves.legend.text()
+    right = curves.plot.getPlotItem().getAxis("right")
+    assert right.isVisible() and "learning rate" in curves.legend.text()
+    # the power of ten is in the ticks, not a "(x0.0001)" in the label that a short plot cuts off
+    assert "(x" not in right.labelString() and "learning rate" in right.labelString()
+    low, high = curves.lr_view.viewRange()[1]
+    for spacing, ticks in right.tickValues(low, high, 200):  # each level of ticks (major, minor)
+        labels = right.tickStrings(ticks, 1.0, spacing)
+        assert all(label == "0" or "e-" in label for label in labels), labels
+        np.testing.assert_allclose([float(label) for label in labels], ticks, rtol=1e-6, atol=1e-12)
 
     older = tmp_path / "older.log.h5"  # a log written before the learning rate was: it opens, without the curve
     write_log(older, 30, lr=False)

@@ -382,3 +382,14 @@ def test_a_run_planned_in_epochs_opens_with_its_length_in_steps_and_continues_to
                     and window.controller.trainer.step == planned, timeout=60_000)
     assert window.last_error is None
     assert load_model(tmp_path / "e.ckpt")[1]["step"] == planned
+
+
+def test_a_remembered_data_folder_that_was_deleted_is_not_restored(make_window, gui_settings, tmp_path):
+    from draw_studio.gui.model_service import default_data_dir
+
+    kept = tmp_path / "data"
+    kept.mkdir()
+    gui_settings.setValue("training/data_dir", str(kept))
+    assert make_window(gui_settings).training.data_dir.text() == str(kept)
+    gui_settings.setValue("training/data_dir", str(tmp_path / "a clone deleted since" / "data"))
+    assert make_window(gui_settings).training.data_dir.text() == default_data_dir()

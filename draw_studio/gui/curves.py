@@ -6,7 +6,7 @@ many points to (re)compute, and pyqtgraph gets a few thousand points per curve w
 length, so a million-row log never stalls the window. The smoothed curve is drawn over the faint
 raw one; the learning rate, when recorded, against the right axis (:mod:`~draw_studio.gui.lr_axis`).
 The view follows new points until the user zooms or pans; "Fit", or a new source (a new run, another
-log), follows again. Hovering says the step and the values there (:attr:`CurvesPlot.hover_text`,
+log), follows again; its y range leaves out the outlying 2% of the values (``Y_SHOWN``). Hovering says the step and the values there (:attr:`CurvesPlot.hover_text`,
 :mod:`~draw_studio.gui.curve_hover`). Reading a log and writing the CSV also run off the window thread
 (:mod:`~draw_studio.gui.curve_files`). The x axis is the step, the wall time, the epoch or the images
 seen. Several runs are drawn in the same plot, one colour per run, by its :attr:`CurvesPlot.overlay`
@@ -61,7 +61,8 @@ from .lr_axis import LearningRateAxis
 from .runs_overlay import SERIES, RunOverlay
 
 EMPTY_NOTE = "no curves yet: press Start, or open a training log"
-OVERLAY_Y_SHOWN = 0.98  # several runs: y fits this share of the points (as TensorBoard's "ignore outliers")
+Y_SHOWN = 0.98  # y fits this share of the points (TensorBoard's "ignore outliers"): the first steps' ~2,500 nats
+# of a 60x60 run would flatten the rest; "log y" or zooming out shows them
 MAX_MARKED_POINTS = 300  # validation points get circles up to this many (more overlap into a line, and cost a turn)
 
 
@@ -227,11 +228,14 @@ class CurvesPlot(QWidget):
         self.fit()
 
     def fit(self) -> None:
-        """Show every point (several runs: all but the outliers, see ``OVERLAY_Y_SHOWN``) and follow new ones again."""
-        self.plot.enableAutoRange()
-        if self.overlay.active:
-            self.plot.getViewBox().enableAutoRange(axis=pg.ViewBox.YAxis, enable=OVERLAY_Y_SHOWN)
+        """Show every step and all but the outlying values (see ``Y_SHOWN``), and follow new points again."""
+        self._follow()
         self.lr_axis.fit()
+
+    def _follow(self) -> None:
+        """Let the view follow the points: x all of them, y all but the outliers."""
+        self.plot.enableAutoRange()
+        self.plot.getViewBox().enableAutoRange(axis=pg.ViewBox.YAxis, enable=Y_SHOWN)
 
     @property
     def user_zoomed(self) -> bool:
@@ -385,7 +389,7 @@ class CurvesPlot(QWidget):
         """No points: the axes at 0..1 (not the ranges of what was shown before), the note in the middle."""
         view = self.plot.getViewBox()
         view.setRange(xRange=(0.0, 1.0), yRange=(0.0, 1.0), padding=0.0)
-        view.enableAutoRange()  # the first points are followed again
+        self._follow()  # the first points are followed again
 
     def _settle_view(self) -> None:
         """Fit the ranges to what was just given to pyqtgraph and lay out the axes, now rather than in the next

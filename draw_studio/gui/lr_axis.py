@@ -3,7 +3,9 @@
 The view box lies behind the plot's main one, x-linked to it, and fits its y range to what it holds.
 A constant learning rate (a run without a schedule) would make pyqtgraph's automatic range
 ±0.5 around it, drawn as "-400..400 (x0.001)": its range is then 0..twice the rate instead, the line
-in the middle. The right axis is shown only while a learning rate is drawn.
+in the middle. The right axis is shown only while a learning rate is drawn. Its ticks say "2e-4" rather than
+pyqtgraph's "2" with "(x0.0001)" added to the label, which a plot of a docked panel's height cuts off
+(:class:`RateAxisItem`).
 
 An attention classifier's validation error is in percent, not in the nats of its cross-entropy on the
 left axis: it is drawn against the right axis instead of the learning rate (:meth:`LearningRateAxis.show_errors`,
@@ -11,6 +13,8 @@ the axis then says "validation error, %"), as lines of other runs may be (:meth:
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pyqtgraph as pg
@@ -21,6 +25,46 @@ from .axis_painting import cache_axis, steady_width
 CONSTANT_SHARE = 1e-6  # a spread below this share of the rate's size counts as constant
 RATE_LABEL = "learning rate"
 ERROR_LABEL = "validation error, %"
+
+
+def rate_tick_strings(values: list[float], spacing: float) -> list[str]:
+    """Tick labels for small rates in one power of ten: ``[0, 5e-5, 1e-4]`` -> ``["0", "0.5e-4", "1e-4"]``.
+
+    Parameters
+    ----------
+    values : list of float
+        The tick values.
+    spacing : float
+        The distance between neighbouring ticks (> 0): the labels have the decimals it needs.
+    """
+    largest = max((abs(v) for v in values), default=0.0)
+    if largest == 0.0 or spacing <= 0.0:
+        return [f"{v:g}" for v in values]
+    exponent = math.floor(math.log10(largest))
+    unit = 10.0 ** exponent
+    decimals = max(0, math.ceil(-math.log10(spacing / unit) - 1e-9))
+    labels = []
+    for value in values:
+        mantissa = f"{value / unit:.{decimals}f}"
+        if "." in mantissa:
+            mantissa = mantissa.rstrip("0").rstrip(".")
+        labels.append("0" if float(mantissa) == 0.0 else f"{mantissa}e{exponent}")
+    return labels
+
+
+class RateAxisItem(pg.AxisItem):
+    """The right axis: while it shows a learning rate (:attr:`compact`), small ticks read "2e-4" and the label
+    carries no scale; otherwise (a classifier's error in percent) pyqtgraph's own ticks."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.compact = True
+        self.enableAutoSIPrefix(False)  # the ticks carry the power of ten: no "(x0.0001)" in the label
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph's name)
+        if self.compact and values and max(abs(v) for v in values) < 0.01:
+            return rate_tick_strings(list(values), spacing)
+        return super().tickStrings(values, scale, spacing)
 
 
 class LearningRateAxis:
@@ -43,12 +87,13 @@ class LearningRateAxis:
         self.view = pg.ViewBox(enableMouse=False)
         self.view.setZValue(-10)  # behind the main view box, which keeps the mouse
         plot.scene().addItem(self.view)
+        plot.setAxisItems({"right": RateAxisItem("right")})
         axis = plot.getAxis("right")
         axis.linkToView(self.view)
         axis.setLabel(RATE_LABEL)
         self.label = RATE_LABEL
         cache_axis(axis)
-        steady_width(axis)
+        steady_width(axis, "0.5e-4")  # room for the rate's ticks from the start (they widen it otherwise)
         self.view.setXLink(plot)
         self.view.enableAutoRange(axis=pg.ViewBox.XAxis, enable=False)  # x: the main view box's
         self.item = pg.PlotDataItem(pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine))
@@ -100,7 +145,9 @@ class LearningRateAxis:
     def _set_label(self, label: str) -> None:
         if label != self.label:
             self.label = label
-            self.plot.getAxis("right").setLabel(label)
+            axis = self.plot.getAxis("right")
+            axis.compact = label == RATE_LABEL
+            axis.setLabel(label)
 
     def _clear_errors(self) -> None:
         if self._errors_drawn:

@@ -328,7 +328,9 @@ class TrainingForm(QWidget):
         dataset = str(settings.value("training/dataset", self.dataset.currentText()))
         if dataset in DATASETS:
             self.dataset.setCurrentText(dataset)
-        self.data_dir.setText(str(settings.value("training/data_dir", default_data_dir) or default_data_dir))
+        remembered = str(settings.value("training/data_dir", "") or "")
+        # a folder deleted since (a moved clone, a temporary one) would fail the next Start: the default instead
+        self.data_dir.setText(remembered if remembered and Path(remembered).is_dir() else default_data_dir)
         self.run_folder = str(settings.value("training/run_folder", "") or "") or default_run_folder()
         if not self.resuming:
             self.use_fresh_path()  # a fresh name in the remembered folder, never a run of an earlier launch
