@@ -6,7 +6,8 @@ many points to (re)compute, and pyqtgraph gets a few thousand points per curve w
 length, so a million-row log never stalls the window. The smoothed curve is drawn over the faint
 raw one; the learning rate, when recorded, against the right axis (:mod:`~draw_studio.gui.lr_axis`).
 The view follows new points until the user zooms or pans; "Fit", or a new source (a new run, another
-log), follows again; its y range leaves out the outlying 2% of the values (``Y_SHOWN``). Hovering says the step and the values there (:attr:`CurvesPlot.hover_text`,
+log), follows again; its y range leaves out the outlying 2% of the values (``Y_SHOWN``).
+Hovering says the step and the values there (:attr:`CurvesPlot.hover_text`,
 :mod:`~draw_studio.gui.curve_hover`). Reading a log and writing the CSV also run off the window thread
 (:mod:`~draw_studio.gui.curve_files`). The x axis is the step, the wall time, the epoch or the images
 seen. Several runs are drawn in the same plot, one colour per run, by its :attr:`CurvesPlot.overlay`
