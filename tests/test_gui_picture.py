@@ -285,3 +285,23 @@ def test_export_dialog_choices_give_the_frames_and_size_asked_for(window, tmp_pa
     frames = sorted((tmp_path / "f").glob("*.png"))
     assert len(frames) == real_trace.steps + 1
     assert Image.open(frames[-1]).size == (30 * 3, 30 * 3)
+
+
+def test_a_title_too_long_for_its_view_ends_in_an_ellipsis_with_the_whole_text_as_tooltip(qtbot):
+    from draw_studio.gui.image_view import TileGrid
+
+    grid = TileGrid("reconstructions")
+    qtbot.addWidget(grid)
+    grid.resize(500, 300)
+    grid.show()
+    whole = "reconstructions of two-digit-mnist/test (click: show everywhere)"
+    grid.set_title(whole)
+    qtbot.waitUntil(lambda: grid.title.width() > 450)
+    grid.title.grab()  # painted (grab paints whether or not the platform exposes the window)
+    assert grid.title.text() == whole and grid.title.toolTip() == ""  # it fits: no tooltip
+    grid.resize(120, 300)
+    qtbot.waitUntil(lambda: grid.title.width() <= 120)
+    picture = grid.title.grab().toImage()
+    assert grid.title.text() == whole and grid.title.toolTip() == whole
+    left_ink = [any(picture.pixelColor(x, y).lightness() < 128 for y in range(picture.height())) for x in range(8)]
+    assert any(left_ink)  # the text starts at the left edge: its end is what is cut, not both ends

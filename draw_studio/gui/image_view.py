@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPainter, QPen
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QSizePolicy, QStackedLayout, QVBoxLayout, QWidget
 
 DIVERGING = pg.ColorMap([0.0, 0.5, 1.0], [(40, 120, 255), (0, 0, 0), (255, 90, 40)])
@@ -43,6 +43,22 @@ def tile_images(images: np.ndarray, columns: int, padding: int = 1, pad_value: f
     return display_array(grid)
 
 
+class ElidedLabel(QLabel):
+    """A one-line label narrower than its text ends in "…" and has the whole text as its tooltip (a plain QLabel
+    would cut both ends of a centred text); :meth:`text` is always the whole text."""
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        area = self.contentsRect()
+        whole = self.text()
+        shown = self.fontMetrics().elidedText(whole, Qt.TextElideMode.ElideRight, area.width())
+        tip = whole if shown != whole else ""
+        if self.toolTip() != tip:
+            self.setToolTip(tip)
+        painter = QPainter(self)
+        self.style().drawItemText(painter, area, int(self.alignment()), self.palette(), self.isEnabled(), shown,
+                                  QPalette.ColorRole.WindowText)
+
+
 class PixelView(QWidget):
     """A title, then either an image area or a message saying why there is nothing to show."""
 
@@ -51,9 +67,9 @@ class PixelView(QWidget):
         super().__init__(parent)
         self.levels = levels
         self.default_title = title  # shown again with a message: a title of earlier data never stays
-        self.title = QLabel(title)
+        self.title = ElidedLabel(title)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.title.setMinimumWidth(20)  # a long title is cut, it never widens the dock
+        self.title.setMinimumWidth(20)  # a long title ends in "…", it never widens the dock
         self.graphics = pg.GraphicsView()
         self.graphics.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, False)
         self.graphics.setRenderHint(QPainter.RenderHint.Antialiasing, False)
