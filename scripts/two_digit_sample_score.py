@@ -10,6 +10,10 @@ sigmoid(c_T) from the prior, seeds 0-3) beside its reconstructions of the binari
 too): reconstructions far above samples mean the decoder can draw two digits and the prior's samples miss.
 ``--forks 0,8,32`` also scores forks of the binarised test images: the posterior's z for the first t steps,
 the prior's after (as Explore's fork, one continuation each), showing at which steps the prior's z spoil it.
+``--aggregate 10000`` also scores samples whose z come from a Gaussian (means and full covariance over all T x Z
+coordinates) fitted to the posterior z of that many binarised training images instead of N(0, I) (ex-post
+density estimation, Ghosh et al. 2019): whether the samples miss because the prior is not the aggregate posterior
+to second order, and how many units carry information (posterior mean's variance above 0.01).
 ``--figure PATH`` writes a PNG to look at beside the numbers: a row of binarised test images, a row of the
 model's reconstructions of them, a row per fork step, and a row of samples (the first images of each set).
 
@@ -111,6 +115,28 @@ def forked(model: nn.Module, binary: torch.Tensor, at: int) -> torch.Tensor:
     return torch.sigmoid(state.canvas)
 
 
+@torch.inference_mode()
+def aggregate_gaussian_samples(model: nn.Module, data_dir: str, fitted: int, n: int) -> torch.Tensor:
+    """Mean images of ``n`` samples with z (all T steps at once) from a Gaussian fitted to the posterior z of the
+    first ``fitted`` binarised training images (noise seeds 1 and 7); prints what the fit found."""
+    steps, size = model.config.steps, model.config.z_size
+    train = torch.from_numpy(fixed_binary_images(load_split("two-digit-mnist", "train", data_dir))[:fitted]
+                             .astype(np.float32))  # (fitted, 1, 60, 60) in {0, 1}
+    generator = make_generator(torch.device("cpu"), 1)
+    records = [model(train[i:i + 250], generator=generator, record=True)[1] for i in range(0, fitted, 250)]
+    z = torch.cat([r["z"].reshape(len(r["z"]), -1) for r in records]).double()  # (fitted, T * Z)
+    mu = torch.cat([r["mu"].reshape(len(r["mu"]), -1) for r in records])  # (fitted, T * Z)
+    variance = z.var(0)
+    print(f"aggregate posterior of {fitted:,} training images: |mean| {z.mean(0).abs().mean():.3f} on average, "
+          f"variance 5/50/95% quantiles {np.quantile(variance.numpy(), [0.05, 0.5, 0.95]).round(3).tolist()}, "
+          f"{int((mu.var(0) > 0.01).sum())} of {steps * size} units carry information")
+    covariance = torch.cov(z.T) + 1e-4 * torch.eye(steps * size, dtype=torch.float64)  # (T * Z, T * Z)
+    factor = torch.linalg.cholesky(covariance)
+    noise = torch.randn(n, steps * size, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    drawn = (z.mean(0) + noise @ factor.T).float().reshape(n, steps, size).transpose(0, 1).contiguous()  # (T, n, Z)
+    return torch.sigmoid(model.run_steps(model.start_state(n), 0, steps, eps=drawn).state.canvas)
+
+
 def figure(path: str, rows: list[tuple[str, torch.Tensor]], columns: int = 12, scale: int = 2) -> None:
     """Write ``rows`` (label, images (n, 1, 60, 60) in [0, 1]) as one PNG: each row's first ``columns`` images
     under its label, pixel-true at ``scale``."""
@@ -142,6 +168,8 @@ def main() -> int:
                         help="classifier weights, trained and written there if absent (default: %(default)s)")
     parser.add_argument("-n", type=int, default=1000, help="samples per checkpoint (and real test images)")
     parser.add_argument("--forks", default="", help="comma-separated fork steps t to score, e.g. 0,8,32,48,64")
+    parser.add_argument("--aggregate", type=int, default=0,
+                        help="score samples from a Gaussian fitted to the posterior z of this many training images")
     parser.add_argument("--figure", help="PNG to write: test images, reconstructions, forks and samples in rows "
                                          "(of the last checkpoint given)")
     args = parser.parse_args()
@@ -178,6 +206,9 @@ def main() -> int:
             rows.append((f"forks at t = {at}: posterior z for the first {at} steps, prior z after", forks))
             print(summary(f"{path} forks at t = {at}", confidences(net, forks)))
         rows.append((f"samples: prior z at all {steps} steps", samples))
+        if args.aggregate:
+            fitted = aggregate_gaussian_samples(model, args.data_dir, args.aggregate, args.n)
+            print(summary(f"{path} samples from the fitted Gaussian", confidences(net, fitted)))
         if args.figure:
             figure(args.figure, rows)
     return 0
