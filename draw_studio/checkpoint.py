@@ -17,7 +17,7 @@ import torch
 from . import SOFTWARE
 from .config import ModelConfig, TrainConfig
 from .errors import CheckpointError, DrawStudioError, first_line
-from .files import atomic_write, require_file
+from .files import HDF5_SIGNATURE, atomic_write, require_file
 from .model import DRAW
 
 FORMAT = "draw-studio/checkpoint"
@@ -81,7 +81,7 @@ def write_checkpoint_state(path: str | Path, state: dict) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
     data = buffer.getbuffer()
-    atomic_write(path, lambda temp: Path(temp).write_bytes(data))
+    atomic_write(path, lambda temp: Path(temp).write_bytes(data), kind="checkpoint")
 
 
 def cpu_copy(value):
@@ -121,8 +121,7 @@ def read_checkpoint(path: str | Path) -> dict:
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged file can break the unpickler in any way
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: {_first_line(exc)}); "
-                              "use an earlier checkpoint or train again") from None
+        raise CheckpointError(unreadable_message(path, _first_line(exc))) from None
     if not isinstance(state, dict) or not isinstance(state.get("format"), str) or state["format"] != FORMAT:
         raise CheckpointError(f"{path} is not a DRAW Studio checkpoint (no '{FORMAT}' marker); "
                               "pass a file written by draw-studio train")
@@ -138,6 +137,45 @@ def read_checkpoint(path: str | Path) -> dict:
     if problem:
         raise CheckpointError(f"{path} is a damaged checkpoint ({problem}); use an earlier checkpoint or train again")
     return state
+
+
+def unreadable_message(path: str | Path, reason: str) -> str:
+    """The one line for a file that ``torch.load`` refused: what the file is when it is another DRAW Studio
+    file (a trace, a training log) or HDF5, else a truncated or corrupt checkpoint.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file given as a checkpoint.
+    reason : str
+        Why it could not be loaded (the first line of ``torch.load``'s error).
+
+    Returns
+    -------
+    str
+        The message, naming the problem and the fix.
+    """
+    from .file_kinds import LOG, TRACE, inspect_file  # only on this failure path: it needs h5py
+
+    try:
+        with open(path, "rb") as handle:
+            hdf5 = handle.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE
+    except OSError:
+        hdf5 = False
+    if not hdf5:
+        return (f"{path} is not a readable checkpoint (truncated or corrupt: {reason}); "
+                "use an earlier checkpoint or train again")
+    try:
+        info = inspect_file(path)
+    except DrawStudioError:  # HDF5, but neither a trace nor a training log (or a damaged one)
+        info = None
+    if info is not None and info.kind == LOG:
+        whose = "an attention classifier's training log" if info.classifier else "a training log"
+        return f"{path} is {whose}, not a checkpoint; pass the run's .ckpt file"
+    if info is not None and info.kind == TRACE:
+        whose = "an attention classifier's trace" if info.classifier else "a trace"
+        return f"{path} is {whose}, not a checkpoint; pass the .ckpt file of the model that recorded it"
+    return f"{path} is an HDF5 file, not a checkpoint; pass a .ckpt file written by draw-studio train"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -22,6 +22,7 @@ from .checkpoint import (
     contents_problem,
     cpu_copy,
     read_checkpoint,
+    unreadable_message,
     weights_copy,
     write_checkpoint_state,
 )
@@ -66,8 +67,7 @@ def _load(path: str | Path) -> dict:
     except MemoryError:
         raise
     except Exception as exc:  # noqa: BLE001 - a damaged file can break the unpickler in any way
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: "
-                              f"{first_line(exc, 100)}); use an earlier checkpoint or train again") from None
+        raise CheckpointError(unreadable_message(path, first_line(exc, 100))) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a DRAW Studio checkpoint (no '{FORMAT}' marker); "
                               "pass a file written by draw-studio train")

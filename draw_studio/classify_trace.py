@@ -180,7 +180,7 @@ def write_classify_trace(path: str | Path, trace: ClassifyTrace) -> None:
     """Write ``trace`` to ``path`` atomically."""
     header = {name: getattr(trace, name) for name in HEADER_FIELDS}
     atomic_write(path, lambda temp: write_trace_batches(temp, CLASSIFY_LAYOUT, header, trace.n,
-                                                        iter([(0, trace.arrays())]), None))
+                                                        iter([(0, trace.arrays())]), None), kind="trace")
 
 
 def record_classify_trace_file(path: str | Path, model: AttentionClassifier, images: np.ndarray,
@@ -201,7 +201,7 @@ def record_classify_trace_file(path: str | Path, model: AttentionClassifier, ima
         yield from record_classify_batches(model, images, batch_size)
 
     atomic_write(path, lambda temp: write_trace_batches(temp, CLASSIFY_LAYOUT, header, len(images), batches(),
-                                                        progress))
+                                                        progress), kind="trace")
 
 
 # ---------------------------------------------------------------------- reading

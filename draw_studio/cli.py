@@ -15,6 +15,15 @@ from .errors import DrawStudioError
 
 COMMANDS = ("train", "eval", "sample", "trace", "explore", "export", "bench", "publish", "card", "curve", "runs",
             "results", "log-export", "gui")
+# (command, argument) -> what the command writes there, checked before it computes (draw_studio.files.check_output):
+# a checkpoint, trace or log may replace a file of its own kind only; None (a picture, GIF, CSV, card) replaces none
+# of them; "folder": a folder that is, or will be made in, an existing folder that takes files
+OUTPUTS = {("train", "out"): "checkpoint", ("train", "log"): "log", ("train", "tensorboard"): "folder",
+           ("publish", "out"): "checkpoint", ("trace", "out"): "trace", ("explore", "out"): "trace",
+           ("explore", "trace_out"): "trace", ("sample", "out"): None, ("card", "out"): None, ("curve", "out"): None,
+           ("results", "markdown"): None, ("log-export", "csv"): None, ("log-export", "snapshots_gif"): None,
+           ("log-export", "tensorboard"): "folder", ("export", "gif"): None, ("export", "mp4"): None,
+           ("export", "frames"): "folder", ("gui", "screenshot"): None}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +38,42 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module_name = "evaluate" if name == "eval" else name.replace("-", "_")
         importlib.import_module(f".commands.{module_name}", __package__).add_parser(subparsers)
+    _debug_anywhere(subparsers)
     return parser
+
+
+def _debug_anywhere(subparsers) -> None:
+    """Let ``--debug`` also follow a command (``draw-studio sample ... --debug``), as its error messages suggest."""
+    for parser in subparsers.choices.values():
+        parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show full tracebacks on errors")
+        for action in parser._actions:  # a command's own sub-commands (explore's tools)
+            if isinstance(action, argparse._SubParsersAction):
+                _debug_anywhere(action)
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Check every output path of the command ``args`` names before it computes (see ``OUTPUTS``).
+
+    Raises
+    ------
+    DrawStudioError
+        An output cannot be written there, or would replace a file of another kind.
+    """
+    import os
+
+    from .files import check_output, same_file
+
+    def paths(value) -> list[str]:
+        return [path for path in (value if isinstance(value, (list, tuple)) else [value])
+                if isinstance(path, str) and path]
+
+    given = [(name, path) for name, value in vars(args).items() for path in paths(value) if os.path.isfile(path)]
+    for (command, name), kind in OUTPUTS.items():
+        for path in paths(getattr(args, name, None)) if command == args.command else []:
+            if not any(other != name and same_file(path, file) for other, file in given):
+                check_output(path, None if kind == "folder" else kind, folder=kind == "folder")
+            # else: another of its arguments names that file, and the command says "--x would overwrite --y"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        check_outputs(args)
         use_threads(getattr(args, "threads", 0))
         return int(args.run(args) or 0)
     except DrawStudioError as exc:

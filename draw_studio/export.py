@@ -43,6 +43,7 @@ import numpy as np
 from .classify_export import classify_frame_shape, classify_frames
 from .errors import DrawStudioError
 from .files import atomic_write, write_failure
+from .frame_files import FRAME_NAME, WrittenFrames, frame_files, frames_written_text  # noqa: F401 (re-exported)
 from .images import tile, to_uint8, upscale
 from .trace import Trace
 from .window_style import DEFAULT_STYLE, STYLES, paint_window, window_shape
@@ -53,8 +54,6 @@ PADDING = 1
 
 Progress = Callable[[int, int], None]
 MAX_CHOSEN = 1_000_000  # images one choice may name (a trace this large would not fit in memory anyway)
-
-
 def parse_images(text: str) -> list[int]:
     """``"0-9,12"`` -> [0, 1, ..., 9, 12]: indices and inclusive ranges, sorted, each image once.
 
@@ -209,14 +208,17 @@ def _pil(picture: np.ndarray):
 
 def export_frames(trace: Trace, out_dir: str | Path, scale: int = 4, windows: bool = False,
                   columns: int | None = None, progress: Progress | None = None,
-                  style: str = DEFAULT_STYLE) -> list[Path]:
+                  style: str = DEFAULT_STYLE) -> WrittenFrames:
     """Write ``frame_000.png`` .. one PNG per canvas state c_0..c_T into ``out_dir`` (a classify trace:
     ``frame_001.png`` .. one per glimpse).
 
     The frames are written into a temporary folder inside ``out_dir`` and
     moved in only when all are done, so an interrupted export leaves no
-    partial PNG and no new frame. ``progress(done, total)`` is called after
-    each frame. Returns the paths written.
+    partial PNG and no new frame. Once they are in, the frames of an earlier
+    export that the new set does not replace (files named ``frame_NNN.png``,
+    nothing else) are removed, so the folder holds this export's frames only.
+    ``progress(done, total)`` is called after each frame. Returns the paths
+    written, with the paths removed as ``removed``.
     """
     out_dir = Path(out_dir)
     if not out_dir.parent.is_dir():
@@ -240,12 +242,16 @@ def export_frames(trace: Trace, out_dir: str | Path, scale: int = 4, windows: bo
                 progress(done, total)
         for name in names:
             os.replace(temp / name, out_dir / name)
+        kept = set(names)
+        stale = [path for path in frame_files(out_dir) if path.name not in kept]
+        for path in stale:
+            path.unlink()
     except OSError as exc:
         raise DrawStudioError(write_failure(out_dir, exc)) from None
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
-    return [out_dir / name for name in names]
+    return WrittenFrames([out_dir / name for name in names], stale)
 
 
 def export_gif(trace: Trace, path: str | Path, fps: float = 8, loop: int = 0, scale: int = 4,

@@ -28,11 +28,14 @@ class Mark:
         Nats per image (for a classifier: its error in percent).
     epoch : float or None
         Where it was reached; None draws a horizontal line (a final result).
+    classifier : bool
+        An attention classifier's error (in percent), not a DRAW model's bound: it fits only a classifier's log.
     """
 
     label: str
     bound: float
     epoch: float | None = None
+    classifier: bool = False
 
 
 # MNIST test bounds, from Gregor et al. (2015), Table 2, and the public reproductions quoted in DRAW-NOTES.md.
@@ -42,8 +45,38 @@ MARKS = {
                         Mark("public reproductions, test: ~81.9 after ~300 epochs", 81.9, 300.0)),
     "mnist-noattention": (Mark("paper, DRAW without attention, test (Table 2): 87.40", 87.40),),
     # the attention classifier on 100x100 cluttered MNIST, Table 1 (its log's eval/bound is the error in percent)
-    "cluttered-classifier": (Mark("paper, differentiable attention, 8 glimpses, test (Table 1): 3.36%", 3.36),),
+    "cluttered-classifier": (Mark("paper, differentiable attention, 8 glimpses, test (Table 1): 3.36%", 3.36,
+                                  classifier=True),),
 }
+
+
+def marks_problem(marks: tuple[Mark, ...], classifier: bool, log_path: str | Path) -> str | None:
+    """Why ``marks`` do not fit the log at ``log_path`` (None if they do): a classifier's error on a DRAW
+    model's bound axis, or DRAW bounds on a classifier's error axis.
+
+    Parameters
+    ----------
+    marks : tuple of Mark
+        The marks asked for.
+    classifier : bool
+        The log is an attention classifier's.
+    log_path : str or Path
+        The log, for the message.
+
+    Returns
+    -------
+    str or None
+        One line naming the problem and the marks that fit.
+    """
+    if all(mark.classifier == classifier for mark in marks):
+        return None
+    given = next((name for name, group in MARKS.items() if group == tuple(marks)), "asked for")
+    fitting = " or ".join(sorted(name for name, group in MARKS.items()
+                                 if all(mark.classifier == classifier for mark in group)))
+    log_kind = "an attention classifier's" if classifier else "a DRAW model's"
+    marks_kind = "DRAW's MNIST bounds" if classifier else "an attention classifier's error"
+    return (f"the marks {given} are {marks_kind}, but {log_path} is {log_kind} training log; "
+            f"use --marks {fitting}, or leave --marks out")
 
 
 def learning_curve_png(log_path: str | Path, out: str | Path, steps_per_epoch: float | None = None,
@@ -62,7 +95,7 @@ def learning_curve_png(log_path: str | Path, out: str | Path, steps_per_epoch: f
     steps_per_epoch : float, optional
         Optimiser steps per epoch; None puts steps on the x axis.
     marks : tuple of Mark
-        Published numbers to mark.
+        Published numbers to mark, of the log's model kind.
     title : str
     with_training : bool
         Also draw the training-batch bound, averaged over windows of 1/10 epoch.
@@ -71,6 +104,11 @@ def learning_curve_png(log_path: str | Path, out: str | Path, steps_per_epoch: f
     -------
     Path
         ``out``.
+
+    Raises
+    ------
+    DrawStudioError
+        No matplotlib, no validation rows in the log, or marks of another model kind (:func:`marks_problem`).
     """
     try:
         import matplotlib
@@ -84,6 +122,9 @@ def learning_curve_png(log_path: str | Path, out: str | Path, steps_per_epoch: f
     scale = float(steps_per_epoch) if steps_per_epoch else 1.0
     unit = "epochs" if steps_per_epoch else "optimiser steps"
     classifier = is_classifier_config(log.model_config)
+    problem = marks_problem(marks, classifier, log_path)
+    if problem:
+        raise DrawStudioError(problem)
     what, suffix = ("validation error", "%") if classifier else ("validation bound", "")
     figure, axes = plt.subplots(figsize=(8, 5), dpi=110)
     if with_training and len(log.step) and not classifier:

@@ -140,11 +140,30 @@ def running_window(size_bytes: int) -> float:
 
 
 def run_settings(log: TrainingLog) -> dict:
-    """The hyper-parameters of a run (see :attr:`RunSummary.settings`)."""
+    """The hyper-parameters of a run (see :attr:`RunSummary.settings`), each only where it means something.
+
+    A DRAW run has no ``clutter`` (the attention classifier's setting), and no ``read_n`` / ``write_n``
+    when it reads / writes without attention.
+
+    Parameters
+    ----------
+    log : TrainingLog
+        Any object with the log's ``model_config`` and ``train_config`` dictionaries.
+
+    Returns
+    -------
+    dict
+        Settings by the names :attr:`RunSummary.settings` gives them.
+    """
     train = {TRAIN_RENAMED.get(name, name): value for name, value in log.train_config.items()
              if name not in BOOKKEEPING + ("preset",)}
     train.pop("target_steps" if float(train.get("target_epochs") or 0) > 0 else "target_epochs", None)
     model = {MODEL_RENAMED.get(name, name): value for name, value in log.model_config.items()}
+    if log_kind(log.model_config) == DRAW:
+        train.pop("clutter", None)
+        for attention, size in (("read_attention", "read_n"), ("write_attention", "write_n")):
+            if not model.get(attention, True):
+                model.pop(size, None)
     return {**model, **train}
 
 

@@ -61,7 +61,8 @@ def record_trace_file(path: str | Path, model: DRAW, inputs: TraceInputs, batch_
         yield from record_batches(model, images, inputs.generate_n, inputs.seed, batch_size)
 
     total = inputs.count
-    atomic_write(path, lambda temp: write_trace_batches(temp, DRAW_LAYOUT, header, total, batches(), progress))
+    atomic_write(path, lambda temp: write_trace_batches(temp, DRAW_LAYOUT, header, total, batches(), progress),
+                 kind="trace")
 
 
 # ---------------------------------------------------------------------- writing
@@ -69,7 +70,7 @@ def write_trace(path: str | Path, trace: Trace, progress: Progress | None = None
     """Write ``trace`` to ``path`` in the version-1 layout, atomically."""
     header = {name: getattr(trace, name) for name in HEADER_FIELDS}
     atomic_write(path, lambda temp: write_trace_batches(temp, DRAW_LAYOUT, header, trace.n,
-                                                       iter([(0, trace.arrays())]), progress))
+                                                       iter([(0, trace.arrays())]), progress), kind="trace")
 
 
 def _chunks(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:

@@ -276,7 +276,7 @@ class TrainingLogWriter:
             with open(temp, "wb") as handle:
                 handle.write(data)
 
-        atomic_write(self.path, write)
+        atomic_write(self.path, write, kind="log")
         self._dirty = False
         self._last_flush = time.monotonic()
         if self.flush_every_s > 0:

@@ -80,3 +80,14 @@ def test_the_bench_says_so_and_goes_on_when_qt_is_missing():
     reason = "PySide6 is not installed (pip install 'draw-studio[gui]')"
     assert json.loads(done.stdout) == {"log_event_loop_error": reason}
     assert "not measured (PySide6 is not installed" in done.stderr
+
+
+def test_the_help_states_no_duration_that_was_not_measured():
+    import argparse
+
+    from draw_studio.cli import build_parser
+
+    commands = next(action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction))
+    bench = commands.choices["bench"]
+    assert "minute" not in bench.description  # it once said 2-3 minutes and the README about one: neither measured
+    assert "--quick and --no-gui make it shorter" in bench.description

@@ -395,6 +395,24 @@ def test_bad_input_is_one_line_and_writes_nothing(files, capsys, tmp_path, args,
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("args", [("fork", "--at", 1), ("commitment",), ("edit-latent", "--step", 1, "--latent", 0,
+                                  "--value", 1), ("move-window", "--step", 1, "--write", "gx=3")],
+                         ids=lambda args: args[0])
+def test_an_attention_classifier_s_trace_is_named_so(files, capsys, tmp_path, args):
+    from draw_studio.classifier import AttentionClassifier, ClassifierConfig
+    from draw_studio.classify_trace import record_classify_trace, write_classify_trace
+
+    torch.manual_seed(0)
+    classifier = AttentionClassifier(ClassifierConfig(steps=3, hidden_size=16, read_n=6))
+    pictures = np.random.default_rng(0).random((2, 1, 100, 100), dtype=np.float32)
+    write_classify_trace(tmp_path / "c.h5", record_classify_trace(classifier, pictures))
+    out = tmp_path / "out.h5"
+    assert explore_cli(args[0], tmp_path / "c.h5", *args[1:], "--checkpoint", files.checkpoint, "--out", out) == 2
+    assert_clean_error(types.SimpleNamespace(returncode=2, stderr=capsys.readouterr().err),
+                       f"{tmp_path / 'c.h5'} is an attention classifier's trace", "explore needs a DRAW model's trace")
+    assert not out.exists()
+
+
 def test_a_trace_of_another_model_is_refused_in_a_child_process(files, tmp_path):
     out = tmp_path / "f.h5"
     result = run_cli("explore", "fork", files.trace, "--at", 1, "--checkpoint", files.other, "--out", out)

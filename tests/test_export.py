@@ -2,11 +2,13 @@
 
 import dataclasses
 import importlib.util
+import shutil
 import sys
 
 import numpy as np
 import pytest
 from PIL import Image
+from tiny_data import REPO
 
 from draw_studio.config import get_preset
 from draw_studio.errors import DrawStudioError
@@ -235,3 +237,28 @@ def test_export_command_options(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert code == 2 and says in err and len(err.splitlines()) == 1 and "Traceback" not in err, (argv, err)
     assert not (tmp_path / "b.gif").exists()
+
+
+def test_frames_exported_into_a_folder_replace_the_earlier_export_s(tmp_path, capsys):
+    from draw_studio.cli import main
+
+    long_trace, short_trace, folder = tmp_path / "long.h5", tmp_path / "short.h5", tmp_path / "ff"
+    assert main(["trace", str(REPO / "models" / "mnist-attention.ckpt"), "--generate", "-n", "1", "--device", "cpu",
+                 "--out", str(long_trace)]) == 0  # T = 64: 65 frames
+    assert main(["export", str(long_trace), "--frames", str(folder)]) == 0
+    assert len(list(folder.glob("frame_*.png"))) == 65
+    (folder / "notes.txt").write_text("mine")  # not a frame's name: never touched
+    (folder / "frame_1.png").write_text("mine")
+    write_trace(short_trace, synthetic_trace())
+    capsys.readouterr()
+    assert main(["export", str(short_trace), "--frames", str(folder)]) == 0
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        f"wrote {T + 1} frames to {folder} (removed {65 - (T + 1)} frames of an earlier export)"
+    assert sorted(p.name for p in folder.iterdir()) == \
+        [f"frame_{s:03d}.png" for s in range(T + 1)] + ["frame_1.png", "notes.txt"]
+    assert main(["export", str(short_trace), "--frames", str(folder)]) == 0  # the same again: nothing to remove
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"wrote {T + 1} frames to {folder}"
+    shutil.copy(short_trace, folder / "frame_070.png")  # a trace named like an earlier frame is not removed
+    assert main(["export", str(folder / "frame_070.png"), "--frames", str(folder)]) == 2
+    assert "would overwrite trace" in capsys.readouterr().err
+    assert (folder / "frame_070.png").read_bytes() == short_trace.read_bytes()

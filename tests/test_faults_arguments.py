@@ -18,6 +18,7 @@ import pytest
 import torch
 from fault_tools import MNIST
 from PIL import Image
+from tiny_data import REPO
 
 from draw_studio.checkpoint import save_checkpoint
 from draw_studio.cli import main
@@ -71,6 +72,14 @@ BAD_ARGUMENTS = [
     (TRAIN + ["--epochs", "-1"], "--epochs: must be in [0, 1e+06]"),
     (TRAIN + ["--epochs", "1e300"], "--epochs: must be in [0, 1e+06]"),
     (TRAIN + ["--epochs", "nan"], "--epochs: must be a finite number"),
+    (TRAIN + ["--epochs", "0"], "--epochs must be above 0; leave it out to train --steps steps"),
+    (["train", "--preset", "cluttered-classifier", "--data-dir", "{M}", "--out", "{D}/new.ckpt", "--epochs", "0"],
+     "--epochs must be above 0"),  # the attention classifier's training
+    (["train", "--resume", "{C}", "--data-dir", "{M}", "--out", "{D}/new.ckpt", "--epochs", "0"],
+     "--epochs must be above 0"),
+    (["train", "--init-from", "{C}", "--data-dir", "{M}", "--out", "{D}/new.ckpt", "--epochs", "0"],
+     "--epochs must be above 0"),
+    (TRAIN + ["--no-log", "--log", "{D}/z.log.h5"], "--no-log writes no training log, but --log"),
     (TRAIN + ["--batch-size", "-5"], "the batch size must be a whole number of at least 1"),
     (TRAIN + ["--seed", "-1"], "--seed: a seed must be between 0 and 9223372036854775807"),
     (TRAIN + ["--seed", str(2 ** 70)], "a seed must be between 0"),
@@ -105,7 +114,10 @@ BAD_ARGUMENTS = [
     (TRAIN + ["--device", "cuda:99"], "cuda:99"),
     (["eval", "{C}", "--batch-size", "-5"], "the batch size must be a whole number of at least 1, got '-5'"),
     (["eval", "{C}", "--limit", "-1"], "--limit: must be a whole number of at least 0"),
-    (["eval", "{C}", "--importance-samples", "-1"], "--importance-samples: must be a whole number of at least 0"),
+    (["eval", "{C}", "--importance-samples", "-1"], "--importance-samples: must be 0 (no importance-weighted bound) "
+     "or a whole number K of at least 2"),
+    (["eval", "{C}", "--importance-samples", "1"], "--importance-samples: must be 0 (no importance-weighted bound) "
+     "or a whole number K of at least 2 (one sample is the plain bound), got '1'"),
     (["eval", "{C}", "--seed", "-1"], "--seed: a seed must be between 0"),
     (["eval", "{C}", "--split", "validation"], "--split: invalid choice"),
     (["eval", "{C}", "--dataset", "imagenet"], "--dataset: invalid choice"),
@@ -239,6 +251,42 @@ def test_no_command_overwrites_its_input(files, capsys, tmp_path):
     assert sorted(p.name for p in frames.iterdir()) == ["frame_000.png"]
 
 
+@pytest.mark.parametrize("command", [
+    ["sample", "{F}", "--out", "{D}/s.png"], ["eval", "{F}"], ["trace", "{F}", "--generate", "--out", "{D}/t.h5"],
+    ["card", "{F}", "--out", "{D}/c.md"], ["publish", "{F}", "--out", "{D}/p.ckpt"], ["results", "{F}"],
+    ["explore", "compare", "{F}", "{C}"], ["train", "--resume", "{F}", "--data-dir", "{M}", "--out", "{D}/r.ckpt"],
+    ["train", "--init-from", "{F}", "--data-dir", "{M}", "--out", "{D}/r.ckpt"],
+], ids=lambda argv: " ".join(word for word in argv if not word.startswith("{")))
+def test_a_log_or_trace_given_as_a_checkpoint_says_what_it_is(command, files, capsys, tmp_path):
+    import h5py
+
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = np.arange(3)
+    cases = [(REPO / "models" / "mnist-attention.log.h5", "is a training log, not a checkpoint; pass the run's .ckpt"),
+             (REPO / "models" / "cluttered-classifier.log.h5", "is an attention classifier's training log, not a "
+                                                                "checkpoint"),
+             (files / "T.h5", "is a trace, not a checkpoint; pass the .ckpt file of the model that recorded it"),
+             (tmp_path / "other.h5", "is an HDF5 file, not a checkpoint; pass a .ckpt file")]
+    for path, fragment in cases:
+        argv = [word.replace("{F}", str(path)).replace("{D}", str(tmp_path)) for word in command]
+        last = one_line_error(fill(argv, files), capsys)
+        assert f"{path} {fragment}" in last, last
+    assert [p.name for p in tmp_path.iterdir()] == ["other.h5"]
+
+
+def test_curve_marks_of_another_model_kind_are_refused(capsys, tmp_path):
+    models = REPO / "models"
+    draw_log, classifier_log = models / "mnist-attention.log.h5", models / "cluttered-classifier.log.h5"
+    last = one_line_error(["curve", draw_log, "--marks", "cluttered-classifier", "--out", tmp_path / "c.png"], capsys)
+    assert f"the marks cluttered-classifier are an attention classifier's error, but {draw_log} is a DRAW model's " \
+           "training log; use --marks mnist-attention or mnist-noattention" in last, last
+    last = one_line_error(["curve", classifier_log, "--marks", "mnist-attention", "--out", tmp_path / "c.png"], capsys)
+    assert "the marks mnist-attention are DRAW's MNIST bounds" in last and "use --marks cluttered-classifier" in last
+    assert not list(tmp_path.iterdir())
+    out = tmp_path / "c.png"
+    assert main(["curve", str(classifier_log), "--marks", "cluttered-classifier", "--out", str(out)]) == 0
+
+
 def test_publish_writes_beside_its_input(files, capsys):
     assert main(["publish", str(files / "X.ckpt"), "--out", str(files / "small.ckpt")]) == 0
     assert main(["publish", str(files / "X.ckpt"), "--out", str(files / "small.ckpt"), "--fp16"]) == 0  # not a
@@ -359,3 +407,63 @@ def test_giant_picture_in_a_folder_is_refused_before_decoding(tmp_path, capsys, 
     assert time.perf_counter() - started < 5
     last = one_line_error(["trace", "--images", folder / "b.png", "--out", tmp_path / "t.h5"], capsys)
     assert f"{side}x{side}" in last and "--images" in last
+
+
+def test_no_command_replaces_a_checkpoint_log_or_trace_with_another_kind_of_file(files, capsys, tmp_path):
+    from draw_studio.training_log import TrainingLogWriter
+
+    ckpt, trace, other = files / "X.ckpt", files / "T.h5", files / "other.ckpt"
+    log = tmp_path / "run.log.h5"
+    with TrainingLogWriter(log, get_preset("tiny").model, TrainConfig(preset="tiny", steps=5)) as writer:
+        writer.append_steps([(s, 0.1 * s, 300.0 - s, 280.0 - s, 20.0) for s in range(1, 6)])
+    before = {path: digest(path) for path in (ckpt, trace, other, log)}
+    cases = [  # a typo in an output's name must never destroy a run
+        (["sample", ckpt, "-n", 4, "--out", other], f"{other} is a PyTorch checkpoint; the output written there"),
+        (["sample", ckpt, "-n", 4, "--out", log], "is a DRAW Studio training log; the output written there"),
+        (["log-export", log, "--csv", other], "is a PyTorch checkpoint"),
+        (["publish", ckpt, "--out", log], "is a DRAW Studio training log; a checkpoint written there"),
+        (["trace", ckpt, "--generate", "-n", 2, "--out", log], "a trace written there would destroy it"),
+        (["export", trace, "--gif", other], "is a PyTorch checkpoint"),
+        (["card", ckpt, "--data-dir", MNIST, "--out", log], "is a DRAW Studio training log"),
+        (["results", ckpt, "--data-dir", MNIST, "--markdown", trace], "is a DRAW Studio trace"),
+        (["curve", log, "--out", trace], "is a DRAW Studio trace"),
+        (["gui", ckpt, "--screenshot", log], "is a DRAW Studio training log"),
+        (["train", "--preset", "tiny", "--data-dir", MNIST, "--out", tmp_path / "new.ckpt", "--log", trace],
+         "a training log written there would destroy it"),
+    ]
+    for argv, fragment in cases:
+        last = one_line_error(argv, capsys)
+        assert fragment in last and "choose another file name" in last, (argv, last)
+    assert {path: digest(path) for path in before} == before
+    # the same kind replaces its own: a trace written again, a picture over a picture
+    assert main(["trace", str(ckpt), "--generate", "-n", "2", "--device", "cpu", "--out", str(tmp_path / "t.h5")]) == 0
+    assert main(["trace", str(ckpt), "--generate", "-n", "2", "--device", "cpu", "--out", str(tmp_path / "t.h5")]) == 0
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_anything_is_computed_or_written(files, capsys, tmp_path):
+    ckpt, trace = files / "X.ckpt", files / "T.h5"
+    unwritable = "/proc/draw-studio-test"  # a folder that takes no new file, for root too
+    cases = [
+        (["train", "--preset", "tiny", "--data-dir", MNIST, "--steps", 3, "--out", f"{unwritable}.ckpt",
+          "--log", tmp_path / "a.log.h5"], tmp_path / "a.log.h5"),
+        (["train", "--preset", "tiny", "--data-dir", MNIST, "--steps", 3, "--out", tmp_path / "b.ckpt",
+          "--log", f"{unwritable}.log.h5"], tmp_path / "b.ckpt"),
+        (["export", trace, "--frames", tmp_path / "frames", "--gif", f"{unwritable}.gif"], tmp_path / "frames"),
+        (["explore", "compare", ckpt, files / "other.ckpt", "--data-dir", MNIST, "--images", 2,
+          "--trace-out", tmp_path / "a.h5", f"{unwritable}.h5"], tmp_path / "a.h5"),
+        (["card", ckpt, "--data-dir", MNIST, "--out", f"{unwritable}.md"], None),
+        (["results", ckpt, "--data-dir", MNIST, "--markdown", tmp_path / "no folder" / "r.md"], None),
+    ]
+    for argv, not_written in cases:
+        last = one_line_error(argv, capsys)
+        assert "could not write /proc/" in last or "does not exist; create it first" in last, (argv, last)
+        assert not_written is None or not not_written.exists(), (argv, not_written)
+
+
+def test_debug_may_follow_the_command(files, tmp_path):
+    argv = ["sample", str(files / "X.ckpt"), "-n", "2", "--out", str(tmp_path / "s.png"), "--device", "cpu"]
+    assert main([*argv, "--debug"]) == 0 and (tmp_path / "s.png").is_file()
+    with pytest.raises(DrawStudioError, match="folder"):  # the traceback, not one line
+        main([*argv[:-4], "--out", str(tmp_path / "none" / "s.png"), "--debug"])
+    assert main(["explore", "fork", str(files / "T.h5"), "--checkpoint", str(files / "X.ckpt"), "--at", "1",
+                 "--out", str(tmp_path / "f.h5"), "--debug"]) == 0

@@ -78,3 +78,29 @@ def test_shipped_logs_of_an_older_version(capsys):
 def test_a_missing_path_is_one_clear_error(tmp_path):
     with pytest.raises(DrawStudioError, match="does not exist"):
         summarize_runs([tmp_path / "nothing.log.h5"])
+
+
+def test_a_folder_without_logs_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "X.ckpt").write_bytes(b"not a log")
+    assert main(["runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"draw-studio runs: error: no training logs (*.log.h5) in {tmp_path}; give training logs " \
+                  "(X.log.h5) or folders holding them"
+    assert main(["runs", str(tmp_path / "nowhere")]) == 2  # as a missing folder
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_run_shows_only_the_settings_that_apply_to_it(capsys):
+    runs = {run.name: run for run in summarize_runs([REPO / "models"])}
+    assert runs["cluttered-classifier"].settings["clutter"] == "fresh"  # the classifier's setting
+    assert runs["cluttered-classifier"].settings["read_n"] == 12
+    assert "clutter" not in runs["two-digit-attention"].settings  # DRAW has no clutter
+    assert (runs["mnist-attention"].settings["read_n"], runs["mnist-attention"].settings["write_n"]) == (2, 5)
+    assert not {"read_n", "write_n", "clutter"} & set(runs["mnist-noattention"].settings)  # no attention
+    assert main(["runs", str(REPO / "models")]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    columns = header.split()
+    cells = {row.split()[0]: row.split() for row in rows}
+    assert cells["mnist-noattention"][columns.index("read_n")] == "-"
+    assert cells["mnist-noattention"][columns.index("write_n")] == "-"
+    assert cells["two-digit-attention"][columns.index("clutter")] == "-"

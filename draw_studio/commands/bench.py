@@ -15,8 +15,9 @@ def add_parser(subparsers) -> None:
         "curve, a drawing to its reconstruction), the window's event-loop latency while it trains and its "
         "longest event-loop block "
         "while it opens a 1,000,000-row training log, changes the smoothing and exports the CSV, peak memory. "
-        "Takes 2-3 minutes "
-        "(the first run compiles the fast path, ~15 s per batch size; later runs reuse PyTorch's cache)."))
+        "How long it takes depends on the machine: it times the window in child processes (12 s twice, 8 s "
+        "dragging, plus their start-up), and the first run also compiles the fast path (~15 s per batch size; "
+        "later runs reuse PyTorch's cache); --quick and --no-gui make it shorter."))
     p.add_argument("--json", action="store_true",
                    help="print one JSON object on stdout (the table then goes to stderr)")
     p.add_argument("--quick", action="store_true", help="fewer timed windows (noisier)")

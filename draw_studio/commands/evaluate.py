@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from ..checkpoint import load_model
@@ -13,7 +14,7 @@ from ..device import resolve_device
 from ..errors import DrawStudioError
 from ..evaluate import evaluate
 from ..memory import check_fits, forward_bytes
-from .arguments import batch_size, non_negative_int, seed
+from .arguments import MAX_INT, batch_size, non_negative_int, seed
 from .common import add_data, add_device, add_threads, command_parser, status
 
 
@@ -28,7 +29,7 @@ def add_parser(subparsers) -> None:
                    help="dataset (default: the one the model was trained on)")
     p.add_argument("--split", default="test", choices=("train", "valid", "test"))
     p.add_argument("--limit", type=non_negative_int, default=0, help="only the first N images of the split (0: all)")
-    p.add_argument("--importance-samples", type=non_negative_int, default=0, metavar="K",
+    p.add_argument("--importance-samples", type=importance_samples, default=0, metavar="K",
                    help="K >= 2: also the K-sample importance-weighted bound (0: not)")
     p.add_argument("--batch-size", type=batch_size, default=500, help="images per forward pass")
     p.add_argument("--seed", type=seed, default=0, help="seed of the posterior noise")
@@ -36,6 +37,34 @@ def add_parser(subparsers) -> None:
     add_threads(p)
     add_device(p)
     p.set_defaults(run=run)
+
+
+def importance_samples(text: str) -> int:
+    """An argument type for ``--importance-samples``: 0 (no importance-weighted bound) or K >= 2.
+
+    Parameters
+    ----------
+    text : str
+        The argument as given.
+
+    Returns
+    -------
+    int
+        K, or 0.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        Not a whole number, 1, negative, or beyond the largest count.
+    """
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value != 0 and not 2 <= value <= MAX_INT:
+        raise argparse.ArgumentTypeError("must be 0 (no importance-weighted bound) or a whole number K of at least "
+                                         f"2 (one sample is the plain bound), got {text!r}")
+    return value
 
 
 def run(args) -> int:

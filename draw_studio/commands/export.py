@@ -7,7 +7,16 @@ from pathlib import Path
 
 from ..classify_trace import CLASSIFY_MODE, read_classify_trace
 from ..errors import DrawStudioError
-from ..export import export_frames, export_gif, export_mp4, frame_size, frame_steps, parse_images
+from ..export import (
+    export_frames,
+    export_gif,
+    export_mp4,
+    frame_files,
+    frame_size,
+    frame_steps,
+    frames_written_text,
+    parse_images,
+)
 from ..memory import check_fits
 from ..trace_checks import nonfinite_fields
 from ..trace_file import open_trace_file, read_trace, trace_mode
@@ -33,7 +42,8 @@ def add_parser(subparsers) -> None:
         "each image's input with the read window of glimpse t, the glimpse, and a line such as "
         "'glimpse 3/8: p(7)=0.93, label 7'."))
     p.add_argument("trace", help="trace file written by draw-studio trace")
-    p.add_argument("--frames", metavar="DIR", help="write frame_000.png ... into this folder")
+    p.add_argument("--frames", metavar="DIR", help="write frame_000.png ... into this folder (the frame_NNN.png "
+                   "files of an earlier export there are replaced: those beyond the new ones are removed)")
     p.add_argument("--gif", metavar="FILE", help="write an animated GIF")
     p.add_argument("--mp4", metavar="FILE", help="write an MP4 video (needs pip install imageio-ffmpeg)")
     p.add_argument("--windows", action=argparse.BooleanOptionalAction, default=None,
@@ -68,7 +78,8 @@ def run(args) -> int:
     if args.frames:
         digits = max(3, len(str(trace.steps)))
         names = [Path(args.frames) / f"frame_{step:0{digits}d}.png" for step in steps]
-        refuse_overwriting_inputs({"--frames": names}, {"trace": args.trace})
+        # the earlier export's frames are removed once the new ones are in: the trace must not be one of them
+        refuse_overwriting_inputs({"--frames": names + frame_files(args.frames)}, {"trace": args.trace})
     height, width = frame_size(trace, scale, args.columns)
     frame = 3 * height * width  # bytes of one RGB frame
     check_fits(frame * (len(steps) if args.gif else 2), f"frames of {trace.n} images at --scale {scale}"
@@ -85,8 +96,7 @@ def run(args) -> int:
             status(f"  frame {done}/{total}")
 
     if args.frames:
-        paths = export_frames(trace, args.frames, progress=progress, **options)
-        status(f"wrote {len(paths)} frames to {args.frames}")
+        status(frames_written_text(export_frames(trace, args.frames, progress=progress, **options), args.frames))
     if args.gif:
         export_gif(trace, args.gif, fps=args.fps, loop=args.loop, progress=progress, **options)
         status(f"wrote {args.gif}")

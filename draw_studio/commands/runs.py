@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ..curve_meaning import best_valid_text
+from ..errors import DrawStudioError
 from ..formatting import duration
-from ..runs import differing_settings, summarize_runs
+from ..runs import LOG_PATTERN, differing_settings, summarize_runs
 from .common import command_parser, json_text
 
 
@@ -21,7 +24,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args) -> int:
-    runs = summarize_runs(args.logs)
+    for folder in filter(Path.is_dir, map(Path, args.logs)):
+        if not any(folder.glob(LOG_PATTERN)):
+            raise DrawStudioError(f"no training logs ({LOG_PATTERN}) in {folder}; give training logs (X.log.h5) "
+                                  "or folders holding them")
+    runs = summarize_runs(args.logs)  # refuses a path that does not exist
     differing = differing_settings(runs)
     if args.json:
         print(json_text({"differing": differing, "runs": [

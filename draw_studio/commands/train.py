@@ -151,6 +151,22 @@ def check_request(args) -> None:
                    resolve_device(args.device))
 
 
+def refuse_contradictions(args) -> None:
+    """Refuse, for DRAW and the attention classifier alike, options that say nothing or contradict each other:
+    ``--epochs 0`` (the configuration's 0 means "not set": it would train ``--steps`` steps without a word) and
+    ``--no-log`` with ``--log``.
+
+    Raises
+    ------
+    DrawStudioError
+        One line naming the option and the fix.
+    """
+    if args.epochs is not None and args.epochs == 0:
+        raise DrawStudioError("--epochs must be above 0; leave it out to train --steps steps")
+    if args.no_log and args.log:
+        raise DrawStudioError(f"--no-log writes no training log, but --log {args.log} names one; pass one of them")
+
+
 def refuse_warmup_without_init_from(args) -> None:
     """``--lr-warmup`` ramps the rate after a fresh Adam state: only ``--init-from`` starts one mid-run."""
     if args.lr_warmup is not None and not args.init_from:
@@ -170,6 +186,7 @@ def checked_run(args) -> int:
     printed once, by process 0 (and by the first process of each other machine, as ``rank R of N: ...``); an error
     joining the group or choosing a device, which may be one process's own, by each process that meets it.
     """
+    refuse_contradictions(args)
     if train_classifier.wanted(args):  # the attention classifier: its own loop (commands/train_classifier.py)
         return train_classifier.run(args)
     ranks = distributed.ranks_from_environment()

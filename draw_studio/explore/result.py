@@ -98,7 +98,7 @@ def write_result(path: str | Path, result: ExploreResult) -> None:
                     dset.dims[axis].label = label
         Path(temp).write_bytes(data.getbuffer())
 
-    atomic_write(path, write)
+    atomic_write(path, write, kind="trace")
 
 
 def read_intervention(path: str | Path) -> dict | None:

@@ -16,7 +16,7 @@ from ..errors import DrawStudioError
 from ..files import file_sha256
 from ..model import DRAW
 from ..trace import Trace
-from ..trace_file import open_trace_file, read_trace
+from ..trace_file import attribute_text, open_trace_file, read_trace
 from .replay import check_model
 
 
@@ -49,8 +49,17 @@ def load_checkpoint(checkpoint: str | Path | None, device: str = "cpu") -> Loade
 
 
 def trace_length(path: str | Path) -> int:
-    """Images in the trace file at ``path`` (only the shapes are read)."""
+    """Images in the DRAW trace file at ``path`` (only the shapes are read).
+
+    Raises
+    ------
+    DrawStudioError
+        The file is not a DRAW trace: an attention classifier's, or a damaged one (one line each).
+    """
     with open_trace_file(path) as f:
+        if attribute_text(f.attrs.get("mode", "")) == "classify":
+            raise DrawStudioError(f"{path} is an attention classifier's trace (glimpses only, no canvas); explore "
+                                  "needs a DRAW model's trace: record one with draw-studio trace of a DRAW checkpoint")
         canvas = f.get("canvas")
         if canvas is None or not hasattr(canvas, "shape") or len(canvas.shape) != 5:
             raise DrawStudioError(f"{path} is a damaged trace (no canvas); record the trace again")

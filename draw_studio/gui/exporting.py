@@ -129,7 +129,7 @@ class Exporter(QObject):
 
         def run(progress) -> str:
             if kind == "frames":
-                return f"wrote {len(export.export_frames(trace, path, progress=progress, **options))} frames to {path}"
+                return export.frames_written_text(export.export_frames(trace, path, progress=progress, **options), path)
             if kind == "gif":
                 export.export_gif(trace, path, fps=fps, progress=progress, **options)
             elif kind == "mp4":
